@@ -1,0 +1,163 @@
+// Attention of the last position (`=`) over [a, b, =], one thread per (example, head).
+// Only the last position feeds the loss, and with one layer its keys and values are rows of
+// the per-(token, position) tables K, V [H, 2p+1, Dh]; its query is the single row q [H, Dh].
+// A causal mask never hides anything from the last position, so it does not appear here.
+
+struct Params {
+    n: u32,         // examples
+    p: u32,
+    n_heads: u32,
+    d_head: u32,
+    scale: f32,     // 1 / sqrt(d_head)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> prm: Params;
+@group(0) @binding(1) var<storage, read> examples: array<u32>; // [n, 2] = (a, b)
+@group(0) @binding(2) var<storage, read> k_tab: array<f32>;
+@group(0) @binding(3) var<storage, read> v_tab: array<f32>;
+@group(0) @binding(4) var<storage, read> q: array<f32>;
+@group(0) @binding(5) var<storage, read_write> pattern: array<f32>; // [n, H, 3]
+@group(0) @binding(6) var<storage, read_write> z: array<f32>;       // [n, H * Dh]
+// backward
+@group(0) @binding(7) var<storage, read> pattern_in: array<f32>;
+@group(0) @binding(8) var<storage, read> dz: array<f32>;
+@group(0) @binding(9) var<storage, read_write> ds: array<f32>;      // [n, H, 3] d score
+@group(0) @binding(10) var<storage, read> ds_in: array<f32>;
+@group(0) @binding(11) var<storage, read> csr_start: array<u32>;    // [2p + 1]
+@group(0) @binding(12) var<storage, read> csr_items: array<u32>;    // n * 3 + slot
+@group(0) @binding(13) var<storage, read_write> dk_tab: array<f32>;
+@group(0) @binding(14) var<storage, read_write> dv_tab: array<f32>;
+@group(0) @binding(15) var<storage, read_write> dq: array<f32>;
+
+fn table_row(n: u32, slot: u32) -> u32 {
+    if (slot == 0u) {
+        return examples[2u * n];
+    }
+    if (slot == 1u) {
+        return prm.p + examples[2u * n + 1u];
+    }
+    return 2u * prm.p;
+}
+
+fn tab_index(h: u32, row: u32, e: u32) -> u32 {
+    return (h * (2u * prm.p + 1u) + row) * prm.d_head + e;
+}
+
+@compute @workgroup_size(64)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let t = gid.x;
+    if (t >= prm.n * prm.n_heads) {
+        return;
+    }
+    let n = t / prm.n_heads;
+    let h = t % prm.n_heads;
+    var s: array<f32, 3>;
+    for (var j = 0u; j < 3u; j++) {
+        let row = table_row(n, j);
+        var acc = 0.0;
+        for (var e = 0u; e < prm.d_head; e++) {
+            acc = fma(q[h * prm.d_head + e], k_tab[tab_index(h, row, e)], acc);
+        }
+        s[j] = acc * prm.scale;
+    }
+    let m = max(s[0], max(s[1], s[2]));
+    var w: array<f32, 3>;
+    var total = 0.0;
+    for (var j = 0u; j < 3u; j++) {
+        w[j] = exp(s[j] - m);
+        total += w[j];
+    }
+    for (var j = 0u; j < 3u; j++) {
+        w[j] /= total;
+        pattern[t * 3u + j] = w[j];
+    }
+    let width = prm.n_heads * prm.d_head;
+    for (var e = 0u; e < prm.d_head; e++) {
+        var acc = 0.0;
+        for (var j = 0u; j < 3u; j++) {
+            acc = fma(w[j], v_tab[tab_index(h, table_row(n, j), e)], acc);
+        }
+        z[n * width + h * prm.d_head + e] = acc;
+    }
+}
+
+// d score_j = P_j (dP_j - sum_i P_i dP_i), dP_j = dz_h . v_j
+@compute @workgroup_size(64)
+fn score_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let t = gid.x;
+    if (t >= prm.n * prm.n_heads) {
+        return;
+    }
+    let n = t / prm.n_heads;
+    let h = t % prm.n_heads;
+    let width = prm.n_heads * prm.d_head;
+    var dp: array<f32, 3>;
+    var mean = 0.0;
+    for (var j = 0u; j < 3u; j++) {
+        let row = table_row(n, j);
+        var acc = 0.0;
+        for (var e = 0u; e < prm.d_head; e++) {
+            acc = fma(dz[n * width + h * prm.d_head + e], v_tab[tab_index(h, row, e)], acc);
+        }
+        dp[j] = acc;
+        mean = fma(pattern_in[t * 3u + j], acc, mean);
+    }
+    for (var j = 0u; j < 3u; j++) {
+        ds[t * 3u + j] = pattern_in[t * 3u + j] * (dp[j] - mean);
+    }
+}
+
+// Gradients of the K and V tables, one thread per (head, row, e). Rows of a and b gather the
+// examples that use them through a CSR index built on the host; the `=` row is used by all.
+@compute @workgroup_size(64)
+fn table_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let rows = 2u * prm.p + 1u;
+    let t = gid.x;
+    if (t >= prm.n_heads * rows * prm.d_head) {
+        return;
+    }
+    let e = t % prm.d_head;
+    let row = (t / prm.d_head) % rows;
+    let h = t / (prm.d_head * rows);
+    let width = prm.n_heads * prm.d_head;
+    var sum_ds = 0.0;
+    var sum_dv = 0.0;
+    if (row == 2u * prm.p) {
+        for (var n = 0u; n < prm.n; n++) {
+            let i = (n * prm.n_heads + h) * 3u + 2u;
+            sum_ds += ds_in[i];
+            sum_dv = fma(pattern_in[i], dz[n * width + h * prm.d_head + e], sum_dv);
+        }
+    } else {
+        for (var c = csr_start[row]; c < csr_start[row + 1u]; c++) {
+            let item = csr_items[c];
+            let n = item / 3u;
+            let i = (n * prm.n_heads + h) * 3u + item % 3u;
+            sum_ds += ds_in[i];
+            sum_dv = fma(pattern_in[i], dz[n * width + h * prm.d_head + e], sum_dv);
+        }
+    }
+    dk_tab[t] = sum_ds * q[h * prm.d_head + e] * prm.scale;
+    dv_tab[t] = sum_dv;
+}
+
+// Gradient of the single query row: sum over examples and slots of d score * k.
+@compute @workgroup_size(64)
+fn query_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let t = gid.x;
+    if (t >= prm.n_heads * prm.d_head) {
+        return;
+    }
+    let h = t / prm.d_head;
+    let e = t % prm.d_head;
+    var acc = 0.0;
+    for (var n = 0u; n < prm.n; n++) {
+        for (var j = 0u; j < 3u; j++) {
+            acc = fma(ds_in[(n * prm.n_heads + h) * 3u + j], k_tab[tab_index(h, table_row(n, j), e)], acc);
+        }
+    }
+    dq[t] = acc * prm.scale;
+}

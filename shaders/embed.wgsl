@@ -1,0 +1,73 @@
+// The residual stream at the embedding is a function of (token, position) only, so it is built
+// as a table of 2p + 1 rows: a at position 0 (rows 0..p), b at position 1 (rows p..2p) and `=`
+// at position 2 (row 2p). Without positional embeddings rows p..2p repeat rows 0..p; keeping
+// the layout fixed keeps every kernel free of that switch.
+
+struct Params {
+    p: u32,
+    d_model: u32,
+    w_e: u32,    // offset of embed.W_E
+    w_pos: u32,  // offset of pos_embed.W_pos
+    has_pos: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> prm: Params;
+@group(0) @binding(1) var<storage, read> qparams: array<f32>;
+@group(0) @binding(2) var<storage, read_write> table: array<f32>;
+@group(0) @binding(3) var<storage, read> dtable: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grads: array<f32>;
+
+@compute @workgroup_size(64)
+fn build_table(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let rows = 2u * prm.p + 1u;
+    let i = gid.x;
+    if (i >= rows * prm.d_model) {
+        return;
+    }
+    let row = i / prm.d_model;
+    let j = i % prm.d_model;
+    let pos = min(row / prm.p, 2u);
+    let tok = select(row % prm.p, prm.p, row == 2u * prm.p);
+    var v = qparams[prm.w_e + tok * prm.d_model + j];
+    if (prm.has_pos != 0u) {
+        v += qparams[prm.w_pos + pos * prm.d_model + j];
+    }
+    table[i] = v;
+}
+
+// Gradients of W_E and W_pos from the gradient of the table (one thread per output scalar).
+@compute @workgroup_size(64)
+fn embed_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let p = prm.p;
+    let d = prm.d_model;
+    let i = gid.x;
+    let n_we = (p + 1u) * d;
+    if (i < n_we) {
+        let tok = i / d;
+        let j = i % d;
+        if (tok == p) {
+            grads[prm.w_e + i] = dtable[2u * p * d + j];
+        } else {
+            grads[prm.w_e + i] = dtable[tok * d + j] + dtable[(p + tok) * d + j];
+        }
+        return;
+    }
+    let k = i - n_we;
+    if (prm.has_pos == 0u || k >= 3u * d) {
+        return;
+    }
+    let pos = k / d;
+    let j = k % d;
+    if (pos == 2u) {
+        grads[prm.w_pos + k] = dtable[2u * p * d + j];
+        return;
+    }
+    var s = 0.0;
+    for (var t = 0u; t < p; t++) {
+        s += dtable[(pos * p + t) * d + j];
+    }
+    grads[prm.w_pos + k] = s;
+}

@@ -1,0 +1,108 @@
+// Softmax cross-entropy of the last position, its gradient, and the batch mean.
+// Written so that tiny losses survive f32: with m the largest logit and r the sum of
+// exp(l_j - m) over every other class, loss = (m - l_label) + log1p(r), and the label's
+// gradient p_label - 1 = -(sum over j != label of e_j) / S is summed directly instead of
+// subtracting two numbers near 1. A loss of 1e-7 then comes out as 1e-7, not 0.
+
+struct Params {
+    n: u32,
+    p: u32,
+    metric: u32,     // column of `metrics`: 0 train, 2 test (loss; accuracy next to it)
+    with_grad: u32,
+    inv_n: f32,
+    metric_slots: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> prm: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<u32>;
+@group(0) @binding(3) var<storage, read_write> per_example: array<f32>; // [n, 2] = (loss, correct)
+@group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
+// reduction
+@group(0) @binding(5) var<storage, read> per_example_in: array<f32>;
+@group(0) @binding(6) var<storage, read> state: array<u32>;        // [0] = step
+@group(0) @binding(7) var<storage, read_write> metrics: array<f32>; // [slots, 4]
+
+fn log1p_f32(x: f32) -> f32 {
+    // Goldberg's trick: exact to a few ulps for small x where log(1 + x) would round to 0.
+    let u = 1.0 + x;
+    if (u == 1.0) {
+        return x;
+    }
+    return log(u) * x / (u - 1.0);
+}
+
+@compute @workgroup_size(64)
+fn per_example_loss(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = gid.x;
+    if (n >= prm.n) {
+        return;
+    }
+    let base_i = n * prm.p;
+    let label = labels[n];
+    var m = logits[base_i];
+    var arg = 0u;
+    for (var j = 1u; j < prm.p; j++) {
+        let l = logits[base_i + j];
+        if (l > m) {
+            m = l;
+            arg = j;
+        }
+    }
+    var rest_max = 0.0;   // sum over j != argmax
+    var rest_label = 0.0; // sum over j != label
+    for (var j = 0u; j < prm.p; j++) {
+        let e = exp(logits[base_i + j] - m);
+        if (j != arg) {
+            rest_max += e;
+        }
+        if (j != label) {
+            rest_label += e;
+        }
+    }
+    let total = 1.0 + rest_max;
+    per_example[2u * n] = (m - logits[base_i + label]) + log1p_f32(rest_max);
+    per_example[2u * n + 1u] = select(0.0, 1.0, arg == label);
+    if (prm.with_grad != 0u) {
+        for (var j = 0u; j < prm.p; j++) {
+            var g: f32;
+            if (j == label) {
+                g = -rest_label / total;
+            } else {
+                g = exp(logits[base_i + j] - m) / total;
+            }
+            dlogits[base_i + j] = g * prm.inv_n;
+        }
+    }
+}
+
+var<workgroup> red_loss: array<f32, 256>;
+var<workgroup> red_correct: array<f32, 256>;
+
+// Mean loss and accuracy in one workgroup: fixed-order strided sums, then a tree.
+@compute @workgroup_size(256)
+fn reduce(@builtin(local_invocation_index) lid: u32) {
+    var loss = 0.0;
+    var correct = 0.0;
+    for (var n = lid; n < prm.n; n += 256u) {
+        loss += per_example_in[2u * n];
+        correct += per_example_in[2u * n + 1u];
+    }
+    red_loss[lid] = loss;
+    red_correct[lid] = correct;
+    workgroupBarrier();
+    for (var stride = 128u; stride > 0u; stride >>= 1u) {
+        if (lid < stride) {
+            red_loss[lid] += red_loss[lid + stride];
+            red_correct[lid] += red_correct[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        let slot = (state[0] - 1u) % prm.metric_slots;
+        metrics[slot * 4u + prm.metric] = red_loss[0] * prm.inv_n;
+        metrics[slot * 4u + prm.metric + 1u] = red_correct[0] * prm.inv_n;
+    }
+}

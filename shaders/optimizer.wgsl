@@ -1,0 +1,45 @@
+// AdamW over every parameter in one dispatch (PyTorch semantics: decoupled weight decay first,
+// then the bias-corrected Adam update). The step counter lives on the GPU so that many epochs can
+// be recorded into one submission.
+
+struct Hyper {
+    lr: f32,
+    weight_decay: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    len: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> hp: Hyper;
+@group(0) @binding(1) var<storage, read_write> state: array<u32>; // [0] = step
+@group(0) @binding(2) var<storage, read_write> params: array<f32>;
+@group(0) @binding(3) var<storage, read> grads: array<f32>;
+@group(0) @binding(4) var<storage, read_write> m: array<f32>;
+@group(0) @binding(5) var<storage, read_write> v: array<f32>;
+
+@compute @workgroup_size(1)
+fn begin_step() {
+    state[0] += 1u;
+}
+
+@compute @workgroup_size(256)
+fn adamw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= hp.len) {
+        return;
+    }
+    let t = f32(state[0]);
+    let g = grads[i];
+    var p = params[i] * (1.0 - hp.lr * hp.weight_decay);
+    let mi = hp.beta1 * m[i] + (1.0 - hp.beta1) * g;
+    let vi = hp.beta2 * v[i] + (1.0 - hp.beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    let bc1 = 1.0 - pow(hp.beta1, t);
+    let bc2 = 1.0 - pow(hp.beta2, t);
+    p -= (hp.lr / bc1) * mi / (sqrt(vi) / sqrt(bc2) + hp.eps);
+    params[i] = p;
+}

@@ -1,0 +1,258 @@
+//! Conformance: the GPU engine against the CPU reference and against reference files, on the
+//! adapter in use. Shared by `bitgrok check` and the test suite.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::engine::device::Gpu;
+use crate::engine::Engine;
+use crate::model::{ActQuant, LinearNorm, ModelConfig, Params, Weights};
+use crate::optim::AdamW;
+use crate::reference;
+use crate::task::Examples;
+use crate::testvectors;
+
+/// Everything one training step computes that conformance compares.
+pub struct Outputs {
+    /// [N, p] last-position logits.
+    pub logits: Vec<f64>,
+    pub loss: f64,
+    /// [N, H, 3] attention of `=`.
+    pub attn_pattern_last: Vec<f64>,
+    /// [N, d_mlp] post-ReLU activations at `=`.
+    pub mlp_post_last: Vec<f64>,
+    pub grads: Params,
+    /// Parameters after one AdamW step from zero moments.
+    pub adamw1: Params,
+}
+
+/// `after - before`, parameter by parameter.
+fn difference(after: &Params, before: &Params) -> Params {
+    let mut d = after.clone();
+    for (id, b) in before.iter() {
+        d.get_mut(id).iter_mut().zip(b).for_each(|(x, y)| *x -= y);
+    }
+    d
+}
+
+/// The reference's first AdamW step from zero moments.
+fn adamw1(params: &Params, grads: &Params, hp: &AdamW) -> Params {
+    let mut after = params.clone();
+    let (mut m, mut v) = (Params::zeros(&params.config), Params::zeros(&params.config));
+    reference::adamw_step(&mut after, grads, &mut m, &mut v, 1, hp);
+    after
+}
+
+/// Runs one epoch on the GPU with `examples` as the (full) batch and reads everything back.
+pub fn engine_outputs(gpu: &Gpu, params: &Params, examples: &Examples, hp: &AdamW) -> Result<Outputs> {
+    let c = &params.config;
+    let mut engine = Engine::new(gpu, params, examples, None, hp)?;
+    let metrics = engine.run_epochs(1, 1, |_| false)?;
+    let to64 = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
+    let n = examples.len();
+    let b = &engine.train;
+    let logits = to64(engine.read_f32(&b.logits, n * c.p)?);
+    let attn_pattern_last = to64(engine.read_f32(&b.pattern, n * c.n_heads * 3)?);
+    let pre = to64(engine.read_f32(&b.pre, n * c.d_mlp)?);
+    Ok(Outputs {
+        logits,
+        loss: metrics[0].train_loss as f64,
+        attn_pattern_last,
+        mlp_post_last: pre.into_iter().map(|x| x.max(0.0)).collect(),
+        grads: engine.grads()?,
+        adamw1: engine.params()?,
+    })
+}
+
+/// The CPU reference's version of [`Outputs`].
+pub fn reference_outputs(params: &Params, examples: &Examples, hp: &AdamW) -> Outputs {
+    let c = &params.config;
+    let tokens = examples.tokens(c.p);
+    let labels: Vec<usize> = examples.labels.iter().map(|&l| l as usize).collect();
+    let fwd = reference::forward(params, &tokens);
+    let (loss, grads) = reference::loss_and_grads(params, &tokens, &labels);
+    Outputs {
+        attn_pattern_last: fwd.attn_pattern_last(),
+        mlp_post_last: fwd.mlp_post_last(c.d_mlp),
+        logits: fwd.logits,
+        loss,
+        adamw1: adamw1(params, &grads, hp),
+        grads,
+    }
+}
+
+/// One line of the conformance table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub case: String,
+    pub quantity: String,
+    pub max_abs: f64,
+    /// Largest error relative to the largest expected magnitude of the quantity.
+    pub max_rel: f64,
+    /// L2 norm of the error relative to the L2 norm of the expected values.
+    pub rel_l2: f64,
+    pub pass: bool,
+}
+
+/// Tolerances of the f32 engine against f64 results.
+///
+/// Errors are relative to the largest magnitude of each quantity: f32 products of length
+/// ≤ 512 accumulate ~1e-6 relative error, so `max_rel` ≤ 2e-4 leaves two orders of margin.
+///
+/// With int8 activations *and* binary/ternary weights, pre-activations are integer multiples of
+/// one scale, so many are exactly 0 in exact arithmetic; f64 and f32 each leave a rounding
+/// residue of arbitrary sign there, and the ReLU lets the gradient through or not. Each such
+/// tie changes the gradient of one (example, neuron) and everything upstream of it, so for these
+/// configurations the bound is on the relative L2 error of the whole tensor (`rel_l2` ≤ 5e-2)
+/// instead of on every entry; a wrong kernel gives errors of order 1.
+#[derive(Clone, Copy, Debug)]
+pub struct Tolerance {
+    pub max_rel: f64,
+    /// `None`: every entry must meet `max_rel`.
+    pub rel_l2: Option<f64>,
+}
+
+impl Tolerance {
+    pub fn for_config(c: &ModelConfig) -> Self {
+        let ties = c.weights != Weights::F32 && c.act_quant == ActQuant::Int8;
+        Tolerance { max_rel: 2e-4, rel_l2: ties.then_some(5e-2) }
+    }
+
+    fn strict(self) -> Self {
+        Tolerance { rel_l2: None, ..self }
+    }
+}
+
+fn compare(case: &str, quantity: &str, got: &[f64], want: &[f64], tol: Tolerance) -> Row {
+    let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-12);
+    let norm = want.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-30);
+    let mut max_abs = 0.0f64;
+    let mut sq = 0.0;
+    let mut finite = got.len() == want.len();
+    for (g, w) in got.iter().zip(want) {
+        let err = (g - w).abs();
+        finite &= err.is_finite();
+        max_abs = max_abs.max(err);
+        sq += err * err;
+    }
+    let max_rel = max_abs / scale;
+    let rel_l2 = sq.sqrt() / norm;
+    let pass = finite
+        && match tol.rel_l2 {
+            None => max_rel <= tol.max_rel,
+            Some(l2) => max_rel <= tol.max_rel || rel_l2 <= l2,
+        };
+    Row { case: case.into(), quantity: quantity.into(), max_abs, max_rel, rel_l2, pass }
+}
+
+/// Rows comparing every quantity of `got` (the engine's) with `want`. The AdamW step is
+/// checked on its own: the engine's update against the reference update computed from the
+/// engine's own gradients (compared as `after - before`, since the step is ~lr next to the
+/// parameters), so gradient differences are not counted twice.
+pub fn compare_outputs(case: &str, params: &Params, hp: &AdamW, got: &Outputs, want: &Outputs, tol: Tolerance) -> Vec<Row> {
+    let mut rows = vec![
+        compare(case, "logits", &got.logits, &want.logits, tol),
+        compare(case, "loss", &[got.loss], &[want.loss], tol.strict()),
+        compare(case, "attn_pattern_last", &got.attn_pattern_last, &want.attn_pattern_last, tol),
+        compare(case, "mlp_post_last", &got.mlp_post_last, &want.mlp_post_last, tol),
+    ];
+    for (id, g) in got.grads.iter() {
+        rows.push(compare(case, &format!("grad.{}", id.name()), g, want.grads.get(id), tol));
+    }
+    let got_update = difference(&got.adamw1, params);
+    let want_update = difference(&adamw1(params, &got.grads, hp), params);
+    for (id, g) in got_update.iter() {
+        rows.push(compare(case, &format!("adamw1.{} (update)", id.name()), g, want_update.get(id), tol.strict()));
+    }
+    rows
+}
+
+/// Every combination of the five switches at a small size (p = 7, d_model 16, 2 heads × 8,
+/// d_mlp 32), each with a seeded initialisation of the matching preset.
+pub fn switch_combinations() -> Vec<ModelConfig> {
+    let mut out = Vec::new();
+    for weights in [Weights::F32, Weights::Binary, Weights::Ternary] {
+        for act_quant in [ActQuant::None, ActQuant::Int8] {
+            for linear_norm in [LinearNorm::None, LinearNorm::Rms] {
+                for bits in 0..8u32 {
+                    let mut c = ModelConfig::preset(crate::model::Preset::SeedBitnet, 7);
+                    c.d_model = 16;
+                    c.n_heads = 2;
+                    c.d_head = 8;
+                    c.d_mlp = 32;
+                    c.weights = weights;
+                    c.act_quant = act_quant;
+                    c.linear_norm = linear_norm;
+                    c.pos_embed = bits & 1 != 0;
+                    c.causal = bits & 2 != 0;
+                    c.final_norm = bits & 4 != 0;
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Short name of a configuration's switches.
+pub fn case_name(c: &ModelConfig) -> String {
+    format!(
+        "p{} {:?}/{:?}/{:?}{}{}{}",
+        c.p,
+        c.weights,
+        c.act_quant,
+        c.linear_norm,
+        if c.pos_embed { " pos" } else { "" },
+        if c.causal { " causal" } else { "" },
+        if c.final_norm { " final_norm" } else { "" },
+    )
+    .to_lowercase()
+}
+
+/// GPU engine against the CPU reference for one configuration.
+pub fn check_against_reference(gpu: &Gpu, config: &ModelConfig, seed: u64) -> Result<Vec<Row>> {
+    let params = Params::init(config, seed);
+    let examples = Examples::all(config.p);
+    let hp = AdamW::default();
+    let got = engine_outputs(gpu, &params, &examples, &hp)?;
+    let want = reference_outputs(&params, &examples, &hp);
+    Ok(compare_outputs(&case_name(config), &params, &hp, &got, &want, Tolerance::for_config(config)))
+}
+
+/// GPU engine against one reference file.
+pub fn check_against_vector(gpu: &Gpu, path: &Path) -> Result<Vec<Row>> {
+    let tv = testvectors::load(path)?;
+    let examples = Examples {
+        a: tv.tokens.iter().map(|t| t[0] as u32).collect(),
+        b: tv.tokens.iter().map(|t| t[1] as u32).collect(),
+        labels: tv.labels.iter().map(|&l| l as u32).collect(),
+    };
+    let got = engine_outputs(gpu, &tv.params, &examples, &tv.adamw)?;
+    let want = Outputs {
+        logits: tv.logits.clone(),
+        loss: tv.loss,
+        attn_pattern_last: tv.attn_pattern_last.clone(),
+        mlp_post_last: tv.mlp_post_last.clone(),
+        grads: tv.grads.clone(),
+        adamw1: tv.adamw1.clone(),
+    };
+    Ok(compare_outputs(&tv.name, &tv.params, &tv.adamw, &got, &want, Tolerance::for_config(&tv.config)))
+}
+
+/// Prints the table; returns whether every row passed.
+pub fn print_table(rows: &[Row]) -> bool {
+    println!("{:<40} {:<40} {:>9} {:>9} {:>9}  verdict", "case", "quantity", "max abs", "max rel", "rel L2");
+    for r in rows {
+        println!(
+            "{:<40} {:<40} {:>9.2e} {:>9.2e} {:>9.2e}  {}",
+            r.case,
+            r.quantity,
+            r.max_abs,
+            r.max_rel,
+            r.rel_l2,
+            if r.pass { "ok" } else { "FAIL" }
+        );
+    }
+    rows.iter().all(|r| r.pass)
+}

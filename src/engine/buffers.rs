@@ -1,0 +1,180 @@
+//! GPU buffers: parameters and optimiser state, the per-(token, position) tables, and the
+//! activations of one batch of examples.
+
+use wgpu::util::DeviceExt;
+
+use crate::model::ModelConfig;
+use crate::task::Examples;
+
+/// Usage of every storage buffer: kernels read and write it, the host uploads and reads back.
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+/// A zeroed f32 storage buffer of `len` elements (at least one: empty bindings are invalid).
+pub fn zeros(device: &wgpu::Device, label: &str, len: usize) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: (len.max(1) * 4) as u64,
+        usage: STORAGE,
+        mapped_at_creation: false,
+    })
+}
+
+pub fn with_data<T: bytemuck::Pod>(device: &wgpu::Device, label: &str, data: &[T]) -> wgpu::Buffer {
+    let bytes: &[u8] = bytemuck::cast_slice(data);
+    let padded;
+    let contents = if bytes.is_empty() {
+        padded = [0u8; 4];
+        &padded[..]
+    } else {
+        bytes
+    };
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents,
+        usage: STORAGE,
+    })
+}
+
+/// Tables of the residual stream at the embedding and of K, V, indexed by (token, position):
+/// 2p + 1 rows (see shaders/embed.wgsl), plus the single query row of `=`.
+pub struct Tables {
+    pub rows: usize,
+    pub x0: wgpu::Buffer,
+    pub a0: wgpu::Buffer,
+    pub inv0: wgpu::Buffer,
+    pub k: wgpu::Buffer,
+    pub v: wgpu::Buffer,
+    pub q: wgpu::Buffer,
+    pub dk: wgpu::Buffer,
+    pub dv: wgpu::Buffer,
+    pub dq: wgpu::Buffer,
+    pub da0: wgpu::Buffer,
+    pub dx0: wgpu::Buffer,
+}
+
+impl Tables {
+    pub fn new(device: &wgpu::Device, c: &ModelConfig) -> Self {
+        let rows = 2 * c.p + 1;
+        let (d, a) = (c.d_model, c.d_attn());
+        Tables {
+            rows,
+            x0: zeros(device, "x0_table", rows * d),
+            a0: zeros(device, "a0_table", rows * d),
+            inv0: zeros(device, "inv0_table", rows),
+            k: zeros(device, "k_table", rows * a),
+            v: zeros(device, "v_table", rows * a),
+            q: zeros(device, "q", a),
+            dk: zeros(device, "dk_table", rows * a),
+            dv: zeros(device, "dv_table", rows * a),
+            dq: zeros(device, "dq", a),
+            da0: zeros(device, "da0_table", rows * d),
+            dx0: zeros(device, "dx0_table", rows * d),
+        }
+    }
+}
+
+/// Activations of the last position for a batch of examples (each `Linear` input is kept
+/// normalised/quantised as `a*`, with its inverse RMS as `inv*`).
+pub struct Batch {
+    pub n: usize,
+    pub examples: wgpu::Buffer,
+    pub labels: wgpu::Buffer,
+    pub pattern: wgpu::Buffer,
+    pub z: wgpu::Buffer,
+    pub az: wgpu::Buffer,
+    pub inv_z: wgpu::Buffer,
+    pub x1: wgpu::Buffer,
+    pub a1: wgpu::Buffer,
+    pub inv1: wgpu::Buffer,
+    pub pre: wgpu::Buffer,
+    pub a2: wgpu::Buffer,
+    pub inv2: wgpu::Buffer,
+    pub x2: wgpu::Buffer,
+    pub x2n: wgpu::Buffer,
+    pub inv_f: wgpu::Buffer,
+    pub logits: wgpu::Buffer,
+    pub per_example: wgpu::Buffer,
+    pub dlogits: wgpu::Buffer,
+    pub grads: Option<BatchGrads>,
+}
+
+/// Backward-pass buffers, only for the batch that is trained on.
+pub struct BatchGrads {
+    /// CSR index from table row (a or b at its position) to the (example, slot) items using it.
+    pub csr_start: wgpu::Buffer,
+    pub csr_items: wgpu::Buffer,
+    pub dx2n: wgpu::Buffer,
+    pub dx2: wgpu::Buffer,
+    pub da2: wgpu::Buffer,
+    pub dpre: wgpu::Buffer,
+    pub da1: wgpu::Buffer,
+    pub dx1: wgpu::Buffer,
+    pub daz: wgpu::Buffer,
+    pub dz: wgpu::Buffer,
+    pub ds: wgpu::Buffer,
+}
+
+impl Batch {
+    pub fn new(device: &wgpu::Device, c: &ModelConfig, ex: &Examples, with_grad: bool) -> Self {
+        let n = ex.len();
+        let (d, a, m, p, h) = (c.d_model, c.d_attn(), c.d_mlp, c.p, c.n_heads);
+        let pairs: Vec<u32> = ex.a.iter().zip(&ex.b).flat_map(|(&a, &b)| [a, b]).collect();
+        let grads = with_grad.then(|| {
+            let (csr_start, csr_items) = csr_index(ex, p);
+            BatchGrads {
+                csr_start: with_data(device, "csr_start", &csr_start),
+                csr_items: with_data(device, "csr_items", &csr_items),
+                dx2n: zeros(device, "dx2n", n * d),
+                dx2: zeros(device, "dx2", n * d),
+                da2: zeros(device, "da2", n * m),
+                dpre: zeros(device, "dpre", n * m),
+                da1: zeros(device, "da1", n * d),
+                dx1: zeros(device, "dx1", n * d),
+                daz: zeros(device, "daz", n * a),
+                dz: zeros(device, "dz", n * a),
+                ds: zeros(device, "ds", n * h * 3),
+            }
+        });
+        Batch {
+            n,
+            examples: with_data(device, "examples", &pairs),
+            labels: with_data(device, "labels", &ex.labels),
+            pattern: zeros(device, "pattern", n * h * 3),
+            z: zeros(device, "z", n * a),
+            az: zeros(device, "az", n * a),
+            inv_z: zeros(device, "inv_z", n),
+            x1: zeros(device, "x1", n * d),
+            a1: zeros(device, "a1", n * d),
+            inv1: zeros(device, "inv1", n),
+            pre: zeros(device, "pre", n * m),
+            a2: zeros(device, "a2", n * m),
+            inv2: zeros(device, "inv2", n),
+            x2: zeros(device, "x2", n * d),
+            x2n: zeros(device, "x2n", n * d),
+            inv_f: zeros(device, "inv_f", n),
+            logits: zeros(device, "logits", n * p),
+            per_example: zeros(device, "per_example", n * 2),
+            dlogits: zeros(device, "dlogits", n * p),
+            grads,
+        }
+    }
+}
+
+/// For each table row r < 2p, the items `n * 3 + slot` of the examples whose token at `slot`
+/// reads row r: `items[start[r]..start[r + 1]]`.
+fn csr_index(ex: &Examples, p: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut lists: Vec<Vec<u32>> = vec![Vec::new(); 2 * p];
+    for n in 0..ex.len() {
+        lists[ex.a[n] as usize].push(n as u32 * 3);
+        lists[p + ex.b[n] as usize].push(n as u32 * 3 + 1);
+    }
+    let mut start = vec![0u32];
+    let mut items = Vec::new();
+    for list in lists {
+        items.extend(list);
+        start.push(items.len() as u32);
+    }
+    (start, items)
+}

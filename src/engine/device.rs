@@ -1,0 +1,86 @@
+//! Adapter discovery and device creation.
+
+use anyhow::{anyhow, Context, Result};
+
+/// How to get an adapter on a machine that has none.
+pub const NO_ADAPTER_HELP: &str = "no GPU adapter found. On a headless Linux machine, install \
+Mesa's CPU Vulkan driver (lavapipe): `apt-get install -y mesa-vulkan-drivers`; on a GPU machine, \
+install the vendor's Vulkan driver. `bitgrok devices` lists what wgpu can see.";
+
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+}
+
+fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+/// Every adapter wgpu can see, in enumeration order.
+pub fn adapters() -> Vec<wgpu::Adapter> {
+    pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()))
+}
+
+/// One line describing an adapter.
+pub fn describe(info: &wgpu::AdapterInfo) -> String {
+    format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
+}
+
+/// Preference among adapters: discrete GPUs first, CPU adapters last.
+fn rank(info: &wgpu::AdapterInfo) -> u8 {
+    match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+/// Index into `adapters` of the one bitgrok uses: the first whose name contains `filter`
+/// (case-insensitive; `WGPU_ADAPTER_NAME` when no filter is given), else the best ranked.
+pub fn choose(adapters: &[wgpu::Adapter], filter: Option<&str>) -> Result<usize> {
+    if adapters.is_empty() {
+        return Err(anyhow!(NO_ADAPTER_HELP));
+    }
+    let env = std::env::var("WGPU_ADAPTER_NAME").ok();
+    match filter.or(env.as_deref()) {
+        Some(name) => {
+            let needle = name.to_lowercase();
+            adapters
+                .iter()
+                .position(|a| a.get_info().name.to_lowercase().contains(&needle))
+                .ok_or_else(|| {
+                    let names: Vec<String> = adapters.iter().map(|a| describe(&a.get_info())).collect();
+                    anyhow!("no adapter name contains {name:?}; available: {}", names.join("; "))
+                })
+        }
+        None => Ok((0..adapters.len())
+            .min_by_key(|&i| rank(&adapters[i].get_info()))
+            .expect("non-empty")),
+    }
+}
+
+impl Gpu {
+    /// Opens the chosen adapter with its own limits (large storage buffers are needed at p = 113).
+    pub fn new(filter: Option<&str>) -> Result<Gpu> {
+        let adapters = adapters();
+        let adapter = &adapters[choose(&adapters, filter)?];
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("bitgrok"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .with_context(|| format!("opening {}", describe(&info)))?;
+        Ok(Gpu { device, queue, info, limits })
+    }
+
+    pub fn describe(&self) -> String {
+        describe(&self.info)
+    }
+}

@@ -1,0 +1,203 @@
+//! WGSL sources, compute pipelines, and recorded dispatches.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Result};
+use wgpu::util::DeviceExt;
+
+use crate::model::config::{NORM_EPS, QUANT_EPS};
+
+/// Every shader file, by name. Each is compiled after [`prelude`].
+pub const SHADER_FILES: [(&str, &str); 7] = [
+    ("matmul", include_str!("../../shaders/matmul.wgsl")),
+    ("quantize", include_str!("../../shaders/quantize.wgsl")),
+    ("optimizer", include_str!("../../shaders/optimizer.wgsl")),
+    ("norm", include_str!("../../shaders/norm.wgsl")),
+    ("embed", include_str!("../../shaders/embed.wgsl")),
+    ("attention", include_str!("../../shaders/attention.wgsl")),
+    ("loss", include_str!("../../shaders/loss.wgsl")),
+];
+
+/// Constants shared by the host and every shader, generated from the Rust definitions so the
+/// two can never disagree.
+pub fn prelude() -> String {
+    format!(
+        "const NORM_EPS: f32 = {:e};\nconst QUANT_EPS: f32 = {:e};\n",
+        NORM_EPS as f32, QUANT_EPS as f32
+    )
+}
+
+/// Full source of a shader file as compiled.
+pub fn shader_source(name: &str) -> Option<String> {
+    SHADER_FILES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, src)| format!("{}{}", prelude(), src))
+}
+
+/// A compute entry point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Matmul,
+    Quantize,
+    BeginStep,
+    AdamW,
+    NormForward,
+    NormBackward,
+    GainGrad,
+    BuildTable,
+    EmbedGrad,
+    AttnForward,
+    ScoreGrad,
+    TableGrad,
+    QueryGrad,
+    ExampleLoss,
+    ReduceMetrics,
+}
+
+impl Kernel {
+    const ALL: [Kernel; 15] = [
+        Kernel::Matmul,
+        Kernel::Quantize,
+        Kernel::BeginStep,
+        Kernel::AdamW,
+        Kernel::NormForward,
+        Kernel::NormBackward,
+        Kernel::GainGrad,
+        Kernel::BuildTable,
+        Kernel::EmbedGrad,
+        Kernel::AttnForward,
+        Kernel::ScoreGrad,
+        Kernel::TableGrad,
+        Kernel::QueryGrad,
+        Kernel::ExampleLoss,
+        Kernel::ReduceMetrics,
+    ];
+
+    /// (shader file, entry point)
+    fn entry(self) -> (&'static str, &'static str) {
+        match self {
+            Kernel::Matmul => ("matmul", "main"),
+            Kernel::Quantize => ("quantize", "main"),
+            Kernel::BeginStep => ("optimizer", "begin_step"),
+            Kernel::AdamW => ("optimizer", "adamw"),
+            Kernel::NormForward => ("norm", "forward"),
+            Kernel::NormBackward => ("norm", "backward"),
+            Kernel::GainGrad => ("norm", "gain_grad"),
+            Kernel::BuildTable => ("embed", "build_table"),
+            Kernel::EmbedGrad => ("embed", "embed_grad"),
+            Kernel::AttnForward => ("attention", "forward"),
+            Kernel::ScoreGrad => ("attention", "score_grad"),
+            Kernel::TableGrad => ("attention", "table_grad"),
+            Kernel::QueryGrad => ("attention", "query_grad"),
+            Kernel::ExampleLoss => ("loss", "per_example_loss"),
+            Kernel::ReduceMetrics => ("loss", "reduce"),
+        }
+    }
+}
+
+/// One recorded dispatch: replayed unchanged every epoch.
+pub struct Dispatch {
+    pub kernel: Kernel,
+    pub bind_group: wgpu::BindGroup,
+    pub groups: [u32; 3],
+}
+
+pub struct Kernels {
+    pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
+}
+
+/// Most workgroups in one dimension (WebGPU's default limit).
+const MAX_GROUPS: u32 = 65535;
+
+/// Workgroups for `threads` invocations in groups of `size`, in one dimension.
+pub fn groups_1d(threads: usize, size: u32) -> Result<[u32; 3]> {
+    let groups = threads.div_ceil(size as usize);
+    if groups > MAX_GROUPS as usize {
+        bail!("{threads} invocations exceed one dispatch dimension ({MAX_GROUPS} groups of {size})");
+    }
+    Ok([groups.max(1) as u32, 1, 1])
+}
+
+/// Workgroups for `threads` invocations folded into two dimensions (kernels that index with
+/// `gid.x + gid.y * num_workgroups.x * size`).
+pub fn groups_2d(threads: usize, size: u32) -> [u32; 3] {
+    let groups = threads.div_ceil(size as usize).max(1) as u32;
+    let x = groups.min(MAX_GROUPS);
+    [x, groups.div_ceil(x), 1]
+}
+
+impl Kernels {
+    pub fn new(device: &wgpu::Device) -> Self {
+        let mut modules = HashMap::new();
+        for (name, _) in SHADER_FILES {
+            let source = shader_source(name).expect("listed");
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+            modules.insert(name, module);
+        }
+        let pipelines = Kernel::ALL
+            .into_iter()
+            .map(|k| {
+                let (file, entry) = k.entry();
+                let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: None,
+                    module: &modules[file],
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
+                (k, pipeline)
+            })
+            .collect();
+        Kernels { pipelines }
+    }
+
+    /// Records a dispatch of `kernel`; `uniform` (if any) goes to binding 0, `buffers` to the
+    /// bindings they name (exactly the bindings the entry point uses).
+    pub fn dispatch(
+        &self,
+        device: &wgpu::Device,
+        kernel: Kernel,
+        uniform: Option<&[u8]>,
+        buffers: &[(u32, &wgpu::Buffer)],
+        groups: [u32; 3],
+    ) -> Dispatch {
+        let pipeline = &self.pipelines[&kernel];
+        let uniform_buf = uniform.map(|bytes| {
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: bytes,
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
+        });
+        let mut entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .map(|(binding, buf)| wgpu::BindGroupEntry {
+                binding: *binding,
+                resource: buf.as_entire_binding(),
+            })
+            .collect();
+        if let Some(u) = &uniform_buf {
+            entries.push(wgpu::BindGroupEntry { binding: 0, resource: u.as_entire_binding() });
+        }
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.entry().1),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        Dispatch { kernel, bind_group, groups }
+    }
+
+    /// Appends `dispatches` to a compute pass.
+    pub fn encode(&self, pass: &mut wgpu::ComputePass, dispatches: &[Dispatch]) {
+        for d in dispatches {
+            pass.set_pipeline(&self.pipelines[&d.kernel]);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The GPU engine: everything a training run computes, as WGSL compute dispatches recorded once
+//! and replayed, many epochs per submission, with metrics read back in batches.
+
+pub mod buffers;
+pub mod device;
+pub mod kernels;
+pub mod layout;
+pub mod program;
+
+use anyhow::{bail, Result};
+
+use crate::model::{ModelConfig, ParamId, Params, Weights};
+use crate::optim::AdamW;
+use crate::task::Examples;
+use buffers::{Batch, Tables};
+use device::Gpu;
+use kernels::{Dispatch, Kernels};
+use layout::ParamLayout;
+use program::{Metric, Recorder, Shared};
+
+/// Loss and accuracy of one epoch (test values are NaN when it was not evaluated).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub train_loss: f32,
+    pub train_acc: f32,
+    pub test_loss: f32,
+    pub test_acc: f32,
+}
+
+/// Epochs whose metrics fit in the metrics buffer: one submission's worth.
+pub const MAX_EPOCHS_PER_SUBMIT: usize = 256;
+
+pub struct Engine<'g> {
+    gpu: &'g Gpu,
+    pub config: ModelConfig,
+    layout: ParamLayout,
+    shared: Shared,
+    pub train: Batch,
+    pub test: Option<Batch>,
+    /// begin step, quantise, forward, backward, AdamW on the train batch.
+    train_step: Vec<Dispatch>,
+    /// quantise, forward on the test batch (after the step, as in the reference notebooks).
+    eval_test: Vec<Dispatch>,
+    kernels: Kernels,
+    _tables: Tables,
+}
+
+impl<'g> Engine<'g> {
+    pub fn new(gpu: &'g Gpu, params: &Params, train: &Examples, test: Option<&Examples>, hp: &AdamW) -> Result<Self> {
+        let config = params.config.clone();
+        let device = &gpu.device;
+        let layout = ParamLayout::new(&config);
+        check_limits(gpu, &config, layout.total(), train.len().max(test.map_or(0, |t| t.len())))?;
+        let flat = layout.pack(params);
+        let descs: Vec<[u32; 4]> = layout
+            .entries()
+            .iter()
+            .map(|&(id, off, len)| [off as u32, len as u32, quant_mode(id, config.weights), 0])
+            .collect();
+        let shared = Shared {
+            params: buffers::with_data(device, "params", &flat),
+            qparams: buffers::zeros(device, "qparams", flat.len()),
+            grads: buffers::zeros(device, "grads", flat.len()),
+            m: buffers::zeros(device, "adam_m", flat.len()),
+            v: buffers::zeros(device, "adam_v", flat.len()),
+            state: buffers::with_data(device, "state", &[0u32; 4]),
+            metrics: buffers::zeros(device, "metrics", MAX_EPOCHS_PER_SUBMIT * 4),
+            metric_slots: MAX_EPOCHS_PER_SUBMIT,
+            quant_descs: buffers::with_data(device, "quant_descs", &descs),
+            one: buffers::with_data(device, "one", &[1.0f32]),
+        };
+        let kernels = Kernels::new(device);
+        let tables = Tables::new(device, &config);
+        let train = Batch::new(device, &config, train, true);
+        let test = test.map(|t| Batch::new(device, &config, t, false));
+        let rec = Recorder { device, kernels: &kernels, config: &config, layout: &layout, shared: &shared, tables: &tables };
+        let mut train_step = vec![rec.begin_step(), rec.quantize()];
+        train_step.extend(rec.tables()?);
+        train_step.extend(rec.forward(&train, Metric::Train)?);
+        train_step.extend(rec.backward(&train)?);
+        train_step.push(rec.adamw(hp));
+        let mut eval_test = Vec::new();
+        if let Some(test) = &test {
+            eval_test.push(rec.quantize());
+            eval_test.extend(rec.tables()?);
+            eval_test.extend(rec.forward(test, Metric::Test)?);
+        }
+        Ok(Engine { gpu, config, layout, shared, train, test, train_step, eval_test, kernels, _tables: tables })
+    }
+
+    /// Dispatches per training epoch, and per test evaluation.
+    pub fn dispatch_counts(&self) -> (usize, usize) {
+        (self.train_step.len(), self.eval_test.len())
+    }
+
+    /// Runs `epochs` training epochs (at most [`MAX_EPOCHS_PER_SUBMIT`]) in one submission,
+    /// evaluating the test batch after the epochs for which `eval(epoch)` is true. `first_epoch`
+    /// is the 1-based number of the first epoch, used only to label the metrics.
+    pub fn run_epochs(&mut self, first_epoch: usize, epochs: usize, eval: impl Fn(usize) -> bool) -> Result<Vec<EpochMetrics>> {
+        if epochs == 0 || epochs > MAX_EPOCHS_PER_SUBMIT {
+            bail!("run_epochs takes 1..={MAX_EPOCHS_PER_SUBMIT} epochs, got {epochs}");
+        }
+        let device = &self.gpu.device;
+        let mut encoder = device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for e in 0..epochs {
+                self.kernels.encode(&mut pass, &self.train_step);
+                if self.test.is_some() && eval(first_epoch + e) {
+                    self.kernels.encode(&mut pass, &self.eval_test);
+                }
+            }
+        }
+        self.gpu.queue.submit([encoder.finish()]);
+        let step = self.read_u32(&self.shared.state, 1)?[0] as usize;
+        let raw = self.read_f32(&self.shared.metrics, MAX_EPOCHS_PER_SUBMIT * 4)?;
+        // The step counter says which metric slots this submission wrote.
+        let first_step = step + 1 - epochs;
+        Ok((0..epochs)
+            .map(|e| {
+                let slot = (first_step - 1 + e) % MAX_EPOCHS_PER_SUBMIT;
+                let r = &raw[slot * 4..slot * 4 + 4];
+                let epoch = first_epoch + e;
+                let evaluated = self.test.is_some() && eval(epoch);
+                EpochMetrics {
+                    epoch,
+                    train_loss: r[0],
+                    train_acc: r[1],
+                    test_loss: if evaluated { r[2] } else { f32::NAN },
+                    test_acc: if evaluated { r[3] } else { f32::NAN },
+                }
+            })
+            .collect())
+    }
+
+    /// Latent parameters.
+    pub fn params(&self) -> Result<Params> {
+        Ok(self.layout.unpack(&self.read_f32(&self.shared.params, self.layout.total())?))
+    }
+
+    /// Gradients of the last epoch's train loss.
+    pub fn grads(&self) -> Result<Params> {
+        Ok(self.layout.unpack(&self.read_f32(&self.shared.grads, self.layout.total())?))
+    }
+
+    /// Effective (quantised) parameters of the last forward pass.
+    pub fn quantised_params(&self) -> Result<Params> {
+        Ok(self.layout.unpack(&self.read_f32(&self.shared.qparams, self.layout.total())?))
+    }
+
+    /// Reads `len` floats from the start of one of the engine's buffers.
+    pub fn read_f32(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        Ok(bytemuck::cast_slice(&self.read_bytes(buffer, len * 4)?).to_vec())
+    }
+
+    fn read_u32(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<u32>> {
+        Ok(bytemuck::cast_slice(&self.read_bytes(buffer, len * 4)?).to_vec())
+    }
+
+    fn read_bytes(&self, buffer: &wgpu::Buffer, bytes: usize) -> Result<Vec<u8>> {
+        let device = &self.gpu.device;
+        let size = (bytes.max(4) as u64).div_ceil(4) * 4;
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        self.gpu.queue.submit([encoder.finish()]);
+        let slice = staging.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        device.poll(wgpu::PollType::wait_indefinitely())?;
+        rx.recv()??;
+        let data = slice.get_mapped_range()?[..bytes].to_vec();
+        staging.unmap();
+        Ok(data)
+    }
+}
+
+fn quant_mode(id: ParamId, weights: Weights) -> u32 {
+    if !id.is_quantised() {
+        return 0;
+    }
+    match weights {
+        Weights::F32 => 0,
+        Weights::Binary => 1,
+        Weights::Ternary => 2,
+    }
+}
+
+/// Refuses, with the limit named, a model whose largest buffer the adapter cannot bind.
+fn check_limits(gpu: &Gpu, c: &ModelConfig, param_floats: usize, max_batch: usize) -> Result<()> {
+    let largest = [param_floats, max_batch * c.d_mlp, max_batch * c.d_attn(), max_batch * c.p]
+        .into_iter()
+        .max()
+        .unwrap_or(0) as u64
+        * 4;
+    let limit = gpu.limits.max_storage_buffer_binding_size as u64;
+    if largest > limit {
+        bail!(
+            "the largest buffer of this model ({largest} bytes) exceeds the adapter's \
+             max_storage_buffer_binding_size ({limit} bytes); use a smaller --p or --d-mlp, or another adapter"
+        );
+    }
+    Ok(())
+}

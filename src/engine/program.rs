@@ -1,0 +1,639 @@
+//! The dispatch sequences of one training epoch and of one evaluation, recorded once and
+//! replayed every epoch. Shapes: n examples, D d_model, A = H*Dh, M d_mlp, P = p classes,
+//! R = 2p + 1 table rows (row 2p is `=`).
+
+use anyhow::Result;
+use bytemuck::{Pod, Zeroable};
+
+use super::buffers::{Batch, Tables};
+use super::kernels::{groups_1d, groups_2d, Dispatch, Kernel, Kernels};
+use super::layout::ParamLayout;
+use crate::model::{ActQuant, LinearNorm, ModelConfig, ParamId};
+use crate::optim::AdamW;
+
+/// Buffers shared by every program.
+pub struct Shared {
+    pub params: wgpu::Buffer,
+    pub qparams: wgpu::Buffer,
+    pub grads: wgpu::Buffer,
+    pub m: wgpu::Buffer,
+    pub v: wgpu::Buffer,
+    /// `[step, 0, 0, 0]`
+    pub state: wgpu::Buffer,
+    /// `[slots, 4]`: train loss, train acc, test loss, test acc of each epoch of a chunk.
+    pub metrics: wgpu::Buffer,
+    pub metric_slots: usize,
+    /// Quantiser descriptor per parameter (shaders/quantize.wgsl).
+    pub quant_descs: wgpu::Buffer,
+    /// A single 1.0, for column sums as products.
+    pub one: wgpu::Buffer,
+}
+
+/// Column of the metrics buffer a loss reduction writes to.
+#[derive(Clone, Copy)]
+pub enum Metric {
+    Train = 0,
+    Test = 2,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+struct OperandParams {
+    off: u32,
+    s_batch: u32,
+    s_row: u32,
+    s_col: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    k_div: u32,
+    a: OperandParams,
+    b: OperandParams,
+    c: OperandParams,
+    r: OperandParams,
+    a_k_hi: u32,
+    b_k_hi: u32,
+    flags: u32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct NormParams {
+    rows: u32,
+    width: u32,
+    flags: u32,
+    gain_off: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct EmbedParams {
+    p: u32,
+    d_model: u32,
+    w_e: u32,
+    w_pos: u32,
+    has_pos: u32,
+    _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct AttnParams {
+    n: u32,
+    p: u32,
+    n_heads: u32,
+    d_head: u32,
+    scale: f32,
+    _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct LossParams {
+    n: u32,
+    p: u32,
+    metric: u32,
+    with_grad: u32,
+    inv_n: f32,
+    metric_slots: u32,
+    _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct HyperParams {
+    lr: f32,
+    weight_decay: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    len: u32,
+    _pad: [u32; 2],
+}
+
+const MM_ADD_RESIDUAL: u32 = 1;
+const MM_ACCUMULATE: u32 = 2;
+
+const NORM_RELU_INPUT: u32 = 1;
+const NORM_RMS: u32 = 2;
+const NORM_INT8: u32 = 4;
+const NORM_GAIN: u32 = 8;
+const NORM_ADD_BASE: u32 = 16;
+
+/// A matrix operand: buffer, element offset and strides (batch, row, column).
+#[derive(Clone, Copy)]
+struct Op<'a> {
+    buf: &'a wgpu::Buffer,
+    off: usize,
+    batch: usize,
+    row: usize,
+    col: usize,
+}
+
+fn op(buf: &wgpu::Buffer, off: usize, batch: usize, row: usize, col: usize) -> Op<'_> {
+    Op { buf, off, batch, row, col }
+}
+
+impl Op<'_> {
+    fn params(&self) -> OperandParams {
+        OperandParams {
+            off: self.off as u32,
+            s_batch: self.batch as u32,
+            s_row: self.row as u32,
+            s_col: self.col as u32,
+        }
+    }
+}
+
+/// One product `C (+)= A @ B (+ R)` of `batch` matrices, m x k times k x n.
+struct Product<'a> {
+    batch: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Op<'a>,
+    b: Op<'a>,
+    c: Op<'a>,
+    residual: Option<Op<'a>>,
+    accumulate: bool,
+    /// Contraction split `k = hi * div + lo` with (div, A's hi stride, B's hi stride); A's column
+    /// stride and B's row stride then apply to `lo`.
+    k_split: Option<(usize, usize, usize)>,
+}
+
+impl<'a> Product<'a> {
+    fn new(batch: usize, m: usize, n: usize, k: usize, a: Op<'a>, b: Op<'a>, c: Op<'a>) -> Self {
+        Product { batch, m, n, k, a, b, c, residual: None, accumulate: false, k_split: None }
+    }
+    fn residual(mut self, r: Op<'a>) -> Self {
+        self.residual = Some(r);
+        self
+    }
+    fn accumulate(mut self) -> Self {
+        self.accumulate = true;
+        self
+    }
+    fn k_split(mut self, div: usize, a_hi: usize, b_hi: usize) -> Self {
+        self.k_split = Some((div, a_hi, b_hi));
+        self
+    }
+}
+
+/// Records the programs of one model.
+pub struct Recorder<'a> {
+    pub device: &'a wgpu::Device,
+    pub kernels: &'a Kernels,
+    pub config: &'a ModelConfig,
+    pub layout: &'a ParamLayout,
+    pub shared: &'a Shared,
+    pub tables: &'a Tables,
+}
+
+impl Recorder<'_> {
+    fn off(&self, id: ParamId) -> usize {
+        self.layout.offset(id) as usize
+    }
+
+    fn product(&self, out: &mut Vec<Dispatch>, p: Product) {
+        let (k_div, a_hi, b_hi) = p.k_split.unwrap_or((p.k.max(1), 0, 0));
+        let mut flags = 0;
+        if p.residual.is_some() {
+            flags |= MM_ADD_RESIDUAL;
+        }
+        if p.accumulate {
+            flags |= MM_ACCUMULATE;
+        }
+        // An unused residual binding still needs a buffer; A's is always valid to read.
+        let r = p.residual.unwrap_or(p.a);
+        let params = MatmulParams {
+            m: p.m as u32,
+            n: p.n as u32,
+            k: p.k as u32,
+            k_div: k_div as u32,
+            a: p.a.params(),
+            b: p.b.params(),
+            c: p.c.params(),
+            r: r.params(),
+            a_k_hi: a_hi as u32,
+            b_k_hi: b_hi as u32,
+            flags,
+            _pad: 0,
+        };
+        let groups = [p.n.div_ceil(64) as u32, p.m.div_ceil(64) as u32, p.batch as u32];
+        out.push(self.kernels.dispatch(
+            self.device,
+            Kernel::Matmul,
+            Some(bytemuck::bytes_of(&params)),
+            &[(1, p.a.buf), (2, p.b.buf), (3, p.c.buf), (4, r.buf)],
+            groups,
+        ));
+    }
+
+    /// Flags of the `Linear` input transform `Qa(N(.))`.
+    fn linear_flags(&self) -> u32 {
+        let mut flags = 0;
+        if self.config.linear_norm == LinearNorm::Rms {
+            flags |= NORM_RMS;
+        }
+        if self.config.act_quant == ActQuant::Int8 {
+            flags |= NORM_INT8;
+        }
+        flags
+    }
+
+    fn norm_forward(
+        &self,
+        out: &mut Vec<Dispatch>,
+        rows: usize,
+        width: usize,
+        flags: u32,
+        bufs: [&wgpu::Buffer; 3],
+    ) {
+        let [x, y, inv] = bufs;
+        let params = NormParams {
+            rows: rows as u32,
+            width: width as u32,
+            flags,
+            gain_off: self.off(ParamId::LnFinal) as u32,
+        };
+        out.push(self.kernels.dispatch(
+            self.device,
+            Kernel::NormForward,
+            Some(bytemuck::bytes_of(&params)),
+            &[(1, x), (2, y), (3, inv), (4, &self.shared.qparams)],
+            groups_2d(rows, 64),
+        ));
+    }
+
+    /// `dx = (base +) N'(x)^T dy`; `x`, `inv` are the forward input and its inverse RMS.
+    #[allow(clippy::too_many_arguments)]
+    fn norm_backward(
+        &self,
+        out: &mut Vec<Dispatch>,
+        rows: usize,
+        width: usize,
+        flags: u32,
+        dy: &wgpu::Buffer,
+        x: &wgpu::Buffer,
+        inv: &wgpu::Buffer,
+        base: Option<&wgpu::Buffer>,
+        dx: &wgpu::Buffer,
+    ) {
+        let flags = flags | if base.is_some() { NORM_ADD_BASE } else { 0 };
+        let params = NormParams {
+            rows: rows as u32,
+            width: width as u32,
+            flags,
+            gain_off: self.off(ParamId::LnFinal) as u32,
+        };
+        out.push(self.kernels.dispatch(
+            self.device,
+            Kernel::NormBackward,
+            Some(bytemuck::bytes_of(&params)),
+            &[
+                (1, x),
+                (4, &self.shared.qparams),
+                (5, dy),
+                (6, base.unwrap_or(dy)),
+                (7, dx),
+                (8, inv),
+            ],
+            groups_2d(rows, 64),
+        ));
+    }
+
+    fn embed_params(&self) -> EmbedParams {
+        EmbedParams {
+            p: self.config.p as u32,
+            d_model: self.config.d_model as u32,
+            w_e: self.off(ParamId::WE) as u32,
+            w_pos: self.off(ParamId::WPos) as u32,
+            has_pos: self.config.pos_embed as u32,
+            _pad: [0; 3],
+        }
+    }
+
+    fn attn_params(&self, n: usize) -> AttnParams {
+        AttnParams {
+            n: n as u32,
+            p: self.config.p as u32,
+            n_heads: self.config.n_heads as u32,
+            d_head: self.config.d_head as u32,
+            scale: 1.0 / (self.config.d_head as f32).sqrt(),
+            _pad: [0; 3],
+        }
+    }
+
+    /// Starts an epoch: advances the step counter.
+    pub fn begin_step(&self) -> Dispatch {
+        self.kernels.dispatch(
+            self.device,
+            Kernel::BeginStep,
+            None,
+            &[(1, &self.shared.state)],
+            [1, 1, 1],
+        )
+    }
+
+    /// `qparams = Qw(params)` for every parameter.
+    pub fn quantize(&self) -> Dispatch {
+        self.kernels.dispatch(
+            self.device,
+            Kernel::Quantize,
+            None,
+            &[(0, &self.shared.quant_descs), (1, &self.shared.params), (2, &self.shared.qparams)],
+            [self.layout.entries().len() as u32, 1, 1],
+        )
+    }
+
+    /// Embedding table, its `Linear` input, the K and V tables and the query of `=`.
+    pub fn tables(&self) -> Result<Vec<Dispatch>> {
+        let c = self.config;
+        let t = self.tables;
+        let (d, dh, h, rows) = (c.d_model, c.d_head, c.n_heads, t.rows);
+        let qp = &self.shared.qparams;
+        let mut out = Vec::new();
+        let embed = self.embed_params();
+        out.push(self.kernels.dispatch(
+            self.device,
+            Kernel::BuildTable,
+            Some(bytemuck::bytes_of(&embed)),
+            &[(1, qp), (2, &t.x0)],
+            groups_1d(rows * d, 64)?,
+        ));
+        self.norm_forward(&mut out, rows, d, self.linear_flags(), [&t.x0, &t.a0, &t.inv0]);
+        for (w, dst) in [(ParamId::WK, &t.k), (ParamId::WV, &t.v)] {
+            self.product(
+                &mut out,
+                Product::new(
+                    h,
+                    rows,
+                    dh,
+                    d,
+                    op(&t.a0, 0, 0, d, 1),
+                    op(qp, self.off(w), d * dh, dh, 1),
+                    op(dst, 0, rows * dh, dh, 1),
+                ),
+            );
+        }
+        self.product(
+            &mut out,
+            Product::new(
+                h,
+                1,
+                dh,
+                d,
+                op(&t.a0, (rows - 1) * d, 0, 0, 1),
+                op(qp, self.off(ParamId::WQ), d * dh, dh, 1),
+                op(&t.q, 0, dh, 0, 1),
+            ),
+        );
+        Ok(out)
+    }
+
+    /// Forward pass of a batch through the loss (and its gradient when the batch has grads),
+    /// writing mean loss and accuracy to the `metric` columns of the metrics buffer.
+    pub fn forward(&self, b: &Batch, metric: Metric) -> Result<Vec<Dispatch>> {
+        let c = self.config;
+        let t = self.tables;
+        let (n, d, a, m, p) = (b.n, c.d_model, c.d_attn(), c.d_mlp, c.p);
+        let qp = &self.shared.qparams;
+        let lin = self.linear_flags();
+        let mut out = Vec::new();
+        let attn = self.attn_params(n);
+        out.push(self.kernels.dispatch(
+            self.device,
+            Kernel::AttnForward,
+            Some(bytemuck::bytes_of(&attn)),
+            &[(1, &b.examples), (2, &t.k), (3, &t.v), (4, &t.q), (5, &b.pattern), (6, &b.z)],
+            groups_1d(n * c.n_heads, 64)?,
+        ));
+        self.norm_forward(&mut out, n, a, lin, [&b.z, &b.az, &b.inv_z]);
+        // x1 = x0(=) + Linear(z, W_O): the residual is the table's `=` row broadcast.
+        self.product(
+            &mut out,
+            Product::new(1, n, d, a, op(&b.az, 0, 0, a, 1), op(qp, self.off(ParamId::WO), 0, d, 1), op(&b.x1, 0, 0, d, 1))
+                .residual(op(&t.x0, (t.rows - 1) * d, 0, 0, 1)),
+        );
+        self.norm_forward(&mut out, n, d, lin, [&b.x1, &b.a1, &b.inv1]);
+        self.product(
+            &mut out,
+            Product::new(1, n, m, d, op(&b.a1, 0, 0, d, 1), op(qp, self.off(ParamId::WIn), 0, m, 1), op(&b.pre, 0, 0, m, 1)),
+        );
+        self.norm_forward(&mut out, n, m, lin | NORM_RELU_INPUT, [&b.pre, &b.a2, &b.inv2]);
+        self.product(
+            &mut out,
+            Product::new(1, n, d, m, op(&b.a2, 0, 0, m, 1), op(qp, self.off(ParamId::WOut), 0, d, 1), op(&b.x2, 0, 0, d, 1))
+                .residual(op(&b.x1, 0, 0, d, 1)),
+        );
+        let unembed_in = if c.final_norm {
+            self.norm_forward(&mut out, n, d, NORM_RMS | NORM_GAIN, [&b.x2, &b.x2n, &b.inv_f]);
+            &b.x2n
+        } else {
+            &b.x2
+        };
+        self.product(
+            &mut out,
+            Product::new(1, n, p, d, op(unembed_in, 0, 0, d, 1), op(qp, self.off(ParamId::WU), 0, p, 1), op(&b.logits, 0, 0, p, 1)),
+        );
+        let loss = LossParams {
+            n: n as u32,
+            p: p as u32,
+            metric: metric as u32,
+            with_grad: b.grads.is_some() as u32,
+            inv_n: 1.0 / n as f32,
+            metric_slots: self.shared.metric_slots as u32,
+            _pad: [0; 2],
+        };
+        out.push(self.kernels.dispatch(
+            self.device,
+            Kernel::ExampleLoss,
+            Some(bytemuck::bytes_of(&loss)),
+            &[(1, &b.logits), (2, &b.labels), (3, &b.per_example), (4, &b.dlogits)],
+            groups_1d(n, 64)?,
+        ));
+        out.push(self.kernels.dispatch(
+            self.device,
+            Kernel::ReduceMetrics,
+            Some(bytemuck::bytes_of(&loss)),
+            &[(5, &b.per_example), (6, &self.shared.state), (7, &self.shared.metrics)],
+            [1, 1, 1],
+        ));
+        Ok(out)
+    }
+
+    /// Backward pass of a batch whose forward has run: writes every parameter's gradient.
+    pub fn backward(&self, b: &Batch) -> Result<Vec<Dispatch>> {
+        let c = self.config;
+        let t = self.tables;
+        let g = b.grads.as_ref().expect("backward needs a batch with gradient buffers");
+        let (n, d, a, m, p, h, dh, rows) =
+            (b.n, c.d_model, c.d_attn(), c.d_mlp, c.p, c.n_heads, c.d_head, t.rows);
+        let eq = (rows - 1) * d;
+        let qp = &self.shared.qparams;
+        let gr = &self.shared.grads;
+        let lin = self.linear_flags();
+        let mut out = Vec::new();
+
+        // Unembedding (and final norm).
+        let unembed_in = if c.final_norm { &b.x2n } else { &b.x2 };
+        self.product(
+            &mut out,
+            Product::new(1, d, p, n, op(unembed_in, 0, 0, 1, d), op(&b.dlogits, 0, 0, p, 1), op(gr, self.off(ParamId::WU), 0, p, 1)),
+        );
+        let dx2 = if c.final_norm { &g.dx2 } else { &g.dx2n };
+        self.product(
+            &mut out,
+            Product::new(1, n, d, p, op(&b.dlogits, 0, 0, p, 1), op(qp, self.off(ParamId::WU), 0, 1, p), op(&g.dx2n, 0, 0, d, 1)),
+        );
+        if c.final_norm {
+            self.norm_backward(&mut out, n, d, NORM_RMS | NORM_GAIN, &g.dx2n, &b.x2, &b.inv_f, None, &g.dx2);
+            let params = NormParams {
+                rows: n as u32,
+                width: d as u32,
+                flags: 0,
+                gain_off: self.off(ParamId::LnFinal) as u32,
+            };
+            out.push(self.kernels.dispatch(
+                self.device,
+                Kernel::GainGrad,
+                Some(bytemuck::bytes_of(&params)),
+                &[(1, &b.x2), (5, &g.dx2n), (7, gr), (8, &b.inv_f)],
+                groups_1d(d, 64)?,
+            ));
+        }
+
+        // MLP.
+        self.product(
+            &mut out,
+            Product::new(1, m, d, n, op(&b.a2, 0, 0, 1, m), op(dx2, 0, 0, d, 1), op(gr, self.off(ParamId::WOut), 0, d, 1)),
+        );
+        self.product(
+            &mut out,
+            Product::new(1, n, m, d, op(dx2, 0, 0, d, 1), op(qp, self.off(ParamId::WOut), 0, 1, d), op(&g.da2, 0, 0, m, 1)),
+        );
+        self.norm_backward(&mut out, n, m, lin | NORM_RELU_INPUT, &g.da2, &b.pre, &b.inv2, None, &g.dpre);
+        self.product(
+            &mut out,
+            Product::new(1, d, m, n, op(&b.a1, 0, 0, 1, d), op(&g.dpre, 0, 0, m, 1), op(gr, self.off(ParamId::WIn), 0, m, 1)),
+        );
+        self.product(
+            &mut out,
+            Product::new(1, n, d, m, op(&g.dpre, 0, 0, m, 1), op(qp, self.off(ParamId::WIn), 0, 1, m), op(&g.da1, 0, 0, d, 1)),
+        );
+        self.norm_backward(&mut out, n, d, lin, &g.da1, &b.x1, &b.inv1, Some(dx2), &g.dx1);
+
+        // Attention output.
+        self.product(
+            &mut out,
+            Product::new(1, a, d, n, op(&b.az, 0, 0, 1, a), op(&g.dx1, 0, 0, d, 1), op(gr, self.off(ParamId::WO), 0, d, 1)),
+        );
+        self.product(
+            &mut out,
+            Product::new(1, n, a, d, op(&g.dx1, 0, 0, d, 1), op(qp, self.off(ParamId::WO), 0, 1, d), op(&g.daz, 0, 0, a, 1)),
+        );
+        self.norm_backward(&mut out, n, a, lin, &g.daz, &b.z, &b.inv_z, None, &g.dz);
+
+        // Attention pattern, then the K, V tables and the query.
+        let attn = self.attn_params(n);
+        let attn = Some(bytemuck::bytes_of(&attn));
+        out.push(self.kernels.dispatch(
+            self.device,
+            Kernel::ScoreGrad,
+            attn,
+            &[(1, &b.examples), (3, &t.v), (7, &b.pattern), (8, &g.dz), (9, &g.ds)],
+            groups_1d(n * h, 64)?,
+        ));
+        out.push(self.kernels.dispatch(
+            self.device,
+            Kernel::TableGrad,
+            attn,
+            &[
+                (4, &t.q),
+                (7, &b.pattern),
+                (8, &g.dz),
+                (10, &g.ds),
+                (11, &g.csr_start),
+                (12, &g.csr_items),
+                (13, &t.dk),
+                (14, &t.dv),
+            ],
+            groups_1d(h * rows * dh, 64)?,
+        ));
+        out.push(self.kernels.dispatch(
+            self.device,
+            Kernel::QueryGrad,
+            attn,
+            &[(1, &b.examples), (2, &t.k), (10, &g.ds), (15, &t.dq)],
+            groups_1d(a, 64)?,
+        ));
+
+        // W_K, W_V, W_Q from the table gradients (one product per head, batched).
+        for (w, dt) in [(ParamId::WK, &t.dk), (ParamId::WV, &t.dv)] {
+            self.product(
+                &mut out,
+                Product::new(h, d, dh, rows, op(&t.a0, 0, 0, 1, d), op(dt, 0, rows * dh, dh, 1), op(gr, self.off(w), d * dh, dh, 1)),
+            );
+        }
+        self.product(
+            &mut out,
+            Product::new(h, d, dh, 1, op(&t.a0, eq, 0, 1, 0), op(&t.dq, 0, dh, 0, 1), op(gr, self.off(ParamId::WQ), d * dh, dh, 1)),
+        );
+        // d a0 = sum over heads of dK_h W_K[h]^T + dV_h W_V[h]^T (+ dq_h W_Q[h]^T on the `=` row):
+        // the contraction runs over (head, d_head) pairs.
+        for (i, (w, dt)) in [(ParamId::WK, &t.dk), (ParamId::WV, &t.dv)].into_iter().enumerate() {
+            let prod = Product::new(1, rows, d, a, op(dt, 0, 0, dh, 1), op(qp, self.off(w), 0, 1, dh), op(&t.da0, 0, 0, d, 1))
+                .k_split(dh, rows * dh, d * dh);
+            self.product(&mut out, if i == 0 { prod } else { prod.accumulate() });
+        }
+        self.product(
+            &mut out,
+            Product::new(1, 1, d, a, op(&t.dq, 0, 0, 0, 1), op(qp, self.off(ParamId::WQ), 0, 1, dh), op(&t.da0, eq, 0, 0, 1))
+                .k_split(dh, dh, d * dh)
+                .accumulate(),
+        );
+        self.norm_backward(&mut out, rows, d, lin, &t.da0, &t.x0, &t.inv0, None, &t.dx0);
+        // The `=` row also feeds x1 directly through the residual: add the column sum of dx1.
+        self.product(
+            &mut out,
+            Product::new(1, 1, d, n, op(&self.shared.one, 0, 0, 0, 0), op(&g.dx1, 0, 0, d, 1), op(&t.dx0, eq, 0, 0, 1))
+                .accumulate(),
+        );
+        let embed = self.embed_params();
+        out.push(self.kernels.dispatch(
+            self.device,
+            Kernel::EmbedGrad,
+            Some(bytemuck::bytes_of(&embed)),
+            &[(3, &t.dx0), (4, gr)],
+            groups_1d((c.d_vocab() + 3) * d, 64)?,
+        ));
+        Ok(out)
+    }
+
+    /// One AdamW step over every parameter.
+    pub fn adamw(&self, hp: &AdamW) -> Dispatch {
+        let params = HyperParams {
+            lr: hp.lr as f32,
+            weight_decay: hp.weight_decay as f32,
+            beta1: hp.betas[0] as f32,
+            beta2: hp.betas[1] as f32,
+            eps: hp.eps as f32,
+            len: self.layout.total() as u32,
+            _pad: [0; 2],
+        };
+        let s = self.shared;
+        self.kernels.dispatch(
+            self.device,
+            Kernel::AdamW,
+            Some(bytemuck::bytes_of(&params)),
+            &[(1, &s.state), (2, &s.params), (3, &s.grads), (4, &s.m), (5, &s.v)],
+            groups_2d(self.layout.total(), 256),
+        )
+    }
+}

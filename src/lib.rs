@@ -1,0 +1,10 @@
+//! bitgrok: train full-precision, binary and ternary one-layer transformers on modular addition
+//! in WGSL compute shaders, and take them apart.
+
+pub mod check;
+pub mod engine;
+pub mod model;
+pub mod optim;
+pub mod reference;
+pub mod task;
+pub mod testvectors;

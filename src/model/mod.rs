@@ -1,0 +1,7 @@
+//! Model definition: configuration, named parameters, initialisation and checkpoints.
+
+pub mod config;
+pub mod params;
+
+pub use config::{ActQuant, Init, LinearNorm, ModelConfig, Preset, Weights};
+pub use params::{ParamId, Params};

@@ -1,0 +1,266 @@
+//! Named parameters in TransformerLens layout, their initialisation and safetensors I/O.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use safetensors::{Dtype, SafeTensors};
+
+use super::config::{Init, ModelConfig, N_CTX};
+
+/// Every parameter the model can have, in a fixed order (initialisation and file order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ParamId {
+    WE,
+    WPos,
+    WQ,
+    WK,
+    WV,
+    WO,
+    WIn,
+    WOut,
+    LnFinal,
+    WU,
+}
+
+impl ParamId {
+    pub const ALL: [ParamId; 10] = [
+        ParamId::WE,
+        ParamId::WPos,
+        ParamId::WQ,
+        ParamId::WK,
+        ParamId::WV,
+        ParamId::WO,
+        ParamId::WIn,
+        ParamId::WOut,
+        ParamId::LnFinal,
+        ParamId::WU,
+    ];
+
+    /// TransformerLens state-dict name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamId::WE => "embed.W_E",
+            ParamId::WPos => "pos_embed.W_pos",
+            ParamId::WQ => "blocks.0.attn.W_Q",
+            ParamId::WK => "blocks.0.attn.W_K",
+            ParamId::WV => "blocks.0.attn.W_V",
+            ParamId::WO => "blocks.0.attn.W_O",
+            ParamId::WIn => "blocks.0.mlp.W_in",
+            ParamId::WOut => "blocks.0.mlp.W_out",
+            ParamId::LnFinal => "ln_final.w",
+            ParamId::WU => "unembed.W_U",
+        }
+    }
+
+    pub fn shape(self, c: &ModelConfig) -> Vec<usize> {
+        let (v, d, h, dh, m) = (c.d_vocab(), c.d_model, c.n_heads, c.d_head, c.d_mlp);
+        match self {
+            ParamId::WE => vec![v, d],
+            ParamId::WPos => vec![N_CTX, d],
+            ParamId::WQ | ParamId::WK | ParamId::WV => vec![h, d, dh],
+            ParamId::WO => vec![h, dh, d],
+            ParamId::WIn => vec![d, m],
+            ParamId::WOut => vec![m, d],
+            ParamId::LnFinal => vec![d],
+            ParamId::WU => vec![d, c.p],
+        }
+    }
+
+    /// Weight matrices that go through `Linear` and so through `Qw`.
+    pub fn is_quantised(self) -> bool {
+        matches!(
+            self,
+            ParamId::WQ | ParamId::WK | ParamId::WV | ParamId::WO | ParamId::WIn | ParamId::WOut
+        )
+    }
+
+    pub fn present(self, c: &ModelConfig) -> bool {
+        match self {
+            ParamId::WPos => c.pos_embed,
+            ParamId::LnFinal => c.final_norm,
+            _ => true,
+        }
+    }
+
+    /// The parameters of a model with this configuration, in order.
+    pub fn all_present(c: &ModelConfig) -> Vec<ParamId> {
+        ParamId::ALL.into_iter().filter(|id| id.present(c)).collect()
+    }
+
+    /// Fan-in of the matrix as a PyTorch `nn.Linear` would see it.
+    fn fan_in(self, c: &ModelConfig) -> usize {
+        match self {
+            ParamId::WO => c.d_attn(),
+            ParamId::WOut => c.d_mlp,
+            _ => c.d_model,
+        }
+    }
+}
+
+/// Host copy of a model's parameters (f64 so the CPU reference can use them directly).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    pub config: ModelConfig,
+    tensors: Vec<(ParamId, Vec<f64>)>,
+}
+
+impl Params {
+    pub fn zeros(config: &ModelConfig) -> Self {
+        let tensors = ParamId::all_present(config)
+            .into_iter()
+            .map(|id| (id, vec![0.0; id.shape(config).iter().product()]))
+            .collect();
+        Params { config: config.clone(), tensors }
+    }
+
+    /// Seeded initialisation following `config.init`.
+    pub fn init(config: &ModelConfig, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut params = Params::zeros(config);
+        for (id, values) in &mut params.tensors {
+            let (id, values) = (*id, values.as_mut_slice());
+            if id == ParamId::LnFinal {
+                values.fill(1.0);
+                continue;
+            }
+            match config.init {
+                Init::TransformerLens => {
+                    let std = 0.8 / (config.d_model as f64).sqrt();
+                    fill_normal(values, std, &mut rng);
+                }
+                Init::Pytorch if matches!(id, ParamId::WE | ParamId::WPos) => {
+                    fill_normal(values, 1.0, &mut rng)
+                }
+                Init::Pytorch => {
+                    let bound = 1.0 / (id.fan_in(config) as f64).sqrt();
+                    values
+                        .iter_mut()
+                        .for_each(|x| *x = rng.random_range(-bound..bound));
+                }
+            }
+        }
+        params
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = ParamId> + '_ {
+        self.tensors.iter().map(|(id, _)| *id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (ParamId, &[f64])> {
+        self.tensors.iter().map(|(id, v)| (*id, v.as_slice()))
+    }
+
+    pub fn get(&self, id: ParamId) -> &[f64] {
+        self.tensors
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or_else(|| panic!("model has no parameter {}", id.name()))
+    }
+
+    pub fn get_mut(&mut self, id: ParamId) -> &mut [f64] {
+        self.tensors
+            .iter_mut()
+            .find(|(i, _)| *i == id)
+            .map(|(_, v)| v.as_mut_slice())
+            .unwrap_or_else(|| panic!("model has no parameter {}", id.name()))
+    }
+
+    /// Total number of scalars.
+    pub fn len(&self) -> usize {
+        self.tensors.iter().map(|(_, v)| v.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reads `{prefix}{name}` for every parameter the config implies (f32 or f64 tensors).
+    pub fn from_safetensors(config: &ModelConfig, st: &SafeTensors, prefix: &str) -> Result<Self> {
+        let mut params = Params::zeros(config);
+        for (id, values) in &mut params.tensors {
+            let name = format!("{prefix}{}", id.name());
+            let view = st
+                .tensor(&name)
+                .with_context(|| format!("tensor {name} is missing"))?;
+            let expected = id.shape(config);
+            if view.shape() != expected.as_slice() {
+                bail!(
+                    "tensor {name} has shape {:?}, the config implies {:?}",
+                    view.shape(),
+                    expected
+                );
+            }
+            *values = tensor_to_f64(&name, view.dtype(), view.data())?;
+        }
+        Ok(params)
+    }
+
+    /// Serialises as f32 safetensors, with `{prefix}{name}` keys and the given header metadata.
+    pub fn to_safetensors_bytes(
+        &self,
+        prefix: &str,
+        metadata: Option<HashMap<String, String>>,
+    ) -> Result<Vec<u8>> {
+        let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = self
+            .tensors
+            .iter()
+            .map(|(id, v)| {
+                let f: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+                (
+                    format!("{prefix}{}", id.name()),
+                    id.shape(&self.config),
+                    bytemuck::cast_slice(&f).to_vec(),
+                )
+            })
+            .collect();
+        let views = buffers
+            .iter()
+            .map(|(n, s, b)| Ok((n.clone(), safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), b)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(safetensors::serialize(views, metadata)?)
+    }
+
+    pub fn load(config: &ModelConfig, path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let st = SafeTensors::deserialize(&bytes)
+            .with_context(|| format!("{} is not a valid safetensors file", path.display()))?;
+        Params::from_safetensors(config, &st, "")
+            .with_context(|| format!("loading parameters from {}", path.display()))
+    }
+}
+
+fn fill_normal(values: &mut [f64], std: f64, rng: &mut ChaCha8Rng) {
+    let normal = Normal::new(0.0, std).expect("positive standard deviation");
+    values.iter_mut().for_each(|x| *x = normal.sample(rng));
+}
+
+/// Decodes little-endian f32/f64 tensor bytes.
+pub fn tensor_to_f64(name: &str, dtype: Dtype, data: &[u8]) -> Result<Vec<f64>> {
+    Ok(match dtype {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect(),
+        Dtype::F64 => data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        other => bail!("tensor {name} has dtype {other:?}; expected F32 or F64"),
+    })
+}
+
+/// Decodes little-endian i32 tensor bytes.
+pub fn tensor_to_i32(name: &str, dtype: Dtype, data: &[u8]) -> Result<Vec<i32>> {
+    match dtype {
+        Dtype::I32 => Ok(data
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+            .collect()),
+        other => bail!("tensor {name} has dtype {other:?}; expected I32"),
+    }
+}
