@@ -2,9 +2,12 @@
 //! in WGSL compute shaders, and take them apart.
 
 pub mod check;
+pub mod cli;
 pub mod engine;
 pub mod model;
 pub mod optim;
 pub mod reference;
+pub mod run;
 pub mod task;
 pub mod testvectors;
+pub mod train;

@@ -57,10 +57,13 @@ pub fn shared_dir() -> PathBuf {
 
 /// The `*.safetensors` files of `dir`, sorted.
 pub fn all_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("listing test vectors in {}", dir.display()))?;
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("listing test vectors in {}", dir.display()))?;
     let mut files = Vec::new();
     for entry in entries {
-        let path = entry.with_context(|| format!("listing test vectors in {}", dir.display()))?.path();
+        let path = entry
+            .with_context(|| format!("listing test vectors in {}", dir.display()))?
+            .path();
         if path.extension().is_some_and(|ext| ext == "safetensors") {
             files.push(path);
         }
@@ -76,11 +79,18 @@ pub fn load(path: &Path) -> Result<TestVector> {
 
 fn parse(bytes: &[u8], path: &Path) -> Result<TestVector> {
     let st = SafeTensors::deserialize(bytes).context("not a valid safetensors file")?;
-    let (_, metadata) = SafeTensors::read_metadata(bytes).context("not a valid safetensors file")?;
-    let header = metadata.metadata().as_ref().context("the header has no metadata")?;
+    let (_, metadata) =
+        SafeTensors::read_metadata(bytes).context("not a valid safetensors file")?;
+    let header = metadata
+        .metadata()
+        .as_ref()
+        .context("the header has no metadata")?;
 
     let config: ModelConfig = header_json(header, "config")?;
-    config.validate().map_err(anyhow::Error::msg).context("invalid config in the header")?;
+    config
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid config in the header")?;
     let adamw: AdamWHeader = header_json(header, "adamw")?;
 
     let tokens = read_tokens(&st, &config)?;
@@ -88,7 +98,10 @@ fn parse(bytes: &[u8], path: &Path) -> Result<TestVector> {
     let labels = read_indices(&st, "inputs.labels", &[n], config.p)?;
     let f64s = |name: &str, shape: &[usize]| read_f64(&st, name, shape);
     Ok(TestVector {
-        name: path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        name: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         adamw: adamw.hp,
         adamw_step: adamw.step,
         params: Params::from_safetensors(&config, &st, "params.")?,
@@ -104,18 +117,31 @@ fn parse(bytes: &[u8], path: &Path) -> Result<TestVector> {
     })
 }
 
-fn header_json<T: serde::de::DeserializeOwned>(header: &HashMap<String, String>, key: &str) -> Result<T> {
-    let json = header.get(key).with_context(|| format!("the header has no `{key}` entry"))?;
+fn header_json<T: serde::de::DeserializeOwned>(
+    header: &HashMap<String, String>,
+    key: &str,
+) -> Result<T> {
+    let json = header
+        .get(key)
+        .with_context(|| format!("the header has no `{key}` entry"))?;
     serde_json::from_str(json).with_context(|| format!("bad `{key}` JSON in the header: {json}"))
 }
 
 /// `inputs.tokens`, int32 `[N, 3]`, each below `d_vocab`.
 fn read_tokens(st: &SafeTensors, config: &ModelConfig) -> Result<Vec<[usize; 3]>> {
     let name = "inputs.tokens";
-    let n = st.tensor(name).with_context(|| format!("tensor {name} is missing"))?.shape().first().copied();
+    let n = st
+        .tensor(name)
+        .with_context(|| format!("tensor {name} is missing"))?
+        .shape()
+        .first()
+        .copied();
     let flat = read_indices(st, name, &[n.unwrap_or(0), N_CTX], config.d_vocab())?;
     ensure!(!flat.is_empty(), "tensor {name} holds no examples");
-    Ok(flat.chunks_exact(N_CTX).map(|t| [t[0], t[1], t[2]]).collect())
+    Ok(flat
+        .chunks_exact(N_CTX)
+        .map(|t| [t[0], t[1], t[2]])
+        .collect())
 }
 
 /// An int32 tensor of the given shape whose values all lie in `0..bound`.
@@ -135,8 +161,18 @@ fn read_f64(st: &SafeTensors, name: &str, shape: &[usize]) -> Result<Vec<f64>> {
     tensor_to_f64(name, view.dtype(), view.data())
 }
 
-fn checked_view<'a>(st: &SafeTensors<'a>, name: &str, shape: &[usize]) -> Result<safetensors::tensor::TensorView<'a>> {
-    let view = st.tensor(name).with_context(|| format!("tensor {name} is missing"))?;
-    ensure!(view.shape() == shape, "tensor {name} has shape {:?}, expected {shape:?}", view.shape());
+fn checked_view<'a>(
+    st: &SafeTensors<'a>,
+    name: &str,
+    shape: &[usize],
+) -> Result<safetensors::tensor::TensorView<'a>> {
+    let view = st
+        .tensor(name)
+        .with_context(|| format!("tensor {name} is missing"))?;
+    ensure!(
+        view.shape() == shape,
+        "tensor {name} has shape {:?}, expected {shape:?}",
+        view.shape()
+    );
     Ok(view)
 }

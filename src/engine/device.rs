@@ -14,13 +14,17 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
 }
 
-fn instance() -> wgpu::Instance {
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+/// Backends to search: `WGPU_BACKEND` if set, else Vulkan, Metal and DX12 (the GL backend
+/// lacks what the kernels need and only adds noise on headless machines).
+fn backends() -> wgpu::Backends {
+    wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY)
 }
 
 /// Every adapter wgpu can see, in enumeration order.
 pub fn adapters() -> Vec<wgpu::Adapter> {
-    pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()))
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends();
+    pollster::block_on(wgpu::Instance::new(desc).enumerate_adapters(backends()))
 }
 
 /// One line describing an adapter.

@@ -42,6 +42,8 @@ pub struct Engine<'g> {
     train_step: Vec<Dispatch>,
     /// quantise, forward on the test batch (after the step, as in the reference notebooks).
     eval_test: Vec<Dispatch>,
+    /// quantise, forward on the train batch, without a step.
+    eval_train: Vec<Dispatch>,
     kernels: Kernels,
     _tables: Tables,
 }
@@ -80,13 +82,16 @@ impl<'g> Engine<'g> {
         train_step.extend(rec.forward(&train, Metric::Train)?);
         train_step.extend(rec.backward(&train)?);
         train_step.push(rec.adamw(hp));
+        let mut eval_train = vec![rec.quantize()];
+        eval_train.extend(rec.tables()?);
+        eval_train.extend(rec.forward(&train, Metric::Train)?);
         let mut eval_test = Vec::new();
         if let Some(test) = &test {
             eval_test.push(rec.quantize());
             eval_test.extend(rec.tables()?);
             eval_test.extend(rec.forward(test, Metric::Test)?);
         }
-        Ok(Engine { gpu, config, layout, shared, train, test, train_step, eval_test, kernels, _tables: tables })
+        Ok(Engine { gpu, config, layout, shared, train, test, train_step, eval_test, eval_train, kernels, _tables: tables })
     }
 
     /// Dispatches per training epoch, and per test evaluation.
@@ -132,6 +137,31 @@ impl<'g> Engine<'g> {
                 }
             })
             .collect())
+    }
+
+    /// Loss and accuracy of the current parameters on both batches, without training: the
+    /// returned metrics carry the number of steps taken so far as their epoch.
+    pub fn evaluate(&mut self) -> Result<EpochMetrics> {
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.kernels.encode(&mut pass, &self.eval_train);
+            self.kernels.encode(&mut pass, &self.eval_test);
+        }
+        self.gpu.queue.submit([encoder.finish()]);
+        let step = self.read_u32(&self.shared.state, 1)?[0] as usize;
+        let raw = self.read_f32(&self.shared.metrics, MAX_EPOCHS_PER_SUBMIT * 4)?;
+        // The reductions write to the slot of the current step (step 0 wraps to the last slot).
+        let slot = (step + MAX_EPOCHS_PER_SUBMIT - 1) % MAX_EPOCHS_PER_SUBMIT;
+        let r = &raw[slot * 4..slot * 4 + 4];
+        let tested = self.test.is_some();
+        Ok(EpochMetrics {
+            epoch: step,
+            train_loss: r[0],
+            train_acc: r[1],
+            test_loss: if tested { r[2] } else { f32::NAN },
+            test_acc: if tested { r[3] } else { f32::NAN },
+        })
     }
 
     /// Latent parameters.

@@ -17,9 +17,17 @@ impl Model<'_> {
     pub fn backward(&self, trace: &Trace, d_logits: &[f64], grads: &mut Params) {
         let d_resid_final = self.unembed_backward(trace, d_logits, grads);
         // x2 = x1 + MLP(x1)
-        let d_x1 = add(&d_resid_final, &self.mlp_backward(trace, &d_resid_final, grads));
+        let d_x1 = add(
+            &d_resid_final,
+            &self.mlp_backward(trace, &d_resid_final, grads),
+        );
         // x1 = x0 + Linear(z, W_O)
-        let d_z = linear_backward(&trace.z_in[LAST], &self.w_o, &d_x1, grads.get_mut(ParamId::WO));
+        let d_z = linear_backward(
+            &trace.z_in[LAST],
+            &self.w_o,
+            &d_x1,
+            grads.get_mut(ParamId::WO),
+        );
         let mut d_x0: [Vec<f64>; N_CTX] = std::array::from_fn(|_| vec![0.0; self.config.d_model]);
         add_assign(&mut d_x0[LAST], &d_x1);
         self.attention_backward(trace, &d_z, &mut d_x0, grads);
@@ -34,7 +42,11 @@ impl Model<'_> {
             return d_unembed_in;
         };
         let gain = self.params.get(ParamId::LnFinal);
-        let d_gain: Vec<f64> = d_unembed_in.iter().zip(normed).map(|(d, u)| d * u).collect();
+        let d_gain: Vec<f64> = d_unembed_in
+            .iter()
+            .zip(normed)
+            .map(|(d, u)| d * u)
+            .collect();
         add_assign(grads.get_mut(ParamId::LnFinal), &d_gain);
         let d_normed: Vec<f64> = d_unembed_in.iter().zip(gain).map(|(d, g)| d * g).collect();
         rms_norm_backward(normed, *inv_rms, &d_normed)
@@ -42,26 +54,48 @@ impl Model<'_> {
 
     /// The MLP's share of `dL/d x1` at the last position, given `dL/d x2` there.
     fn mlp_backward(&self, trace: &Trace, d_resid_final: &[f64], grads: &mut Params) -> Vec<f64> {
-        let d_post =
-            linear_backward(&trace.mlp_out_in[LAST], &self.w_out, d_resid_final, grads.get_mut(ParamId::WOut));
+        let d_post = linear_backward(
+            &trace.mlp_out_in[LAST],
+            &self.w_out,
+            d_resid_final,
+            grads.get_mut(ParamId::WOut),
+        );
         let d_pre: Vec<f64> = d_post
             .iter()
             .zip(&trace.mlp_pre[LAST])
             .map(|(&d, &pre)| if pre > 0.0 { d } else { 0.0 })
             .collect();
-        linear_backward(&trace.mlp_in[LAST], &self.w_in, &d_pre, grads.get_mut(ParamId::WIn))
+        linear_backward(
+            &trace.mlp_in[LAST],
+            &self.w_in,
+            &d_pre,
+            grads.get_mut(ParamId::WIn),
+        )
     }
 
     /// From `dL/d z` at the last position to `W_Q`, `W_K`, `W_V` and `dL/d x0` at every position.
-    fn attention_backward(&self, trace: &Trace, d_z: &[f64], d_x0: &mut [Vec<f64>; N_CTX], grads: &mut Params) {
+    fn attention_backward(
+        &self,
+        trace: &Trace,
+        d_z: &[f64],
+        d_x0: &mut [Vec<f64>; N_CTX],
+        grads: &mut Params,
+    ) {
         let (d_q, d_k, d_v) = self.scores_backward(trace, d_z);
         let dh = self.config.d_head;
         for pos in 0..N_CTX {
             let input = &trace.qkv_in[pos].quantised;
-            let mut d_input = heads_backward(input, &self.w_k, &d_k[pos], grads.get_mut(ParamId::WK), dh);
-            add_assign(&mut d_input, &heads_backward(input, &self.w_v, &d_v[pos], grads.get_mut(ParamId::WV), dh));
+            let mut d_input =
+                heads_backward(input, &self.w_k, &d_k[pos], grads.get_mut(ParamId::WK), dh);
+            add_assign(
+                &mut d_input,
+                &heads_backward(input, &self.w_v, &d_v[pos], grads.get_mut(ParamId::WV), dh),
+            );
             if pos == LAST {
-                add_assign(&mut d_input, &heads_backward(input, &self.w_q, &d_q, grads.get_mut(ParamId::WQ), dh));
+                add_assign(
+                    &mut d_input,
+                    &heads_backward(input, &self.w_q, &d_q, grads.get_mut(ParamId::WQ), dh),
+                );
             }
             add_assign(&mut d_x0[pos], &trace.qkv_in[pos].backward(d_input));
         }
@@ -69,22 +103,42 @@ impl Model<'_> {
 
     /// Through `z = pattern @ v` and the softmax of `q.k / sqrt(d_head)` for the last query:
     /// returns `dL/dq` (last position) and `dL/dk`, `dL/dv` (every position), heads concatenated.
-    fn scores_backward(&self, trace: &Trace, d_z: &[f64]) -> (Vec<f64>, [Vec<f64>; N_CTX], [Vec<f64>; N_CTX]) {
+    fn scores_backward(
+        &self,
+        trace: &Trace,
+        d_z: &[f64],
+    ) -> (Vec<f64>, [Vec<f64>; N_CTX], [Vec<f64>; N_CTX]) {
         let dh = self.config.d_head;
         let scale = 1.0 / (dh as f64).sqrt();
         let zeros = || vec![0.0; self.config.d_attn()];
-        let (mut d_q, mut d_k, mut d_v) = (zeros(), std::array::from_fn(|_| zeros()), std::array::from_fn(|_| zeros()));
+        let (mut d_q, mut d_k, mut d_v) = (
+            zeros(),
+            std::array::from_fn(|_| zeros()),
+            std::array::from_fn(|_| zeros()),
+        );
         for h in 0..self.config.n_heads {
             let pattern = &trace.pattern[(h * N_CTX + LAST) * N_CTX..][..N_CTX];
             let d_z_head = head(d_z, h, dh);
-            let d_pattern: Vec<f64> = trace.v.iter().map(|v| dot(d_z_head, head(v, h, dh))).collect();
+            let d_pattern: Vec<f64> = trace
+                .v
+                .iter()
+                .map(|v| dot(d_z_head, head(v, h, dh)))
+                .collect();
             // Softmax: d score_j = p_j (d p_j - sum_k p_k d p_k); masked keys have p_j = 0.
             let mean = dot(pattern, &d_pattern);
             for key in 0..N_CTX {
                 let d_score = pattern[key] * (d_pattern[key] - mean) * scale;
                 axpy(head_mut(&mut d_v[key], h, dh), pattern[key], d_z_head);
-                axpy(head_mut(&mut d_q, h, dh), d_score, head(&trace.k[key], h, dh));
-                axpy(head_mut(&mut d_k[key], h, dh), d_score, head(&trace.q[LAST], h, dh));
+                axpy(
+                    head_mut(&mut d_q, h, dh),
+                    d_score,
+                    head(&trace.k[key], h, dh),
+                );
+                axpy(
+                    head_mut(&mut d_k[key], h, dh),
+                    d_score,
+                    head(&trace.q[LAST], h, dh),
+                );
             }
         }
         (d_q, d_k, d_v)
@@ -95,9 +149,15 @@ impl Model<'_> {
         let d = self.config.d_model;
         for (pos, d_x) in d_x0.iter().enumerate() {
             let token = trace.tokens[pos];
-            add_assign(&mut grads.get_mut(ParamId::WE)[token * d..(token + 1) * d], d_x);
+            add_assign(
+                &mut grads.get_mut(ParamId::WE)[token * d..(token + 1) * d],
+                d_x,
+            );
             if self.config.pos_embed {
-                add_assign(&mut grads.get_mut(ParamId::WPos)[pos * d..(pos + 1) * d], d_x);
+                add_assign(
+                    &mut grads.get_mut(ParamId::WPos)[pos * d..(pos + 1) * d],
+                    d_x,
+                );
             }
         }
     }
@@ -105,7 +165,12 @@ impl Model<'_> {
 
 /// Backward of `Linear(x, W)` for one row: adds `dL/dW` (the latent weight gets the gradient of
 /// the quantised one) and returns `dL/dx`.
-fn linear_backward(input: &LinearInput, w_quantised: &[f64], d_out: &[f64], d_w: &mut [f64]) -> Vec<f64> {
+fn linear_backward(
+    input: &LinearInput,
+    w_quantised: &[f64],
+    d_out: &[f64],
+    d_w: &mut [f64],
+) -> Vec<f64> {
     add_outer(d_w, &input.quantised, d_out);
     input.backward(mat_vec(w_quantised, d_out))
 }
@@ -114,7 +179,11 @@ fn linear_backward(input: &LinearInput, w_quantised: &[f64], d_out: &[f64], d_w:
 fn heads_backward(x: &[f64], w: &[f64], d_out: &[f64], d_w: &mut [f64], d_head: usize) -> Vec<f64> {
     let mut d_x = vec![0.0; x.len()];
     let head_len = x.len() * d_head;
-    for (h, (w_head, d_w_head)) in w.chunks_exact(head_len).zip(d_w.chunks_exact_mut(head_len)).enumerate() {
+    for (h, (w_head, d_w_head)) in w
+        .chunks_exact(head_len)
+        .zip(d_w.chunks_exact_mut(head_len))
+        .enumerate()
+    {
         let d_out_head = head(d_out, h, d_head);
         add_outer(d_w_head, x, d_out_head);
         add_assign(&mut d_x, &mat_vec(w_head, d_out_head));

@@ -60,7 +60,11 @@ impl LinearInput {
             }
         };
         let quantised = quantiser.act(at, &normed);
-        LinearInput { normed, inv_rms, quantised }
+        LinearInput {
+            normed,
+            inv_rms,
+            quantised,
+        }
     }
 
     /// `dL/dx` from `dL/d quantised`: straight through `Qa`, then through `N`.
@@ -88,12 +92,16 @@ impl<'a> Model<'a> {
     }
 
     /// Runs example number `example` (the index only names its rows for the quantiser).
-    pub fn run(&self, example: usize, tokens: [usize; N_CTX], quantiser: &mut dyn Quantiser) -> Trace {
+    pub fn run(
+        &self,
+        example: usize,
+        tokens: [usize; N_CTX],
+        quantiser: &mut dyn Quantiser,
+    ) -> Trace {
         let c = self.config;
         let (d, dh) = (c.d_model, c.d_head);
-        let mut linear_input = |site, pos, x: &[f64]| {
-            LinearInput::new(x, c, quantiser, ActRow { site, example, pos })
-        };
+        let mut linear_input =
+            |site, pos, x: &[f64]| LinearInput::new(x, c, quantiser, ActRow { site, example, pos });
 
         let x0: [Vec<f64>; N_CTX] = std::array::from_fn(|pos| self.embed(tokens[pos], pos));
 
@@ -108,7 +116,8 @@ impl<'a> Model<'a> {
         let x1: [_; N_CTX] =
             std::array::from_fn(|pos| add(&x0[pos], &vec_mat(&z_in[pos].quantised, &self.w_o, d)));
 
-        let mlp_in: [_; N_CTX] = std::array::from_fn(|pos| linear_input(Site::MlpIn, pos, &x1[pos]));
+        let mlp_in: [_; N_CTX] =
+            std::array::from_fn(|pos| linear_input(Site::MlpIn, pos, &x1[pos]));
         let mlp_pre: [_; N_CTX] =
             std::array::from_fn(|pos| vec_mat(&mlp_in[pos].quantised, &self.w_in, c.d_mlp));
         let mlp_post: [_; N_CTX] =
@@ -118,11 +127,18 @@ impl<'a> Model<'a> {
 
         // Only the last position reaches the logits.
         let last = N_CTX - 1;
-        let resid_final = add(&x1[last], &vec_mat(&mlp_out_in[last].quantised, &self.w_out, d));
+        let resid_final = add(
+            &x1[last],
+            &vec_mat(&mlp_out_in[last].quantised, &self.w_out, d),
+        );
         let final_normed = c.final_norm.then(|| quant::rms_norm(&resid_final));
         let unembed_in = match &final_normed {
             None => resid_final.clone(),
-            Some((normed, _)) => normed.iter().zip(self.params.get(ParamId::LnFinal)).map(|(u, g)| u * g).collect(),
+            Some((normed, _)) => normed
+                .iter()
+                .zip(self.params.get(ParamId::LnFinal))
+                .map(|(u, g)| u * g)
+                .collect(),
         };
         let logits = vec_mat(&unembed_in, self.params.get(ParamId::WU), c.p);
 
@@ -162,11 +178,13 @@ impl<'a> Model<'a> {
         let scale = 1.0 / (dh as f64).sqrt();
         let mut pattern = Vec::with_capacity(self.config.n_heads * N_CTX * N_CTX);
         for h in 0..self.config.n_heads {
-            for query in 0..N_CTX {
+            for (query, q_query) in q.iter().enumerate() {
                 let visible = if self.config.causal { query + 1 } else { N_CTX };
-                let q_head = head(&q[query], h, dh);
-                let scores: Vec<f64> =
-                    (0..visible).map(|key| dot(q_head, head(&k[key], h, dh)) * scale).collect();
+                let q_head = head(q_query, h, dh);
+                let scores: Vec<f64> = k[..visible]
+                    .iter()
+                    .map(|k_key| dot(q_head, head(k_key, h, dh)) * scale)
+                    .collect();
                 let mut row = softmax(&scores);
                 row.resize(N_CTX, 0.0);
                 pattern.extend(row);
@@ -182,7 +200,10 @@ impl<'a> Model<'a> {
         for (h, z_head) in z.chunks_exact_mut(dh).enumerate() {
             for (key, v_key) in v.iter().enumerate() {
                 let weight = pattern[(h * N_CTX + pos) * N_CTX + key];
-                z_head.iter_mut().zip(head(v_key, h, dh)).for_each(|(z, v)| *z += weight * v);
+                z_head
+                    .iter_mut()
+                    .zip(head(v_key, h, dh))
+                    .for_each(|(z, v)| *z += weight * v);
             }
         }
         z
@@ -191,7 +212,9 @@ impl<'a> Model<'a> {
 
 /// `concat_h x @ W[h]` for `W` of shape `[H, x.len(), d_head]`.
 pub(super) fn heads(x: &[f64], w: &[f64], d_head: usize) -> Vec<f64> {
-    w.chunks_exact(x.len() * d_head).flat_map(|w_head| vec_mat(x, w_head, d_head)).collect()
+    w.chunks_exact(x.len() * d_head)
+        .flat_map(|w_head| vec_mat(x, w_head, d_head))
+        .collect()
 }
 
 /// Head `h` of a vector of concatenated heads.

@@ -48,7 +48,13 @@ impl Forward {
 
 /// From `[.., 3 (position), width]` values, the rows of the last position.
 fn last_position(values: &[f64], width: usize) -> Vec<f64> {
-    values.chunks_exact(width).skip(N_CTX - 1).step_by(N_CTX).flatten().copied().collect()
+    values
+        .chunks_exact(width)
+        .skip(N_CTX - 1)
+        .step_by(N_CTX)
+        .flatten()
+        .copied()
+        .collect()
 }
 
 /// Runs the model on every example with the configured quantisers.
@@ -57,7 +63,11 @@ pub fn forward(params: &Params, tokens: &[[usize; 3]]) -> Forward {
 }
 
 /// Runs the model on every example with the given quantisers (example `i` is `tokens[i]`).
-pub fn forward_with(params: &Params, tokens: &[[usize; 3]], quantiser: &mut dyn Quantiser) -> Forward {
+pub fn forward_with(
+    params: &Params,
+    tokens: &[[usize; 3]],
+    quantiser: &mut dyn Quantiser,
+) -> Forward {
     let model = Model::new(params, quantiser);
     let mut out = Forward::default();
     for (example, &example_tokens) in tokens.iter().enumerate() {
@@ -73,21 +83,41 @@ pub fn forward_with(params: &Params, tokens: &[[usize; 3]], quantiser: &mut dyn 
 
 /// Mean cross-entropy of `[N, p]` logits (max-subtracted log-sum-exp).
 pub fn cross_entropy(logits: &[f64], labels: &[usize], p: usize) -> f64 {
-    assert_eq!(logits.len(), labels.len() * p, "logits and labels disagree on N");
-    let total: f64 = logits.chunks_exact(p).zip(labels).map(|(row, &label)| row_cross_entropy(row, label)).sum();
+    assert_eq!(
+        logits.len(),
+        labels.len() * p,
+        "logits and labels disagree on N"
+    );
+    let total: f64 = logits
+        .chunks_exact(p)
+        .zip(labels)
+        .map(|(row, &label)| row_cross_entropy(row, label))
+        .sum();
     total / labels.len() as f64
 }
 
 /// Fraction of examples whose largest logit (the first, on ties) is the label.
 pub fn accuracy(logits: &[f64], labels: &[usize], p: usize) -> f64 {
-    assert_eq!(logits.len(), labels.len() * p, "logits and labels disagree on N");
-    let correct = logits.chunks_exact(p).zip(labels).filter(|(row, &label)| argmax(row) == label).count();
+    assert_eq!(
+        logits.len(),
+        labels.len() * p,
+        "logits and labels disagree on N"
+    );
+    let correct = logits
+        .chunks_exact(p)
+        .zip(labels)
+        .filter(|(row, &label)| argmax(row) == label)
+        .count();
     correct as f64 / labels.len() as f64
 }
 
 /// Mean cross-entropy over the examples and its straight-through gradient for every parameter.
 pub fn loss_and_grads(params: &Params, tokens: &[[usize; 3]], labels: &[usize]) -> (f64, Params) {
-    assert_eq!(tokens.len(), labels.len(), "tokens and labels disagree on N");
+    assert_eq!(
+        tokens.len(),
+        labels.len(),
+        "tokens and labels disagree on N"
+    );
     let mut quantiser = Exact::new(&params.config);
     let model = Model::new(params, &mut quantiser);
     let mut grads = Params::zeros(&params.config);
@@ -112,5 +142,7 @@ fn row_cross_entropy(logits: &[f64], label: usize) -> f64 {
 }
 
 fn argmax(row: &[f64]) -> usize {
-    row.iter().enumerate().fold(0, |best, (i, &x)| if x > row[best] { i } else { best })
+    row.iter()
+        .enumerate()
+        .fold(0, |best, (i, &x)| if x > row[best] { i } else { best })
 }

@@ -5,7 +5,9 @@ pub fn vec_mat(x: &[f64], w: &[f64], cols: usize) -> Vec<f64> {
     debug_assert_eq!(w.len(), x.len() * cols);
     let mut out = vec![0.0; cols];
     for (&xi, w_row) in x.iter().zip(w.chunks_exact(cols)) {
-        out.iter_mut().zip(w_row).for_each(|(o, &wij)| *o += xi * wij);
+        out.iter_mut()
+            .zip(w_row)
+            .for_each(|(o, &wij)| *o += xi * wij);
     }
     out
 }

@@ -49,8 +49,12 @@ pub fn rms_norm(row: &[f64]) -> (Vec<f64>, f64) {
 
 /// Gradient through [`rms_norm`]: given `u = x r` and `dL/du`, returns `dL/dx = r (du - u mean(du u))`.
 pub fn rms_norm_backward(normed: &[f64], inv_rms: f64, d_normed: &[f64]) -> Vec<f64> {
-    let mean_du_u =
-        normed.iter().zip(d_normed).map(|(u, du)| u * du).sum::<f64>() / normed.len() as f64;
+    let mean_du_u = normed
+        .iter()
+        .zip(d_normed)
+        .map(|(u, du)| u * du)
+        .sum::<f64>()
+        / normed.len() as f64;
     normed
         .iter()
         .zip(d_normed)
@@ -109,7 +113,10 @@ pub struct Exact {
 
 impl Exact {
     pub fn new(config: &ModelConfig) -> Self {
-        Exact { weights: config.weights, act_quant: config.act_quant }
+        Exact {
+            weights: config.weights,
+            act_quant: config.act_quant,
+        }
     }
 }
 

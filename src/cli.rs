@@ -1,0 +1,184 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::model::{ActQuant, LinearNorm, ModelConfig, Preset, Weights};
+use crate::optim::AdamW;
+use crate::run::RunConfig;
+use crate::task::Split;
+
+#[derive(Parser)]
+#[command(name = "bitgrok", version, about = "Train full-precision, binary and ternary transformers on \
+modular addition in WGSL compute shaders, and take them apart")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// List the wgpu adapters and mark the one bitgrok would use.
+    Devices {
+        #[arg(long)]
+        adapter: Option<String>,
+    },
+    /// Train a model on (a + b) mod p.
+    Train(TrainArgs),
+    /// Conformance: the GPU engine against the CPU reference on this adapter (every switch
+    /// combination), or against reference files.
+    Check {
+        /// Reference files in the test-vector format (see README) instead of the switch sweep.
+        #[arg(long, num_args = 1..)]
+        vectors: Vec<PathBuf>,
+        #[arg(long)]
+        adapter: Option<String>,
+    },
+    /// Loss and accuracy of a run's checkpoint on its train and test sets.
+    Eval {
+        run: PathBuf,
+        /// Checkpoint epoch (default: the newest).
+        #[arg(long)]
+        epoch: Option<usize>,
+        #[arg(long)]
+        adapter: Option<String>,
+    },
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Architecture, initialisation and defaults; every switch below overrides it.
+    #[arg(long, value_enum, default_value = "seed-bitnet")]
+    pub preset: Preset,
+    /// Modulus (vocabulary p + 1).
+    #[arg(long, default_value_t = 113)]
+    pub p: usize,
+    /// Fraction of the p² pairs used for training.
+    #[arg(long, default_value_t = 0.3)]
+    pub frac: f64,
+    /// Seed of the train/test split.
+    #[arg(long, default_value_t = 598)]
+    pub data_seed: u64,
+    /// Seed of the parameter initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 128)]
+    pub d_model: usize,
+    #[arg(long, default_value_t = 4)]
+    pub n_heads: usize,
+    #[arg(long, default_value_t = 32)]
+    pub d_head: usize,
+    #[arg(long, default_value_t = 512)]
+    pub d_mlp: usize,
+    /// Weight quantisation of every Linear [preset: nanda f32, seed-bitnet ternary].
+    #[arg(long, value_enum)]
+    pub weights: Option<Weights>,
+    /// Activation quantisation of every Linear input [preset: nanda none, seed-bitnet int8].
+    #[arg(long, value_enum)]
+    pub act_quant: Option<ActQuant>,
+    /// Normalisation of every Linear input [preset: nanda none, seed-bitnet rms].
+    #[arg(long, value_enum)]
+    pub linear_norm: Option<LinearNorm>,
+    /// Learned positional embedding [preset: nanda on, seed-bitnet off].
+    #[arg(long, overrides_with = "no_pos_embed")]
+    pub pos_embed: bool,
+    #[arg(long)]
+    pub no_pos_embed: bool,
+    /// Causal attention mask [preset: nanda on, seed-bitnet off].
+    #[arg(long, overrides_with = "no_causal")]
+    pub causal: bool,
+    #[arg(long)]
+    pub no_causal: bool,
+    /// RMSNorm with gain before the unembedding [preset: nanda off, seed-bitnet on].
+    #[arg(long, overrides_with = "no_final_norm")]
+    pub final_norm: bool,
+    #[arg(long)]
+    pub no_final_norm: bool,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 1.0)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = 25_000)]
+    pub epochs: usize,
+    /// Evaluate the test set every N epochs.
+    #[arg(long, default_value_t = 1)]
+    pub eval_every: usize,
+    #[arg(long, default_value_t = 100)]
+    pub checkpoint_every: usize,
+    /// Stop N epochs after test accuracy first reaches 99.9%.
+    #[arg(long)]
+    pub stop_after_grok: Option<usize>,
+    /// Run directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Overwrite an existing run directory.
+    #[arg(long)]
+    pub force: bool,
+    /// Adapter to use: a substring of its name (see `bitgrok devices`).
+    #[arg(long)]
+    pub adapter: Option<String>,
+}
+
+/// `--x` / `--no-x` pair: None when neither was given.
+fn switch(on: bool, off: bool) -> Option<bool> {
+    match (on, off) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
+}
+
+impl TrainArgs {
+    /// The run configuration, validated before any GPU work; the error is one line naming the
+    /// option, the value and what is allowed.
+    pub fn run_config(&self) -> Result<RunConfig> {
+        let mut model = ModelConfig::preset(self.preset, self.p);
+        model.d_model = self.d_model;
+        model.n_heads = self.n_heads;
+        model.d_head = self.d_head;
+        model.d_mlp = self.d_mlp;
+        model.weights = self.weights.unwrap_or(model.weights);
+        model.act_quant = self.act_quant.unwrap_or(model.act_quant);
+        model.linear_norm = self.linear_norm.unwrap_or(model.linear_norm);
+        model.pos_embed = switch(self.pos_embed, self.no_pos_embed).unwrap_or(model.pos_embed);
+        model.causal = switch(self.causal, self.no_causal).unwrap_or(model.causal);
+        model.final_norm = switch(self.final_norm, self.no_final_norm).unwrap_or(model.final_norm);
+        if let Err(e) = model.validate() {
+            bail!(e);
+        }
+        if !(self.frac > 0.0 && self.frac < 1.0) {
+            bail!("--frac {}: must be strictly between 0 and 1", self.frac);
+        }
+        let n_train = Split::train_size(self.p, self.frac);
+        if n_train == 0 || n_train == self.p * self.p {
+            bail!("--frac {}: leaves an empty train or test set at p = {} ({} of {} pairs for training)", self.frac, self.p, n_train, self.p * self.p);
+        }
+        for (name, value) in [("epochs", self.epochs), ("eval-every", self.eval_every), ("checkpoint-every", self.checkpoint_every)] {
+            if value == 0 {
+                bail!("--{name} 0: must be at least 1");
+            }
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            bail!("--lr {}: must be a positive number", self.lr);
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            bail!("--weight-decay {}: must be a non-negative number", self.weight_decay);
+        }
+        Ok(RunConfig {
+            preset: self.preset,
+            model,
+            frac: self.frac,
+            data_seed: self.data_seed,
+            seed: self.seed,
+            adamw: AdamW { lr: self.lr, weight_decay: self.weight_decay, ..AdamW::default() },
+            epochs: self.epochs,
+            eval_every: self.eval_every,
+            checkpoint_every: self.checkpoint_every,
+            stop_after_grok: self.stop_after_grok,
+            crate_version: String::new(),
+            adapter: String::new(),
+        })
+    }
+}

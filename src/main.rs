@@ -1,0 +1,99 @@
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+
+use bitgrok::check;
+use bitgrok::cli::{Cli, Command};
+use bitgrok::engine::device::{self, Gpu};
+use bitgrok::engine::Engine;
+use bitgrok::run::RunDir;
+use bitgrok::task::Split;
+use bitgrok::train;
+
+/// Exit code of invalid input (as clap uses).
+const USAGE_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Train(args) = &cli.command {
+        if let Err(e) = args.run_config() {
+            eprintln!("error: {e}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    }
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Devices { adapter } => {
+            let adapters = device::adapters();
+            if adapters.is_empty() {
+                anyhow::bail!(device::NO_ADAPTER_HELP);
+            }
+            let chosen = device::choose(&adapters, adapter.as_deref()).ok();
+            for (i, a) in adapters.iter().enumerate() {
+                let mark = if Some(i) == chosen { "*" } else { " " };
+                println!("{mark} {}", device::describe(&a.get_info()));
+            }
+            println!("(* = used; pick another with --adapter NAME or WGPU_ADAPTER_NAME, backends with WGPU_BACKEND)");
+        }
+        Command::Train(args) => {
+            let config = args.run_config()?;
+            let gpu = Gpu::new(args.adapter.as_deref())?;
+            eprintln!("adapter: {}", gpu.describe());
+            let s = train::train(&gpu, &config, &args.out, args.force, true)?;
+            let m = s.final_metrics;
+            println!(
+                "epoch {}: train loss {:.3e} acc {:.4}, test loss {:.3e} acc {:.4}; memorised at {}, grokked at {}; {:.1} epochs/s",
+                s.epochs,
+                m.train_loss,
+                m.train_acc,
+                m.test_loss,
+                m.test_acc,
+                s.memorised_at.map_or("-".into(), |e| e.to_string()),
+                s.grokked_at.map_or("-".into(), |e| e.to_string()),
+                s.epochs_per_second
+            );
+            println!("run written to {}", args.out.display());
+        }
+        Command::Check { vectors, adapter } => {
+            let gpu = Gpu::new(adapter.as_deref())?;
+            println!("adapter: {}", gpu.describe());
+            let mut rows = Vec::new();
+            if vectors.is_empty() {
+                for (i, config) in check::switch_combinations().iter().enumerate() {
+                    rows.extend(check::check_against_reference(&gpu, config, 100 + i as u64)?);
+                }
+            } else {
+                for path in &vectors {
+                    rows.extend(check::check_against_vector(&gpu, path)?);
+                }
+            }
+            let ok = check::print_table(&rows);
+            let failed = rows.iter().filter(|r| !r.pass).count();
+            println!("{} of {} comparisons passed", rows.len() - failed, rows.len());
+            if !ok {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Eval { run, epoch, adapter } => {
+            let dir = RunDir::open(&run)?;
+            let config = dir.read_config()?;
+            let (epoch, params) = dir.load_checkpoint(&config.model, epoch)?;
+            let split = Split::new(config.model.p, config.frac, config.data_seed);
+            let gpu = Gpu::new(adapter.as_deref())?;
+            let mut engine = Engine::new(&gpu, &params, &split.train_examples(), Some(&split.test_examples()), &config.adamw)?;
+            let m = engine.evaluate()?;
+            println!("epoch {epoch}: train loss {:e} acc {:.4}, test loss {:e} acc {:.4}", m.train_loss, m.train_acc, m.test_loss, m.test_acc);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
