@@ -102,7 +102,7 @@ fn reduce(@builtin(local_invocation_index) lid: u32) {
     }
     if (lid == 0u) {
         let slot = (state[0] - 1u) % prm.metric_slots;
-        metrics[slot * 4u + prm.metric] = red_loss[0] * prm.inv_n;
-        metrics[slot * 4u + prm.metric + 1u] = red_correct[0] * prm.inv_n;
+        metrics[slot * 4u + prm.metric] = red_loss[0] / f32(prm.n);
+        metrics[slot * 4u + prm.metric + 1u] = red_correct[0] / f32(prm.n);
     }
 }

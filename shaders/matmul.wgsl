@@ -3,7 +3,7 @@
 // Every operand is addressed through strides, so transposes, broadcast rows (stride 0) and
 // per-head weight layouts need no copies. The contraction index k may be split in two,
 // k = k_hi * k_div + k_lo, with a stride for each part: this sums over (head, d_head) pairs of
-// [H, ., Dh] tensors in one product. Each thread computes a 4x4 register block of a 64x64 tile.
+// [H, ., Dh] tensors in one product. Each thread computes a 4x4 register block (four vec4 rows) of a 64x64 tile.
 
 struct Operand {
     off: u32,
@@ -40,79 +40,86 @@ const TK: u32 = 16u;
 @group(0) @binding(3) var<storage, read_write> c_buf: array<f32>;
 @group(0) @binding(4) var<storage, read> r_buf: array<f32>;
 
-var<workgroup> a_tile: array<f32, 1024>; // [TK][TILE], k-major
-var<workgroup> b_tile: array<f32, 1024>; // [TK][TILE]
+// a_tile[kk * 16 + g] holds rows 4g..4g+3 of the tile at contraction step kk; b_tile columns.
+var<workgroup> a_tile: array<vec4<f32>, 256>;
+var<workgroup> b_tile: array<vec4<f32>, 256>;
 
 fn k_offset(k: u32, s_lo: u32, s_hi: u32) -> u32 {
     return (k / prm.k_div) * s_hi + (k % prm.k_div) * s_lo;
 }
 
+fn load_a(base: u32, i: u32, k: u32) -> f32 {
+    if (i < prm.m && k < prm.k) {
+        return a_buf[base + i * prm.a.s_row + k_offset(k, prm.a.s_col, prm.a_k_hi)];
+    }
+    return 0.0;
+}
+
+fn load_b(base: u32, k: u32, j: u32) -> f32 {
+    if (k < prm.k && j < prm.n) {
+        return b_buf[base + k_offset(k, prm.b.s_row, prm.b_k_hi) + j * prm.b.s_col];
+    }
+    return 0.0;
+}
+
 @compute @workgroup_size(16, 16, 1)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let batch = wg.z;
     let row0 = wg.y * TILE;
     let col0 = wg.x * TILE;
-    let tx = lid % 16u;
-    let ty = lid / 16u;
+    let tx = lid.x;
+    let ty = lid.y;
     let a_base = prm.a.off + batch * prm.a.s_batch;
     let b_base = prm.b.off + batch * prm.b.s_batch;
 
-    var acc: array<array<f32, 4>, 4>;
+    // Thread (tx, ty) owns rows 4ty..4ty+3 and columns 4tx..4tx+3 of the tile.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < prm.k; k0 += TK) {
-        // 256 threads load a 64x16 slice of A and a 16x64 slice of B, 4 elements each.
-        for (var t = 0u; t < 4u; t++) {
-            let e = lid + t * 256u;
-            let i = e / TK;
-            let kk = e % TK;
-            var av = 0.0;
-            if (row0 + i < prm.m && k0 + kk < prm.k) {
-                av = a_buf[a_base + (row0 + i) * prm.a.s_row + k_offset(k0 + kk, prm.a.s_col, prm.a_k_hi)];
-            }
-            a_tile[kk * TILE + i] = av;
-            let kb = e / TILE;
-            let j = e % TILE;
-            var bv = 0.0;
-            if (k0 + kb < prm.k && col0 + j < prm.n) {
-                bv = b_buf[b_base + k_offset(k0 + kb, prm.b.s_row, prm.b_k_hi) + (col0 + j) * prm.b.s_col];
-            }
-            b_tile[kb * TILE + j] = bv;
-        }
+        // Thread (tx, ty) loads four rows of A and four columns of B at step k0 + ty.
+        let k = k0 + ty;
+        let i = row0 + 4u * tx;
+        a_tile[ty * 16u + tx] = vec4<f32>(
+            load_a(a_base, i, k), load_a(a_base, i + 1u, k), load_a(a_base, i + 2u, k), load_a(a_base, i + 3u, k));
+        let j = col0 + 4u * tx;
+        b_tile[ty * 16u + tx] = vec4<f32>(
+            load_b(b_base, k, j), load_b(b_base, k, j + 1u), load_b(b_base, k, j + 2u), load_b(b_base, k, j + 3u));
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
-            var av: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var r = 0u; r < 4u; r++) {
-                av[r] = a_tile[kk * TILE + ty + r * 16u];
-                bv[r] = b_tile[kk * TILE + tx + r * 16u];
-            }
-            for (var r = 0u; r < 4u; r++) {
-                for (var c = 0u; c < 4u; c++) {
-                    acc[r][c] = fma(av[r], bv[c], acc[r][c]);
-                }
-            }
+            let a = a_tile[kk * 16u + ty];
+            let b = b_tile[kk * 16u + tx];
+            acc0 = fma(vec4<f32>(a.x), b, acc0);
+            acc1 = fma(vec4<f32>(a.y), b, acc1);
+            acc2 = fma(vec4<f32>(a.z), b, acc2);
+            acc3 = fma(vec4<f32>(a.w), b, acc3);
         }
         workgroupBarrier();
     }
+    store_row(batch, row0 + 4u * ty, col0 + 4u * tx, acc0);
+    store_row(batch, row0 + 4u * ty + 1u, col0 + 4u * tx, acc1);
+    store_row(batch, row0 + 4u * ty + 2u, col0 + 4u * tx, acc2);
+    store_row(batch, row0 + 4u * ty + 3u, col0 + 4u * tx, acc3);
+}
 
-    for (var r = 0u; r < 4u; r++) {
-        let i = row0 + ty + r * 16u;
-        if (i >= prm.m) {
-            continue;
+fn store_row(batch: u32, i: u32, j0: u32, acc: vec4<f32>) {
+    if (i >= prm.m) {
+        return;
+    }
+    for (var c = 0u; c < 4u; c++) {
+        let j = j0 + c;
+        if (j >= prm.n) {
+            return;
         }
-        for (var c = 0u; c < 4u; c++) {
-            let j = col0 + tx + c * 16u;
-            if (j >= prm.n) {
-                continue;
-            }
-            var v = acc[r][c];
-            if ((prm.flags & ADD_RESIDUAL) != 0u) {
-                v += r_buf[prm.r.off + batch * prm.r.s_batch + i * prm.r.s_row + j * prm.r.s_col];
-            }
-            let ci = prm.c.off + batch * prm.c.s_batch + i * prm.c.s_row + j * prm.c.s_col;
-            if ((prm.flags & ACCUMULATE) != 0u) {
-                v += c_buf[ci];
-            }
-            c_buf[ci] = v;
+        var v = acc[c];
+        if ((prm.flags & ADD_RESIDUAL) != 0u) {
+            v += r_buf[prm.r.off + batch * prm.r.s_batch + i * prm.r.s_row + j * prm.r.s_col];
         }
+        let ci = prm.c.off + batch * prm.c.s_batch + i * prm.c.s_row + j * prm.c.s_col;
+        if ((prm.flags & ACCUMULATE) != 0u) {
+            v += c_buf[ci];
+        }
+        c_buf[ci] = v;
     }
 }

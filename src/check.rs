@@ -100,12 +100,15 @@ pub struct Row {
 /// Errors are relative to the largest magnitude of each quantity: f32 products of length
 /// ≤ 512 accumulate ~1e-6 relative error, so `max_rel` ≤ 2e-4 leaves two orders of margin.
 ///
-/// With int8 activations *and* binary/ternary weights, pre-activations are integer multiples of
-/// one scale, so many are exactly 0 in exact arithmetic; f64 and f32 each leave a rounding
-/// residue of arbitrary sign there, and the ReLU lets the gradient through or not. Each such
-/// tie changes the gradient of one (example, neuron) and everything upstream of it, so for these
-/// configurations the bound is on the relative L2 error of the whole tensor (`rel_l2` ≤ 5e-2)
-/// instead of on every entry; a wrong kernel gives errors of order 1.
+/// With int8 activations, an input that f32 and f64 place on different sides of k + ½ rounds
+/// to different codes. With binary/ternary weights too, `Linear` outputs are integer multiples
+/// of one scale, so such ties are exact and common: pre-activations that are exactly 0 (the ReLU
+/// passes the gradient or not) and int8 inputs at exactly k + ½. f64 and f32 each leave a
+/// rounding residue of arbitrary sign there, so neither is more right than the other.
+/// Each tie changes one example's contribution, so for these configurations a quantity passes
+/// when its error is small in L2 relative to its norm: 2e-3 for forward values and 0.15 for
+/// gradients (twice the worst seen on lavapipe for the switch sweep; a wrong kernel gives
+/// errors of order 1). Bit-exact integer accumulation would remove the ties (issue: speed).
 #[derive(Clone, Copy, Debug)]
 pub struct Tolerance {
     pub max_rel: f64,
@@ -113,14 +116,27 @@ pub struct Tolerance {
     pub rel_l2: Option<f64>,
 }
 
+/// What a compared quantity is, for its tolerance.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Forward,
+    Gradient,
+    Exact,
+}
+
 impl Tolerance {
     pub fn for_config(c: &ModelConfig) -> Self {
-        let ties = c.weights != Weights::F32 && c.act_quant == ActQuant::Int8;
-        Tolerance { max_rel: 2e-4, rel_l2: ties.then_some(5e-2) }
+        let ties = c.act_quant == ActQuant::Int8;
+        Tolerance { max_rel: 2e-4, rel_l2: ties.then_some(0.15) }
     }
 
-    fn strict(self) -> Self {
-        Tolerance { rel_l2: None, ..self }
+    fn of(self, kind: Kind) -> Self {
+        let rel_l2 = match kind {
+            Kind::Exact => None,
+            Kind::Forward => self.rel_l2.map(|_| 2e-3),
+            Kind::Gradient => self.rel_l2,
+        };
+        Tolerance { rel_l2, ..self }
     }
 }
 
@@ -152,35 +168,35 @@ fn compare(case: &str, quantity: &str, got: &[f64], want: &[f64], tol: Tolerance
 /// parameters), so gradient differences are not counted twice.
 pub fn compare_outputs(case: &str, params: &Params, hp: &AdamW, got: &Outputs, want: &Outputs, tol: Tolerance) -> Vec<Row> {
     let mut rows = vec![
-        compare(case, "logits", &got.logits, &want.logits, tol),
-        compare(case, "loss", &[got.loss], &[want.loss], tol.strict()),
-        compare(case, "attn_pattern_last", &got.attn_pattern_last, &want.attn_pattern_last, tol),
-        compare(case, "mlp_post_last", &got.mlp_post_last, &want.mlp_post_last, tol),
+        compare(case, "logits", &got.logits, &want.logits, tol.of(Kind::Forward)),
+        compare(case, "loss", &[got.loss], &[want.loss], tol.of(Kind::Forward)),
+        compare(case, "attn_pattern_last", &got.attn_pattern_last, &want.attn_pattern_last, tol.of(Kind::Forward)),
+        compare(case, "mlp_post_last", &got.mlp_post_last, &want.mlp_post_last, tol.of(Kind::Forward)),
     ];
     for (id, g) in got.grads.iter() {
-        rows.push(compare(case, &format!("grad.{}", id.name()), g, want.grads.get(id), tol));
+        rows.push(compare(case, &format!("grad.{}", id.name()), g, want.grads.get(id), tol.of(Kind::Gradient)));
     }
     let got_update = difference(&got.adamw1, params);
     let want_update = difference(&adamw1(params, &got.grads, hp), params);
     for (id, g) in got_update.iter() {
-        rows.push(compare(case, &format!("adamw1.{} (update)", id.name()), g, want_update.get(id), tol.strict()));
+        rows.push(compare(case, &format!("adamw1.{} (update)", id.name()), g, want_update.get(id), tol.of(Kind::Exact)));
     }
     rows
 }
 
-/// Every combination of the five switches at a small size (p = 7, d_model 16, 2 heads × 8,
-/// d_mlp 32), each with a seeded initialisation of the matching preset.
+/// Every combination of the five switches at a small size (p = 11, d_model 32, 2 heads × 16,
+/// d_mlp 64), each with a seeded PyTorch-style initialisation.
 pub fn switch_combinations() -> Vec<ModelConfig> {
     let mut out = Vec::new();
     for weights in [Weights::F32, Weights::Binary, Weights::Ternary] {
         for act_quant in [ActQuant::None, ActQuant::Int8] {
             for linear_norm in [LinearNorm::None, LinearNorm::Rms] {
                 for bits in 0..8u32 {
-                    let mut c = ModelConfig::preset(crate::model::Preset::SeedBitnet, 7);
-                    c.d_model = 16;
+                    let mut c = ModelConfig::preset(crate::model::Preset::SeedBitnet, 11);
+                    c.d_model = 32;
                     c.n_heads = 2;
-                    c.d_head = 8;
-                    c.d_mlp = 32;
+                    c.d_head = 16;
+                    c.d_mlp = 64;
                     c.weights = weights;
                     c.act_quant = act_quant;
                     c.linear_norm = linear_norm;

@@ -30,3 +30,41 @@ fn engine_matches_shared_test_vectors() {
     }
     assert!(print_table(&rows), "engine disagrees with the test vectors (table above)");
 }
+
+/// Twenty epochs on the GPU follow the reference's trajectory: AdamW's moments and bias
+/// correction carry across steps, and the metrics reported per epoch are those of each step.
+#[test]
+fn training_trajectory_matches_reference() {
+    use bitgrok::engine::Engine;
+    use bitgrok::model::{ModelConfig, Params, Preset};
+    use bitgrok::optim::AdamW;
+    use bitgrok::reference;
+    use bitgrok::task::Split;
+
+    let gpu = gpu();
+    let mut c = ModelConfig::preset(Preset::Nanda, 7);
+    (c.d_model, c.n_heads, c.d_head, c.d_mlp) = (16, 2, 8, 32);
+    let split = Split::new(7, 0.5, 1);
+    let (train, test) = (split.train_examples(), split.test_examples());
+    let hp = AdamW { lr: 3e-3, ..AdamW::default() };
+    let mut params = Params::init(&c, 5);
+    let mut engine = Engine::new(&gpu, &params, &train, Some(&test), &hp).unwrap();
+    let metrics = engine.run_epochs(1, 20, |_| true).unwrap();
+
+    let labels = |ex: &bitgrok::task::Examples| ex.labels.iter().map(|&l| l as usize).collect::<Vec<_>>();
+    let (mut m, mut v) = (Params::zeros(&c), Params::zeros(&c));
+    for (step, got) in metrics.iter().enumerate() {
+        let (loss, grads) = reference::loss_and_grads(&params, &train.tokens(7), &labels(&train));
+        reference::adamw_step(&mut params, &grads, &mut m, &mut v, step as u64 + 1, &hp);
+        let test_logits = reference::forward(&params, &test.tokens(7)).logits;
+        let test_loss = reference::cross_entropy(&test_logits, &labels(&test), 7);
+        assert!((got.train_loss as f64 - loss).abs() < 1e-4 * loss, "epoch {}: train loss {} vs {loss}", got.epoch, got.train_loss);
+        assert!((got.test_loss as f64 - test_loss).abs() < 1e-4 * test_loss, "epoch {}: test loss {} vs {test_loss}", got.epoch, got.test_loss);
+    }
+    let gpu_params = engine.params().unwrap();
+    for (id, want) in params.iter() {
+        let scale = want.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+        let err = gpu_params.get(id).iter().zip(want).fold(0.0f64, |a, (g, w)| a.max((g - w).abs()));
+        assert!(err < 1e-4 * scale, "{} after 20 steps: max error {err:e} (scale {scale:e})", id.name());
+    }
+}
