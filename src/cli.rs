@@ -56,7 +56,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 113)]
     pub p: usize,
     /// Fraction of the p² pairs used for training.
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = 0.3, allow_negative_numbers = true)]
     pub frac: f64,
     /// Seed of the train/test split.
     #[arg(long, default_value_t = 598)]
@@ -96,9 +96,9 @@ pub struct TrainArgs {
     pub final_norm: bool,
     #[arg(long)]
     pub no_final_norm: bool,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     pub lr: f64,
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub weight_decay: f64,
     #[arg(long, default_value_t = 25_000)]
     pub epochs: usize,

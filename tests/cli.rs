@@ -1,0 +1,84 @@
+//! The command line: bad input is refused before any GPU work with exit code 2 and one line
+//! naming the option; the commands a user starts with work end to end.
+
+use std::process::{Command, Output};
+
+fn bitgrok(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bitgrok")).args(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn invalid_options_exit_2_naming_the_option() {
+    let out = tempfile::tempdir().unwrap();
+    let out = out.path().join("run");
+    let out = out.to_str().unwrap();
+    for (args, option) in [
+        (vec!["--frac", "1.5"], "--frac"),
+        (vec!["--frac", "0.0001", "--p", "5"], "--frac"),
+        (vec!["--p", "1"], "--p"),
+        (vec!["--epochs", "0"], "--epochs"),
+        (vec!["--checkpoint-every", "0"], "--checkpoint-every"),
+        (vec!["--eval-every", "0"], "--eval-every"),
+        (vec!["--d-model", "0"], "--d-model"),
+        (vec!["--lr", "-1"], "--lr"),
+        (vec!["--weights", "int4"], "--weights"),
+    ] {
+        let mut argv = vec!["train", "--out", out];
+        argv.extend(args.iter().copied());
+        let o = bitgrok(&argv);
+        assert_eq!(o.status.code(), Some(2), "{argv:?} should exit 2; stderr: {}", stderr(&o));
+        assert!(stderr(&o).contains(option), "{argv:?}: the error should name {option}: {}", stderr(&o));
+        assert!(!std::path::Path::new(out).exists(), "{argv:?} must not create the run directory");
+    }
+}
+
+#[test]
+fn train_eval_and_refusing_to_overwrite_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out = out.to_str().unwrap();
+    let train = ["train", "--preset", "nanda", "--p", "7", "--d-model", "16", "--d-head", "4", "--d-mlp", "32", "--epochs", "30", "--checkpoint-every", "10", "--out", out];
+    let o = bitgrok(&train);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    for f in ["config.json", "split.json", "metrics.csv", "checkpoints/epoch_00000.safetensors", "checkpoints/epoch_00030.safetensors"] {
+        assert!(dir.path().join("run").join(f).exists(), "missing {f}");
+    }
+    let again = bitgrok(&train);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("already holds a run"), "{}", stderr(&again));
+
+    let eval = bitgrok(&["eval", out, "--epoch", "20"]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    assert!(String::from_utf8_lossy(&eval.stdout).contains("epoch 20: train loss"));
+    let missing = bitgrok(&["eval", out, "--epoch", "25"]);
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("no checkpoint for epoch 25"), "{}", stderr(&missing));
+}
+
+#[test]
+fn eval_of_a_directory_that_is_not_a_run_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bitgrok(&["eval", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not a run directory"), "{}", stderr(&o));
+}
+
+#[test]
+fn devices_lists_and_marks_an_adapter() {
+    let o = bitgrok(&["devices"]);
+    assert!(o.status.success(), "no adapter: {}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).lines().any(|l| l.starts_with('*')));
+}
+
+#[test]
+fn check_against_a_reference_file_passes() {
+    let file = bitgrok::testvectors::shared_dir().join("tiny-seed-bitnet.safetensors");
+    let o = bitgrok(&["check", "--vectors", file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}{}", stderr(&o));
+    assert!(stdout.contains("grad.blocks.0.mlp.W_in"));
+}
