@@ -45,7 +45,12 @@ fn adamw1(params: &Params, grads: &Params, hp: &AdamW) -> Params {
 }
 
 /// Runs one epoch on the GPU with `examples` as the (full) batch and reads everything back.
-pub fn engine_outputs(gpu: &Gpu, params: &Params, examples: &Examples, hp: &AdamW) -> Result<Outputs> {
+pub fn engine_outputs(
+    gpu: &Gpu,
+    params: &Params,
+    examples: &Examples,
+    hp: &AdamW,
+) -> Result<Outputs> {
     let c = &params.config;
     let mut engine = Engine::new(gpu, params, examples, None, hp)?;
     let metrics = engine.run_epochs(1, 1, |_| false)?;
@@ -127,7 +132,10 @@ enum Kind {
 impl Tolerance {
     pub fn for_config(c: &ModelConfig) -> Self {
         let ties = c.act_quant == ActQuant::Int8;
-        Tolerance { max_rel: 2e-4, rel_l2: ties.then_some(0.15) }
+        Tolerance {
+            max_rel: 2e-4,
+            rel_l2: ties.then_some(0.15),
+        }
     }
 
     fn of(self, kind: Kind) -> Self {
@@ -159,27 +167,77 @@ fn compare(case: &str, quantity: &str, got: &[f64], want: &[f64], tol: Tolerance
             None => max_rel <= tol.max_rel,
             Some(l2) => max_rel <= tol.max_rel || rel_l2 <= l2,
         };
-    Row { case: case.into(), quantity: quantity.into(), max_abs, max_rel, rel_l2, pass }
+    Row {
+        case: case.into(),
+        quantity: quantity.into(),
+        max_abs,
+        max_rel,
+        rel_l2,
+        pass,
+    }
 }
 
 /// Rows comparing every quantity of `got` (the engine's) with `want`. The AdamW step is
 /// checked on its own: the engine's update against the reference update computed from the
 /// engine's own gradients (compared as `after - before`, since the step is ~lr next to the
 /// parameters), so gradient differences are not counted twice.
-pub fn compare_outputs(case: &str, params: &Params, hp: &AdamW, got: &Outputs, want: &Outputs, tol: Tolerance) -> Vec<Row> {
+pub fn compare_outputs(
+    case: &str,
+    params: &Params,
+    hp: &AdamW,
+    got: &Outputs,
+    want: &Outputs,
+    tol: Tolerance,
+) -> Vec<Row> {
     let mut rows = vec![
-        compare(case, "logits", &got.logits, &want.logits, tol.of(Kind::Forward)),
-        compare(case, "loss", &[got.loss], &[want.loss], tol.of(Kind::Forward)),
-        compare(case, "attn_pattern_last", &got.attn_pattern_last, &want.attn_pattern_last, tol.of(Kind::Forward)),
-        compare(case, "mlp_post_last", &got.mlp_post_last, &want.mlp_post_last, tol.of(Kind::Forward)),
+        compare(
+            case,
+            "logits",
+            &got.logits,
+            &want.logits,
+            tol.of(Kind::Forward),
+        ),
+        compare(
+            case,
+            "loss",
+            &[got.loss],
+            &[want.loss],
+            tol.of(Kind::Forward),
+        ),
+        compare(
+            case,
+            "attn_pattern_last",
+            &got.attn_pattern_last,
+            &want.attn_pattern_last,
+            tol.of(Kind::Forward),
+        ),
+        compare(
+            case,
+            "mlp_post_last",
+            &got.mlp_post_last,
+            &want.mlp_post_last,
+            tol.of(Kind::Forward),
+        ),
     ];
     for (id, g) in got.grads.iter() {
-        rows.push(compare(case, &format!("grad.{}", id.name()), g, want.grads.get(id), tol.of(Kind::Gradient)));
+        rows.push(compare(
+            case,
+            &format!("grad.{}", id.name()),
+            g,
+            want.grads.get(id),
+            tol.of(Kind::Gradient),
+        ));
     }
     let got_update = difference(&got.adamw1, params);
     let want_update = difference(&adamw1(params, &got.grads, hp), params);
     for (id, g) in got_update.iter() {
-        rows.push(compare(case, &format!("adamw1.{} (update)", id.name()), g, want_update.get(id), tol.of(Kind::Exact)));
+        rows.push(compare(
+            case,
+            &format!("adamw1.{} (update)", id.name()),
+            g,
+            want_update.get(id),
+            tol.of(Kind::Exact),
+        ));
     }
     rows
 }
@@ -233,7 +291,14 @@ pub fn check_against_reference(gpu: &Gpu, config: &ModelConfig, seed: u64) -> Re
     let hp = AdamW::default();
     let got = engine_outputs(gpu, &params, &examples, &hp)?;
     let want = reference_outputs(&params, &examples, &hp);
-    Ok(compare_outputs(&case_name(config), &params, &hp, &got, &want, Tolerance::for_config(config)))
+    Ok(compare_outputs(
+        &case_name(config),
+        &params,
+        &hp,
+        &got,
+        &want,
+        Tolerance::for_config(config),
+    ))
 }
 
 /// GPU engine against one reference file.
@@ -253,12 +318,22 @@ pub fn check_against_vector(gpu: &Gpu, path: &Path) -> Result<Vec<Row>> {
         grads: tv.grads.clone(),
         adamw1: tv.adamw1.clone(),
     };
-    Ok(compare_outputs(&tv.name, &tv.params, &tv.adamw, &got, &want, Tolerance::for_config(&tv.config)))
+    Ok(compare_outputs(
+        &tv.name,
+        &tv.params,
+        &tv.adamw,
+        &got,
+        &want,
+        Tolerance::for_config(&tv.config),
+    ))
 }
 
 /// Prints the table; returns whether every row passed.
 pub fn print_table(rows: &[Row]) -> bool {
-    println!("{:<40} {:<40} {:>9} {:>9} {:>9}  verdict", "case", "quantity", "max abs", "max rel", "rel L2");
+    println!(
+        "{:<40} {:<40} {:>9} {:>9} {:>9}  verdict",
+        "case", "quantity", "max abs", "max rel", "rel L2"
+    );
     for r in rows {
         println!(
             "{:<40} {:<40} {:>9.2e} {:>9.2e} {:>9.2e}  {}",

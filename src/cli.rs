@@ -11,8 +11,12 @@ use crate::run::RunConfig;
 use crate::task::Split;
 
 #[derive(Parser)]
-#[command(name = "bitgrok", version, about = "Train full-precision, binary and ternary transformers on \
-modular addition in WGSL compute shaders, and take them apart")]
+#[command(
+    name = "bitgrok",
+    version,
+    about = "Train full-precision, binary and ternary transformers on \
+modular addition in WGSL compute shaders, and take them apart"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -155,7 +159,11 @@ impl TrainArgs {
         if n_train == 0 || n_train == self.p * self.p {
             bail!("--frac {}: leaves an empty train or test set at p = {} ({} of {} pairs for training)", self.frac, self.p, n_train, self.p * self.p);
         }
-        for (name, value) in [("epochs", self.epochs), ("eval-every", self.eval_every), ("checkpoint-every", self.checkpoint_every)] {
+        for (name, value) in [
+            ("epochs", self.epochs),
+            ("eval-every", self.eval_every),
+            ("checkpoint-every", self.checkpoint_every),
+        ] {
             if value == 0 {
                 bail!("--{name} 0: must be at least 1");
             }
@@ -164,7 +172,10 @@ impl TrainArgs {
             bail!("--lr {}: must be a positive number", self.lr);
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            bail!("--weight-decay {}: must be a non-negative number", self.weight_decay);
+            bail!(
+                "--weight-decay {}: must be a non-negative number",
+                self.weight_decay
+            );
         }
         Ok(RunConfig {
             preset: self.preset,
@@ -172,7 +183,11 @@ impl TrainArgs {
             frac: self.frac,
             data_seed: self.data_seed,
             seed: self.seed,
-            adamw: AdamW { lr: self.lr, weight_decay: self.weight_decay, ..AdamW::default() },
+            adamw: AdamW {
+                lr: self.lr,
+                weight_decay: self.weight_decay,
+                ..AdamW::default()
+            },
             epochs: self.epochs,
             eval_every: self.eval_every,
             checkpoint_every: self.checkpoint_every,

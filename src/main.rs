@@ -70,7 +70,11 @@ fn run(command: Command) -> Result<ExitCode> {
             let mut rows = Vec::new();
             if vectors.is_empty() {
                 for (i, config) in check::switch_combinations().iter().enumerate() {
-                    rows.extend(check::check_against_reference(&gpu, config, 100 + i as u64)?);
+                    rows.extend(check::check_against_reference(
+                        &gpu,
+                        config,
+                        100 + i as u64,
+                    )?);
                 }
             } else {
                 for path in &vectors {
@@ -79,20 +83,37 @@ fn run(command: Command) -> Result<ExitCode> {
             }
             let ok = check::print_table(&rows);
             let failed = rows.iter().filter(|r| !r.pass).count();
-            println!("{} of {} comparisons passed", rows.len() - failed, rows.len());
+            println!(
+                "{} of {} comparisons passed",
+                rows.len() - failed,
+                rows.len()
+            );
             if !ok {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Eval { run, epoch, adapter } => {
+        Command::Eval {
+            run,
+            epoch,
+            adapter,
+        } => {
             let dir = RunDir::open(&run)?;
             let config = dir.read_config()?;
             let (epoch, params) = dir.load_checkpoint(&config.model, epoch)?;
             let split = Split::new(config.model.p, config.frac, config.data_seed);
             let gpu = Gpu::new(adapter.as_deref())?;
-            let mut engine = Engine::new(&gpu, &params, &split.train_examples(), Some(&split.test_examples()), &config.adamw)?;
+            let mut engine = Engine::new(
+                &gpu,
+                &params,
+                &split.train_examples(),
+                Some(&split.test_examples()),
+                &config.adamw,
+            )?;
             let m = engine.evaluate()?;
-            println!("epoch {epoch}: train loss {:e} acc {:.4}, test loss {:e} acc {:.4}", m.train_loss, m.train_acc, m.test_loss, m.test_acc);
+            println!(
+                "epoch {epoch}: train loss {:e} acc {:.4}, test loss {:e} acc {:.4}",
+                m.train_loss, m.train_acc, m.test_loss, m.test_acc
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

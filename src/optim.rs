@@ -12,6 +12,11 @@ pub struct AdamW {
 
 impl Default for AdamW {
     fn default() -> Self {
-        AdamW { lr: 1e-3, weight_decay: 1.0, betas: [0.9, 0.98], eps: 1e-8 }
+        AdamW {
+            lr: 1e-3,
+            weight_decay: 1.0,
+            betas: [0.9, 0.98],
+            eps: 1e-8,
+        }
     }
 }

@@ -49,26 +49,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     f.write_all(bytes)?;
     f.sync_all()?;
-    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 
 impl RunDir {
     /// Creates a new run directory; refuses an existing run unless `force`.
     pub fn create(root: &Path, force: bool) -> Result<RunDir> {
-        let dir = RunDir { root: root.to_path_buf() };
+        let dir = RunDir {
+            root: root.to_path_buf(),
+        };
         if dir.config_path().exists() && !force {
-            bail!("{} already holds a run; choose another --out or pass --force to overwrite it", root.display());
+            bail!(
+                "{} already holds a run; choose another --out or pass --force to overwrite it",
+                root.display()
+            );
         }
         if force && dir.checkpoint_dir().exists() {
             fs::remove_dir_all(dir.checkpoint_dir())?;
         }
-        fs::create_dir_all(dir.checkpoint_dir()).with_context(|| format!("creating {}", root.display()))?;
+        fs::create_dir_all(dir.checkpoint_dir())
+            .with_context(|| format!("creating {}", root.display()))?;
         Ok(dir)
     }
 
     pub fn open(root: &Path) -> Result<RunDir> {
-        let dir = RunDir { root: root.to_path_buf() };
+        let dir = RunDir {
+            root: root.to_path_buf(),
+        };
         if !dir.config_path().exists() {
             bail!("{} is not a run directory (no config.json)", root.display());
         }
@@ -88,20 +97,28 @@ impl RunDir {
     }
 
     pub fn checkpoint_path(&self, epoch: usize) -> PathBuf {
-        self.checkpoint_dir().join(format!("epoch_{epoch:05}.safetensors"))
+        self.checkpoint_dir()
+            .join(format!("epoch_{epoch:05}.safetensors"))
     }
 
     pub fn write_config(&self, config: &RunConfig) -> Result<()> {
-        write_atomic(&self.config_path(), serde_json::to_string_pretty(config)?.as_bytes())
+        write_atomic(
+            &self.config_path(),
+            serde_json::to_string_pretty(config)?.as_bytes(),
+        )
     }
 
     pub fn read_config(&self) -> Result<RunConfig> {
         let text = fs::read_to_string(self.config_path())?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", self.config_path().display()))
+        serde_json::from_str(&text)
+            .with_context(|| format!("parsing {}", self.config_path().display()))
     }
 
     pub fn write_split(&self, split: &Split) -> Result<()> {
-        write_atomic(&self.root.join("split.json"), serde_json::to_string(split)?.as_bytes())
+        write_atomic(
+            &self.root.join("split.json"),
+            serde_json::to_string(split)?.as_bytes(),
+        )
     }
 
     pub fn write_metrics(&self, rows: &[EpochMetrics]) -> Result<()> {
@@ -121,7 +138,10 @@ impl RunDir {
         let metadata = HashMap::from([
             ("config".to_string(), serde_json::to_string(&params.config)?),
             ("epoch".to_string(), epoch.to_string()),
-            ("format".to_string(), "bitgrok checkpoint: latent parameters, TransformerLens names".to_string()),
+            (
+                "format".to_string(),
+                "bitgrok checkpoint: latent parameters, TransformerLens names".to_string(),
+            ),
         ]);
         let bytes = params.to_safetensors_bytes("", Some(metadata))?;
         write_atomic(&self.checkpoint_path(epoch), &bytes)
@@ -133,7 +153,10 @@ impl RunDir {
         for entry in fs::read_dir(self.checkpoint_dir())? {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
-            if let Some(num) = name.strip_prefix("epoch_").and_then(|s| s.strip_suffix(".safetensors")) {
+            if let Some(num) = name
+                .strip_prefix("epoch_")
+                .and_then(|s| s.strip_suffix(".safetensors"))
+            {
                 if let Ok(e) = num.parse() {
                     epochs.push(e);
                 }
@@ -144,12 +167,22 @@ impl RunDir {
     }
 
     /// Loads the checkpoint of `epoch`, or the newest one.
-    pub fn load_checkpoint(&self, config: &ModelConfig, epoch: Option<usize>) -> Result<(usize, Params)> {
+    pub fn load_checkpoint(
+        &self,
+        config: &ModelConfig,
+        epoch: Option<usize>,
+    ) -> Result<(usize, Params)> {
         let epochs = self.checkpoint_epochs()?;
         let epoch = match epoch {
             Some(e) if epochs.contains(&e) => e,
-            Some(e) => bail!("no checkpoint for epoch {e} in {} (have {:?})", self.root.display(), epochs),
-            None => *epochs.last().with_context(|| format!("{} has no checkpoints", self.root.display()))?,
+            Some(e) => bail!(
+                "no checkpoint for epoch {e} in {} (have {:?})",
+                self.root.display(),
+                epochs
+            ),
+            None => *epochs
+                .last()
+                .with_context(|| format!("{} has no checkpoints", self.root.display()))?,
         };
         Ok((epoch, Params::load(config, &self.checkpoint_path(epoch))?))
     }

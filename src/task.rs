@@ -65,7 +65,13 @@ impl Split {
         pairs.shuffle(&mut ChaCha8Rng::seed_from_u64(data_seed));
         let n_train = Split::train_size(p, frac);
         let test = pairs.split_off(n_train);
-        Split { p, frac, data_seed, train: pairs, test }
+        Split {
+            p,
+            frac,
+            data_seed,
+            train: pairs,
+            test,
+        }
     }
 
     pub fn train_size(p: usize, frac: f64) -> usize {

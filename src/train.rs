@@ -26,10 +26,18 @@ pub struct Summary {
 /// The last epoch of the chunk starting at `start`: chunks end at checkpoints and the budget.
 fn chunk_end(start: usize, budget: usize, checkpoint_every: usize) -> usize {
     let next_checkpoint = (start / checkpoint_every + 1) * checkpoint_every;
-    (start + MAX_EPOCHS_PER_SUBMIT - 1).min(next_checkpoint).min(budget)
+    (start + MAX_EPOCHS_PER_SUBMIT - 1)
+        .min(next_checkpoint)
+        .min(budget)
 }
 
-pub fn train(gpu: &Gpu, config: &RunConfig, out: &Path, force: bool, progress: bool) -> Result<Summary> {
+pub fn train(
+    gpu: &Gpu,
+    config: &RunConfig,
+    out: &Path,
+    force: bool,
+    progress: bool,
+) -> Result<Summary> {
     let dir = RunDir::create(out, force)?;
     let mut config = config.clone();
     config.crate_version = env!("CARGO_PKG_VERSION").to_string();
@@ -43,7 +51,11 @@ pub fn train(gpu: &Gpu, config: &RunConfig, out: &Path, force: bool, progress: b
     let (train_set, test_set) = (split.train_examples(), split.test_examples());
     let mut engine = Engine::new(gpu, &params, &train_set, Some(&test_set), &config.adamw)?;
 
-    let bar = if progress { ProgressBar::new(config.epochs as u64) } else { ProgressBar::hidden() };
+    let bar = if progress {
+        ProgressBar::new(config.epochs as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} epochs  {per_sec}  eta {eta}  {msg}")
             .expect("valid template"),
@@ -56,7 +68,7 @@ pub fn train(gpu: &Gpu, config: &RunConfig, out: &Path, force: bool, progress: b
     while epoch <= budget {
         let end = chunk_end(epoch, budget, config.checkpoint_every);
         let (eval_every, last_epoch) = (config.eval_every, budget);
-        let is_eval = move |e: usize| e % eval_every == 0 || e == last_epoch;
+        let is_eval = move |e: usize| e.is_multiple_of(eval_every) || e == last_epoch;
         let metrics = engine.run_epochs(epoch, end - epoch + 1, is_eval)?;
         for m in &metrics {
             if !m.train_loss.is_finite() || (is_eval(m.epoch) && !m.test_loss.is_finite()) {
@@ -88,7 +100,11 @@ pub fn train(gpu: &Gpu, config: &RunConfig, out: &Path, force: bool, progress: b
             "train {:.3e} ({:.1}%)  test {}",
             last.train_loss,
             100.0 * last.train_acc,
-            last_test.map_or("-".into(), |t| format!("{:.3e} ({:.1}%)", t.test_loss, 100.0 * t.test_acc))
+            last_test.map_or("-".into(), |t| format!(
+                "{:.3e} ({:.1}%)",
+                t.test_loss,
+                100.0 * t.test_acc
+            ))
         ));
         dir.write_metrics(&history)?;
         if last.epoch % config.checkpoint_every == 0 || last.epoch == budget {

@@ -4,7 +4,10 @@
 use std::process::{Command, Output};
 
 fn bitgrok(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bitgrok")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_bitgrok"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -30,9 +33,21 @@ fn invalid_options_exit_2_naming_the_option() {
         let mut argv = vec!["train", "--out", out];
         argv.extend(args.iter().copied());
         let o = bitgrok(&argv);
-        assert_eq!(o.status.code(), Some(2), "{argv:?} should exit 2; stderr: {}", stderr(&o));
-        assert!(stderr(&o).contains(option), "{argv:?}: the error should name {option}: {}", stderr(&o));
-        assert!(!std::path::Path::new(out).exists(), "{argv:?} must not create the run directory");
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{argv:?} should exit 2; stderr: {}",
+            stderr(&o)
+        );
+        assert!(
+            stderr(&o).contains(option),
+            "{argv:?}: the error should name {option}: {}",
+            stderr(&o)
+        );
+        assert!(
+            !std::path::Path::new(out).exists(),
+            "{argv:?} must not create the run directory"
+        );
     }
 }
 
@@ -41,22 +56,54 @@ fn train_eval_and_refusing_to_overwrite_a_run() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let out = out.to_str().unwrap();
-    let train = ["train", "--preset", "nanda", "--p", "7", "--d-model", "16", "--d-head", "4", "--d-mlp", "32", "--epochs", "30", "--checkpoint-every", "10", "--out", out];
+    let train = [
+        "train",
+        "--preset",
+        "nanda",
+        "--p",
+        "7",
+        "--d-model",
+        "16",
+        "--d-head",
+        "4",
+        "--d-mlp",
+        "32",
+        "--epochs",
+        "30",
+        "--checkpoint-every",
+        "10",
+        "--out",
+        out,
+    ];
     let o = bitgrok(&train);
     assert!(o.status.success(), "train failed: {}", stderr(&o));
-    for f in ["config.json", "split.json", "metrics.csv", "checkpoints/epoch_00000.safetensors", "checkpoints/epoch_00030.safetensors"] {
+    for f in [
+        "config.json",
+        "split.json",
+        "metrics.csv",
+        "checkpoints/epoch_00000.safetensors",
+        "checkpoints/epoch_00030.safetensors",
+    ] {
         assert!(dir.path().join("run").join(f).exists(), "missing {f}");
     }
     let again = bitgrok(&train);
     assert!(!again.status.success());
-    assert!(stderr(&again).contains("already holds a run"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already holds a run"),
+        "{}",
+        stderr(&again)
+    );
 
     let eval = bitgrok(&["eval", out, "--epoch", "20"]);
     assert!(eval.status.success(), "{}", stderr(&eval));
     assert!(String::from_utf8_lossy(&eval.stdout).contains("epoch 20: train loss"));
     let missing = bitgrok(&["eval", out, "--epoch", "25"]);
     assert!(!missing.status.success());
-    assert!(stderr(&missing).contains("no checkpoint for epoch 25"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("no checkpoint for epoch 25"),
+        "{}",
+        stderr(&missing)
+    );
 }
 
 #[test]
@@ -71,7 +118,9 @@ fn eval_of_a_directory_that_is_not_a_run_fails_cleanly() {
 fn devices_lists_and_marks_an_adapter() {
     let o = bitgrok(&["devices"]);
     assert!(o.status.success(), "no adapter: {}", stderr(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).lines().any(|l| l.starts_with('*')));
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .any(|l| l.starts_with('*')));
 }
 
 #[test]

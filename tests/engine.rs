@@ -16,7 +16,10 @@ fn engine_matches_reference_for_every_switch_combination() {
     for (i, config) in check::switch_combinations().iter().enumerate() {
         rows.extend(check::check_against_reference(&gpu, config, 100 + i as u64).unwrap());
     }
-    assert!(print_table(&rows), "engine disagrees with the CPU reference (table above)");
+    assert!(
+        print_table(&rows),
+        "engine disagrees with the CPU reference (table above)"
+    );
 }
 
 #[test]
@@ -28,7 +31,10 @@ fn engine_matches_shared_test_vectors() {
     for f in &files {
         rows.extend(check::check_against_vector(&gpu, f).unwrap());
     }
-    assert!(print_table(&rows), "engine disagrees with the test vectors (table above)");
+    assert!(
+        print_table(&rows),
+        "engine disagrees with the test vectors (table above)"
+    );
 }
 
 /// Twenty epochs on the GPU follow the reference's trajectory: AdamW's moments and bias
@@ -46,26 +52,48 @@ fn training_trajectory_matches_reference() {
     (c.d_model, c.n_heads, c.d_head, c.d_mlp) = (16, 2, 8, 32);
     let split = Split::new(7, 0.5, 1);
     let (train, test) = (split.train_examples(), split.test_examples());
-    let hp = AdamW { lr: 3e-3, ..AdamW::default() };
+    let hp = AdamW {
+        lr: 3e-3,
+        ..AdamW::default()
+    };
     let mut params = Params::init(&c, 5);
     let mut engine = Engine::new(&gpu, &params, &train, Some(&test), &hp).unwrap();
     let metrics = engine.run_epochs(1, 20, |_| true).unwrap();
 
-    let labels = |ex: &bitgrok::task::Examples| ex.labels.iter().map(|&l| l as usize).collect::<Vec<_>>();
+    let labels =
+        |ex: &bitgrok::task::Examples| ex.labels.iter().map(|&l| l as usize).collect::<Vec<_>>();
     let (mut m, mut v) = (Params::zeros(&c), Params::zeros(&c));
     for (step, got) in metrics.iter().enumerate() {
         let (loss, grads) = reference::loss_and_grads(&params, &train.tokens(7), &labels(&train));
         reference::adamw_step(&mut params, &grads, &mut m, &mut v, step as u64 + 1, &hp);
         let test_logits = reference::forward(&params, &test.tokens(7)).logits;
         let test_loss = reference::cross_entropy(&test_logits, &labels(&test), 7);
-        assert!((got.train_loss as f64 - loss).abs() < 1e-4 * loss, "epoch {}: train loss {} vs {loss}", got.epoch, got.train_loss);
-        assert!((got.test_loss as f64 - test_loss).abs() < 1e-4 * test_loss, "epoch {}: test loss {} vs {test_loss}", got.epoch, got.test_loss);
+        assert!(
+            (got.train_loss as f64 - loss).abs() < 1e-4 * loss,
+            "epoch {}: train loss {} vs {loss}",
+            got.epoch,
+            got.train_loss
+        );
+        assert!(
+            (got.test_loss as f64 - test_loss).abs() < 1e-4 * test_loss,
+            "epoch {}: test loss {} vs {test_loss}",
+            got.epoch,
+            got.test_loss
+        );
     }
     let gpu_params = engine.params().unwrap();
     for (id, want) in params.iter() {
         let scale = want.iter().fold(0.0f64, |a, x| a.max(x.abs()));
-        let err = gpu_params.get(id).iter().zip(want).fold(0.0f64, |a, (g, w)| a.max((g - w).abs()));
-        assert!(err < 1e-4 * scale, "{} after 20 steps: max error {err:e} (scale {scale:e})", id.name());
+        let err = gpu_params
+            .get(id)
+            .iter()
+            .zip(want)
+            .fold(0.0f64, |a, (g, w)| a.max((g - w).abs()));
+        assert!(
+            err < 1e-4 * scale,
+            "{} after 20 steps: max error {err:e} (scale {scale:e})",
+            id.name()
+        );
     }
 }
 
@@ -84,17 +112,38 @@ fn tiny_losses_are_reported_accurately() {
     (c.d_model, c.n_heads, c.d_head, c.d_mlp) = (16, 2, 8, 32);
     let split = Split::new(7, 0.5, 1);
     let train = split.train_examples();
-    let hp = AdamW { lr: 1e-2, weight_decay: 0.0, ..AdamW::default() };
-    let mut engine = Engine::new(&gpu, &bitgrok::model::Params::init(&c, 3), &train, None, &hp).unwrap();
+    let hp = AdamW {
+        lr: 1e-2,
+        weight_decay: 0.0,
+        ..AdamW::default()
+    };
+    let mut engine = Engine::new(
+        &gpu,
+        &bitgrok::model::Params::init(&c, 3),
+        &train,
+        None,
+        &hp,
+    )
+    .unwrap();
     for chunk in 0..4 {
         engine.run_epochs(1 + chunk * 250, 250, |_| false).unwrap();
     }
     let got = engine.evaluate().unwrap().train_loss as f64;
     let params = engine.params().unwrap();
     let labels: Vec<usize> = train.labels.iter().map(|&l| l as usize).collect();
-    let want = reference::cross_entropy(&reference::forward(&params, &train.tokens(7)).logits, &labels, 7);
+    let want = reference::cross_entropy(
+        &reference::forward(&params, &train.tokens(7)).logits,
+        &labels,
+        7,
+    );
     eprintln!("train loss: GPU {got:e}, f64 {want:e}");
-    assert!(want < 1e-5, "the model should reach a tiny loss, got {want:e}");
+    assert!(
+        want < 1e-5,
+        "the model should reach a tiny loss, got {want:e}"
+    );
     assert!(got > 0.0, "a loss of {want:e} collapsed to 0");
-    assert!((got - want).abs() < 1e-3 * want, "GPU loss {got:e} vs f64 {want:e}");
+    assert!(
+        (got - want).abs() < 1e-3 * want,
+        "GPU loss {got:e} vs f64 {want:e}"
+    );
 }

@@ -57,8 +57,12 @@ pub fn choose(adapters: &[wgpu::Adapter], filter: Option<&str>) -> Result<usize>
                 .iter()
                 .position(|a| a.get_info().name.to_lowercase().contains(&needle))
                 .ok_or_else(|| {
-                    let names: Vec<String> = adapters.iter().map(|a| describe(&a.get_info())).collect();
-                    anyhow!("no adapter name contains {name:?}; available: {}", names.join("; "))
+                    let names: Vec<String> =
+                        adapters.iter().map(|a| describe(&a.get_info())).collect();
+                    anyhow!(
+                        "no adapter name contains {name:?}; available: {}",
+                        names.join("; ")
+                    )
                 })
         }
         None => Ok((0..adapters.len())
@@ -81,7 +85,12 @@ impl Gpu {
             ..Default::default()
         }))
         .with_context(|| format!("opening {}", describe(&info)))?;
-        Ok(Gpu { device, queue, info, limits })
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+        })
     }
 
     pub fn describe(&self) -> String {

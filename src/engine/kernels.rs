@@ -114,7 +114,9 @@ const MAX_GROUPS: u32 = 65535;
 pub fn groups_1d(threads: usize, size: u32) -> Result<[u32; 3]> {
     let groups = threads.div_ceil(size as usize);
     if groups > MAX_GROUPS as usize {
-        bail!("{threads} invocations exceed one dispatch dimension ({MAX_GROUPS} groups of {size})");
+        bail!(
+            "{threads} invocations exceed one dispatch dimension ({MAX_GROUPS} groups of {size})"
+        );
     }
     Ok([groups.max(1) as u32, 1, 1])
 }
@@ -182,14 +184,21 @@ impl Kernels {
             })
             .collect();
         if let Some(u) = &uniform_buf {
-            entries.push(wgpu::BindGroupEntry { binding: 0, resource: u.as_entire_binding() });
+            entries.push(wgpu::BindGroupEntry {
+                binding: 0,
+                resource: u.as_entire_binding(),
+            });
         }
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(kernel.entry().1),
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        Dispatch { kernel, bind_group, groups }
+        Dispatch {
+            kernel,
+            bind_group,
+            groups,
+        }
     }
 
     /// Appends `dispatches` to a compute pass.

@@ -22,7 +22,11 @@ impl ParamLayout {
             entries.push((id, off, len));
             off += len.div_ceil(ALIGN) * ALIGN;
         }
-        ParamLayout { config: config.clone(), entries, total: off }
+        ParamLayout {
+            config: config.clone(),
+            entries,
+            total: off,
+        }
     }
 
     /// Floats in the packed buffer, padding included.

@@ -49,11 +49,22 @@ pub struct Engine<'g> {
 }
 
 impl<'g> Engine<'g> {
-    pub fn new(gpu: &'g Gpu, params: &Params, train: &Examples, test: Option<&Examples>, hp: &AdamW) -> Result<Self> {
+    pub fn new(
+        gpu: &'g Gpu,
+        params: &Params,
+        train: &Examples,
+        test: Option<&Examples>,
+        hp: &AdamW,
+    ) -> Result<Self> {
         let config = params.config.clone();
         let device = &gpu.device;
         let layout = ParamLayout::new(&config);
-        check_limits(gpu, &config, layout.total(), train.len().max(test.map_or(0, |t| t.len())))?;
+        check_limits(
+            gpu,
+            &config,
+            layout.total(),
+            train.len().max(test.map_or(0, |t| t.len())),
+        )?;
         let flat = layout.pack(params);
         let descs: Vec<[u32; 4]> = layout
             .entries()
@@ -76,7 +87,14 @@ impl<'g> Engine<'g> {
         let tables = Tables::new(device, &config);
         let train = Batch::new(device, &config, train, true);
         let test = test.map(|t| Batch::new(device, &config, t, false));
-        let rec = Recorder { device, kernels: &kernels, config: &config, layout: &layout, shared: &shared, tables: &tables };
+        let rec = Recorder {
+            device,
+            kernels: &kernels,
+            config: &config,
+            layout: &layout,
+            shared: &shared,
+            tables: &tables,
+        };
         let mut train_step = vec![rec.begin_step(), rec.quantize()];
         train_step.extend(rec.tables()?);
         train_step.extend(rec.forward(&train, Metric::Train)?);
@@ -91,7 +109,19 @@ impl<'g> Engine<'g> {
             eval_test.extend(rec.tables()?);
             eval_test.extend(rec.forward(test, Metric::Test)?);
         }
-        Ok(Engine { gpu, config, layout, shared, train, test, train_step, eval_test, eval_train, kernels, _tables: tables })
+        Ok(Engine {
+            gpu,
+            config,
+            layout,
+            shared,
+            train,
+            test,
+            train_step,
+            eval_test,
+            eval_train,
+            kernels,
+            _tables: tables,
+        })
     }
 
     /// Dispatches per training epoch, and per test evaluation.
@@ -102,7 +132,12 @@ impl<'g> Engine<'g> {
     /// Runs `epochs` training epochs (at most [`MAX_EPOCHS_PER_SUBMIT`]) in one submission,
     /// evaluating the test batch after the epochs for which `eval(epoch)` is true. `first_epoch`
     /// is the 1-based number of the first epoch, used only to label the metrics.
-    pub fn run_epochs(&mut self, first_epoch: usize, epochs: usize, eval: impl Fn(usize) -> bool) -> Result<Vec<EpochMetrics>> {
+    pub fn run_epochs(
+        &mut self,
+        first_epoch: usize,
+        epochs: usize,
+        eval: impl Fn(usize) -> bool,
+    ) -> Result<Vec<EpochMetrics>> {
         if epochs == 0 || epochs > MAX_EPOCHS_PER_SUBMIT {
             bail!("run_epochs takes 1..={MAX_EPOCHS_PER_SUBMIT} epochs, got {epochs}");
         }
@@ -166,17 +201,23 @@ impl<'g> Engine<'g> {
 
     /// Latent parameters.
     pub fn params(&self) -> Result<Params> {
-        Ok(self.layout.unpack(&self.read_f32(&self.shared.params, self.layout.total())?))
+        Ok(self
+            .layout
+            .unpack(&self.read_f32(&self.shared.params, self.layout.total())?))
     }
 
     /// Gradients of the last epoch's train loss.
     pub fn grads(&self) -> Result<Params> {
-        Ok(self.layout.unpack(&self.read_f32(&self.shared.grads, self.layout.total())?))
+        Ok(self
+            .layout
+            .unpack(&self.read_f32(&self.shared.grads, self.layout.total())?))
     }
 
     /// Effective (quantised) parameters of the last forward pass.
     pub fn quantised_params(&self) -> Result<Params> {
-        Ok(self.layout.unpack(&self.read_f32(&self.shared.qparams, self.layout.total())?))
+        Ok(self
+            .layout
+            .unpack(&self.read_f32(&self.shared.qparams, self.layout.total())?))
     }
 
     /// Reads `len` floats from the start of one of the engine's buffers.
@@ -226,12 +267,17 @@ fn quant_mode(id: ParamId, weights: Weights) -> u32 {
 
 /// Refuses, with the limit named, a model whose largest buffer the adapter cannot bind.
 fn check_limits(gpu: &Gpu, c: &ModelConfig, param_floats: usize, max_batch: usize) -> Result<()> {
-    let largest = [param_floats, max_batch * c.d_mlp, max_batch * c.d_attn(), max_batch * c.p]
-        .into_iter()
-        .max()
-        .unwrap_or(0) as u64
+    let largest = [
+        param_floats,
+        max_batch * c.d_mlp,
+        max_batch * c.d_attn(),
+        max_batch * c.p,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0) as u64
         * 4;
-    let limit = gpu.limits.max_storage_buffer_binding_size as u64;
+    let limit = gpu.limits.max_storage_buffer_binding_size;
     if largest > limit {
         bail!(
             "the largest buffer of this model ({largest} bytes) exceeds the adapter's \

@@ -137,7 +137,13 @@ struct Op<'a> {
 }
 
 fn op(buf: &wgpu::Buffer, off: usize, batch: usize, row: usize, col: usize) -> Op<'_> {
-    Op { buf, off, batch, row, col }
+    Op {
+        buf,
+        off,
+        batch,
+        row,
+        col,
+    }
 }
 
 impl Op<'_> {
@@ -169,7 +175,18 @@ struct Product<'a> {
 
 impl<'a> Product<'a> {
     fn new(batch: usize, m: usize, n: usize, k: usize, a: Op<'a>, b: Op<'a>, c: Op<'a>) -> Self {
-        Product { batch, m, n, k, a, b, c, residual: None, accumulate: false, k_split: None }
+        Product {
+            batch,
+            m,
+            n,
+            k,
+            a,
+            b,
+            c,
+            residual: None,
+            accumulate: false,
+            k_split: None,
+        }
     }
     fn residual(mut self, r: Op<'a>) -> Self {
         self.residual = Some(r);
@@ -225,7 +242,11 @@ impl Recorder<'_> {
             flags,
             _pad: 0,
         };
-        let groups = [p.n.div_ceil(64) as u32, p.m.div_ceil(64) as u32, p.batch as u32];
+        let groups = [
+            p.n.div_ceil(64) as u32,
+            p.m.div_ceil(64) as u32,
+            p.batch as u32,
+        ];
         out.push(self.kernels.dispatch(
             self.device,
             Kernel::Matmul,
@@ -233,6 +254,76 @@ impl Recorder<'_> {
             &[(1, p.a.buf), (2, p.b.buf), (3, p.c.buf), (4, r.buf)],
             groups,
         ));
+    }
+
+    /// `y = a @ W (+ residual)` for a row-major `rows x k` input and the `k x n` parameter `w`.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_forward(
+        &self,
+        out: &mut Vec<Dispatch>,
+        (rows, k, n): (usize, usize, usize),
+        a: &wgpu::Buffer,
+        w: ParamId,
+        y: &wgpu::Buffer,
+        residual: Option<Op>,
+    ) {
+        let qp = &self.shared.qparams;
+        let p = Product::new(
+            1,
+            rows,
+            n,
+            k,
+            op(a, 0, 0, k, 1),
+            op(qp, self.off(w), 0, n, 1),
+            op(y, 0, 0, n, 1),
+        );
+        self.product(
+            out,
+            if let Some(r) = residual {
+                p.residual(r)
+            } else {
+                p
+            },
+        );
+    }
+
+    /// Backward of [`Self::linear_forward`]: `dW = a^T dy` into the gradient buffer (the
+    /// straight-through gradient of the latent weight) and `da = dy W^T` with the effective W.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_backward(
+        &self,
+        out: &mut Vec<Dispatch>,
+        (rows, k, n): (usize, usize, usize),
+        a: &wgpu::Buffer,
+        w: ParamId,
+        dy: &wgpu::Buffer,
+        da: &wgpu::Buffer,
+    ) {
+        let (qp, gr) = (&self.shared.qparams, &self.shared.grads);
+        self.product(
+            out,
+            Product::new(
+                1,
+                k,
+                n,
+                rows,
+                op(a, 0, 0, 1, k),
+                op(dy, 0, 0, n, 1),
+                op(gr, self.off(w), 0, n, 1),
+            ),
+        );
+        self.product(
+            out,
+            Product::new(
+                1,
+                rows,
+                k,
+                n,
+                op(dy, 0, 0, n, 1),
+                op(qp, self.off(w), 0, 1, n),
+                op(da, 0, 0, k, 1),
+            ),
+        );
     }
 
     /// Flags of the `Linear` input transform `Qa(N(.))`.
@@ -247,6 +338,16 @@ impl Recorder<'_> {
         flags
     }
 
+    /// Uniforms of the row-wise kernels; the gain, when used, is the final norm's.
+    fn norm_params(&self, rows: usize, width: usize, flags: u32) -> NormParams {
+        NormParams {
+            rows: rows as u32,
+            width: width as u32,
+            flags,
+            gain_off: self.off(ParamId::LnFinal) as u32,
+        }
+    }
+
     fn norm_forward(
         &self,
         out: &mut Vec<Dispatch>,
@@ -256,12 +357,7 @@ impl Recorder<'_> {
         bufs: [&wgpu::Buffer; 3],
     ) {
         let [x, y, inv] = bufs;
-        let params = NormParams {
-            rows: rows as u32,
-            width: width as u32,
-            flags,
-            gain_off: self.off(ParamId::LnFinal) as u32,
-        };
+        let params = self.norm_params(rows, width, flags);
         out.push(self.kernels.dispatch(
             self.device,
             Kernel::NormForward,
@@ -271,27 +367,19 @@ impl Recorder<'_> {
         ));
     }
 
-    /// `dx = (base +) N'(x)^T dy`; `x`, `inv` are the forward input and its inverse RMS.
-    #[allow(clippy::too_many_arguments)]
+    /// `dx = (base +) N'(x)^T dy` for `rows x width`; `x`, `inv` are the forward input and its
+    /// inverse RMS.
     fn norm_backward(
         &self,
         out: &mut Vec<Dispatch>,
-        rows: usize,
-        width: usize,
-        flags: u32,
+        (rows, width, flags): (usize, usize, u32),
         dy: &wgpu::Buffer,
-        x: &wgpu::Buffer,
-        inv: &wgpu::Buffer,
+        (x, inv): (&wgpu::Buffer, &wgpu::Buffer),
         base: Option<&wgpu::Buffer>,
         dx: &wgpu::Buffer,
     ) {
         let flags = flags | if base.is_some() { NORM_ADD_BASE } else { 0 };
-        let params = NormParams {
-            rows: rows as u32,
-            width: width as u32,
-            flags,
-            gain_off: self.off(ParamId::LnFinal) as u32,
-        };
+        let params = self.norm_params(rows, width, flags);
         out.push(self.kernels.dispatch(
             self.device,
             Kernel::NormBackward,
@@ -347,7 +435,11 @@ impl Recorder<'_> {
             self.device,
             Kernel::Quantize,
             None,
-            &[(0, &self.shared.quant_descs), (1, &self.shared.params), (2, &self.shared.qparams)],
+            &[
+                (0, &self.shared.quant_descs),
+                (1, &self.shared.params),
+                (2, &self.shared.qparams),
+            ],
             [self.layout.entries().len() as u32, 1, 1],
         )
     }
@@ -367,7 +459,13 @@ impl Recorder<'_> {
             &[(1, qp), (2, &t.x0)],
             groups_1d(rows * d, 64)?,
         ));
-        self.norm_forward(&mut out, rows, d, self.linear_flags(), [&t.x0, &t.a0, &t.inv0]);
+        self.norm_forward(
+            &mut out,
+            rows,
+            d,
+            self.linear_flags(),
+            [&t.x0, &t.a0, &t.inv0],
+        );
         for (w, dst) in [(ParamId::WK, &t.k), (ParamId::WV, &t.v)] {
             self.product(
                 &mut out,
@@ -403,7 +501,6 @@ impl Recorder<'_> {
         let c = self.config;
         let t = self.tables;
         let (n, d, a, m, p) = (b.n, c.d_model, c.d_attn(), c.d_mlp, c.p);
-        let qp = &self.shared.qparams;
         let lin = self.linear_flags();
         let mut out = Vec::new();
         let attn = self.attn_params(n);
@@ -411,36 +508,50 @@ impl Recorder<'_> {
             self.device,
             Kernel::AttnForward,
             Some(bytemuck::bytes_of(&attn)),
-            &[(1, &b.examples), (2, &t.k), (3, &t.v), (4, &t.q), (5, &b.pattern), (6, &b.z)],
+            &[
+                (1, &b.examples),
+                (2, &t.k),
+                (3, &t.v),
+                (4, &t.q),
+                (5, &b.pattern),
+                (6, &b.z),
+            ],
             groups_1d(n * c.n_heads, 64)?,
         ));
         self.norm_forward(&mut out, n, a, lin, [&b.z, &b.az, &b.inv_z]);
-        // x1 = x0(=) + Linear(z, W_O): the residual is the table's `=` row broadcast.
-        self.product(
-            &mut out,
-            Product::new(1, n, d, a, op(&b.az, 0, 0, a, 1), op(qp, self.off(ParamId::WO), 0, d, 1), op(&b.x1, 0, 0, d, 1))
-                .residual(op(&t.x0, (t.rows - 1) * d, 0, 0, 1)),
-        );
+        // x1 = x0(=) + Linear(z, W_O): the residual is the table's `=` row, broadcast.
+        let eq_row = op(&t.x0, (t.rows - 1) * d, 0, 0, 1);
+        self.linear_forward(&mut out, (n, a, d), &b.az, ParamId::WO, &b.x1, Some(eq_row));
         self.norm_forward(&mut out, n, d, lin, [&b.x1, &b.a1, &b.inv1]);
-        self.product(
+        self.linear_forward(&mut out, (n, d, m), &b.a1, ParamId::WIn, &b.pre, None);
+        self.norm_forward(
             &mut out,
-            Product::new(1, n, m, d, op(&b.a1, 0, 0, d, 1), op(qp, self.off(ParamId::WIn), 0, m, 1), op(&b.pre, 0, 0, m, 1)),
+            n,
+            m,
+            lin | NORM_RELU_INPUT,
+            [&b.pre, &b.a2, &b.inv2],
         );
-        self.norm_forward(&mut out, n, m, lin | NORM_RELU_INPUT, [&b.pre, &b.a2, &b.inv2]);
-        self.product(
-            &mut out,
-            Product::new(1, n, d, m, op(&b.a2, 0, 0, m, 1), op(qp, self.off(ParamId::WOut), 0, d, 1), op(&b.x2, 0, 0, d, 1))
-                .residual(op(&b.x1, 0, 0, d, 1)),
-        );
+        let x1 = op(&b.x1, 0, 0, d, 1);
+        self.linear_forward(&mut out, (n, m, d), &b.a2, ParamId::WOut, &b.x2, Some(x1));
         let unembed_in = if c.final_norm {
-            self.norm_forward(&mut out, n, d, NORM_RMS | NORM_GAIN, [&b.x2, &b.x2n, &b.inv_f]);
+            self.norm_forward(
+                &mut out,
+                n,
+                d,
+                NORM_RMS | NORM_GAIN,
+                [&b.x2, &b.x2n, &b.inv_f],
+            );
             &b.x2n
         } else {
             &b.x2
         };
-        self.product(
+        self.linear_forward(
             &mut out,
-            Product::new(1, n, p, d, op(unembed_in, 0, 0, d, 1), op(qp, self.off(ParamId::WU), 0, p, 1), op(&b.logits, 0, 0, p, 1)),
+            (n, d, p),
+            unembed_in,
+            ParamId::WU,
+            &b.logits,
+            None,
         );
         let loss = LossParams {
             n: n as u32,
@@ -455,14 +566,23 @@ impl Recorder<'_> {
             self.device,
             Kernel::ExampleLoss,
             Some(bytemuck::bytes_of(&loss)),
-            &[(1, &b.logits), (2, &b.labels), (3, &b.per_example), (4, &b.dlogits)],
+            &[
+                (1, &b.logits),
+                (2, &b.labels),
+                (3, &b.per_example),
+                (4, &b.dlogits),
+            ],
             groups_1d(n, 64)?,
         ));
         out.push(self.kernels.dispatch(
             self.device,
             Kernel::ReduceMetrics,
             Some(bytemuck::bytes_of(&loss)),
-            &[(5, &b.per_example), (6, &self.shared.state), (7, &self.shared.metrics)],
+            &[
+                (5, &b.per_example),
+                (6, &self.shared.state),
+                (7, &self.shared.metrics),
+            ],
             [1, 1, 1],
         ));
         Ok(out)
@@ -472,34 +592,47 @@ impl Recorder<'_> {
     pub fn backward(&self, b: &Batch) -> Result<Vec<Dispatch>> {
         let c = self.config;
         let t = self.tables;
-        let g = b.grads.as_ref().expect("backward needs a batch with gradient buffers");
-        let (n, d, a, m, p, h, dh, rows) =
-            (b.n, c.d_model, c.d_attn(), c.d_mlp, c.p, c.n_heads, c.d_head, t.rows);
+        let g = b
+            .grads
+            .as_ref()
+            .expect("backward needs a batch with gradient buffers");
+        let (n, d, a, m, p, h, dh, rows) = (
+            b.n,
+            c.d_model,
+            c.d_attn(),
+            c.d_mlp,
+            c.p,
+            c.n_heads,
+            c.d_head,
+            t.rows,
+        );
         let eq = (rows - 1) * d;
         let qp = &self.shared.qparams;
         let gr = &self.shared.grads;
         let lin = self.linear_flags();
         let mut out = Vec::new();
 
-        // Unembedding (and final norm).
+        // Unembedding and final norm.
         let unembed_in = if c.final_norm { &b.x2n } else { &b.x2 };
-        self.product(
+        self.linear_backward(
             &mut out,
-            Product::new(1, d, p, n, op(unembed_in, 0, 0, 1, d), op(&b.dlogits, 0, 0, p, 1), op(gr, self.off(ParamId::WU), 0, p, 1)),
+            (n, d, p),
+            unembed_in,
+            ParamId::WU,
+            &b.dlogits,
+            &g.dx2n,
         );
         let dx2 = if c.final_norm { &g.dx2 } else { &g.dx2n };
-        self.product(
-            &mut out,
-            Product::new(1, n, d, p, op(&b.dlogits, 0, 0, p, 1), op(qp, self.off(ParamId::WU), 0, 1, p), op(&g.dx2n, 0, 0, d, 1)),
-        );
         if c.final_norm {
-            self.norm_backward(&mut out, n, d, NORM_RMS | NORM_GAIN, &g.dx2n, &b.x2, &b.inv_f, None, &g.dx2);
-            let params = NormParams {
-                rows: n as u32,
-                width: d as u32,
-                flags: 0,
-                gain_off: self.off(ParamId::LnFinal) as u32,
-            };
+            self.norm_backward(
+                &mut out,
+                (n, d, NORM_RMS | NORM_GAIN),
+                &g.dx2n,
+                (&b.x2, &b.inv_f),
+                None,
+                &g.dx2,
+            );
+            let params = self.norm_params(n, d, 0);
             out.push(self.kernels.dispatch(
                 self.device,
                 Kernel::GainGrad,
@@ -509,36 +642,27 @@ impl Recorder<'_> {
             ));
         }
 
-        // MLP.
-        self.product(
+        // MLP, then the attention output; dx1 collects the residual's dx2.
+        self.linear_backward(&mut out, (n, m, d), &b.a2, ParamId::WOut, dx2, &g.da2);
+        self.norm_backward(
             &mut out,
-            Product::new(1, m, d, n, op(&b.a2, 0, 0, 1, m), op(dx2, 0, 0, d, 1), op(gr, self.off(ParamId::WOut), 0, d, 1)),
+            (n, m, lin | NORM_RELU_INPUT),
+            &g.da2,
+            (&b.pre, &b.inv2),
+            None,
+            &g.dpre,
         );
-        self.product(
+        self.linear_backward(&mut out, (n, d, m), &b.a1, ParamId::WIn, &g.dpre, &g.da1);
+        self.norm_backward(
             &mut out,
-            Product::new(1, n, m, d, op(dx2, 0, 0, d, 1), op(qp, self.off(ParamId::WOut), 0, 1, d), op(&g.da2, 0, 0, m, 1)),
+            (n, d, lin),
+            &g.da1,
+            (&b.x1, &b.inv1),
+            Some(dx2),
+            &g.dx1,
         );
-        self.norm_backward(&mut out, n, m, lin | NORM_RELU_INPUT, &g.da2, &b.pre, &b.inv2, None, &g.dpre);
-        self.product(
-            &mut out,
-            Product::new(1, d, m, n, op(&b.a1, 0, 0, 1, d), op(&g.dpre, 0, 0, m, 1), op(gr, self.off(ParamId::WIn), 0, m, 1)),
-        );
-        self.product(
-            &mut out,
-            Product::new(1, n, d, m, op(&g.dpre, 0, 0, m, 1), op(qp, self.off(ParamId::WIn), 0, 1, m), op(&g.da1, 0, 0, d, 1)),
-        );
-        self.norm_backward(&mut out, n, d, lin, &g.da1, &b.x1, &b.inv1, Some(dx2), &g.dx1);
-
-        // Attention output.
-        self.product(
-            &mut out,
-            Product::new(1, a, d, n, op(&b.az, 0, 0, 1, a), op(&g.dx1, 0, 0, d, 1), op(gr, self.off(ParamId::WO), 0, d, 1)),
-        );
-        self.product(
-            &mut out,
-            Product::new(1, n, a, d, op(&g.dx1, 0, 0, d, 1), op(qp, self.off(ParamId::WO), 0, 1, d), op(&g.daz, 0, 0, a, 1)),
-        );
-        self.norm_backward(&mut out, n, a, lin, &g.daz, &b.z, &b.inv_z, None, &g.dz);
+        self.linear_backward(&mut out, (n, a, d), &b.az, ParamId::WO, &g.dx1, &g.daz);
+        self.norm_backward(&mut out, (n, a, lin), &g.daz, (&b.z, &b.inv_z), None, &g.dz);
 
         // Attention pattern, then the K, V tables and the query.
         let attn = self.attn_params(n);
@@ -547,7 +671,13 @@ impl Recorder<'_> {
             self.device,
             Kernel::ScoreGrad,
             attn,
-            &[(1, &b.examples), (3, &t.v), (7, &b.pattern), (8, &g.dz), (9, &g.ds)],
+            &[
+                (1, &b.examples),
+                (3, &t.v),
+                (7, &b.pattern),
+                (8, &g.dz),
+                (9, &g.ds),
+            ],
             groups_1d(n * h, 64)?,
         ));
         out.push(self.kernels.dispatch(
@@ -576,34 +706,74 @@ impl Recorder<'_> {
 
         // W_K, W_V, W_Q from the table gradients (one product per head, batched).
         for (w, dt) in [(ParamId::WK, &t.dk), (ParamId::WV, &t.dv)] {
+            let dw = op(gr, self.off(w), d * dh, dh, 1);
             self.product(
                 &mut out,
-                Product::new(h, d, dh, rows, op(&t.a0, 0, 0, 1, d), op(dt, 0, rows * dh, dh, 1), op(gr, self.off(w), d * dh, dh, 1)),
+                Product::new(
+                    h,
+                    d,
+                    dh,
+                    rows,
+                    op(&t.a0, 0, 0, 1, d),
+                    op(dt, 0, rows * dh, dh, 1),
+                    dw,
+                ),
             );
         }
+        let dwq = op(gr, self.off(ParamId::WQ), d * dh, dh, 1);
         self.product(
             &mut out,
-            Product::new(h, d, dh, 1, op(&t.a0, eq, 0, 1, 0), op(&t.dq, 0, dh, 0, 1), op(gr, self.off(ParamId::WQ), d * dh, dh, 1)),
+            Product::new(
+                h,
+                d,
+                dh,
+                1,
+                op(&t.a0, eq, 0, 1, 0),
+                op(&t.dq, 0, dh, 0, 1),
+                dwq,
+            ),
         );
         // d a0 = sum over heads of dK_h W_K[h]^T + dV_h W_V[h]^T (+ dq_h W_Q[h]^T on the `=` row):
         // the contraction runs over (head, d_head) pairs.
-        for (i, (w, dt)) in [(ParamId::WK, &t.dk), (ParamId::WV, &t.dv)].into_iter().enumerate() {
-            let prod = Product::new(1, rows, d, a, op(dt, 0, 0, dh, 1), op(qp, self.off(w), 0, 1, dh), op(&t.da0, 0, 0, d, 1))
-                .k_split(dh, rows * dh, d * dh);
+        for (i, (w, dt)) in [(ParamId::WK, &t.dk), (ParamId::WV, &t.dv)]
+            .into_iter()
+            .enumerate()
+        {
+            let wt = op(qp, self.off(w), 0, 1, dh);
+            let prod = Product::new(
+                1,
+                rows,
+                d,
+                a,
+                op(dt, 0, 0, dh, 1),
+                wt,
+                op(&t.da0, 0, 0, d, 1),
+            )
+            .k_split(dh, rows * dh, d * dh);
             self.product(&mut out, if i == 0 { prod } else { prod.accumulate() });
         }
+        let wqt = op(qp, self.off(ParamId::WQ), 0, 1, dh);
+        let da0_eq = op(&t.da0, eq, 0, 0, 1);
         self.product(
             &mut out,
-            Product::new(1, 1, d, a, op(&t.dq, 0, 0, 0, 1), op(qp, self.off(ParamId::WQ), 0, 1, dh), op(&t.da0, eq, 0, 0, 1))
+            Product::new(1, 1, d, a, op(&t.dq, 0, 0, 0, 1), wqt, da0_eq)
                 .k_split(dh, dh, d * dh)
                 .accumulate(),
         );
-        self.norm_backward(&mut out, rows, d, lin, &t.da0, &t.x0, &t.inv0, None, &t.dx0);
+        self.norm_backward(
+            &mut out,
+            (rows, d, lin),
+            &t.da0,
+            (&t.x0, &t.inv0),
+            None,
+            &t.dx0,
+        );
         // The `=` row also feeds x1 directly through the residual: add the column sum of dx1.
+        let ones = op(&self.shared.one, 0, 0, 0, 0);
+        let dx0_eq = op(&t.dx0, eq, 0, 0, 1);
         self.product(
             &mut out,
-            Product::new(1, 1, d, n, op(&self.shared.one, 0, 0, 0, 0), op(&g.dx1, 0, 0, d, 1), op(&t.dx0, eq, 0, 0, 1))
-                .accumulate(),
+            Product::new(1, 1, d, n, ones, op(&g.dx1, 0, 0, d, 1), dx0_eq).accumulate(),
         );
         let embed = self.embed_params();
         out.push(self.kernels.dispatch(
@@ -632,7 +802,13 @@ impl Recorder<'_> {
             self.device,
             Kernel::AdamW,
             Some(bytemuck::bytes_of(&params)),
-            &[(1, &s.state), (2, &s.params), (3, &s.grads), (4, &s.m), (5, &s.v)],
+            &[
+                (1, &s.state),
+                (2, &s.params),
+                (3, &s.grads),
+                (4, &s.m),
+                (5, &s.v),
+            ],
             groups_2d(self.layout.total(), 256),
         )
     }

@@ -88,7 +88,10 @@ impl ParamId {
 
     /// The parameters of a model with this configuration, in order.
     pub fn all_present(c: &ModelConfig) -> Vec<ParamId> {
-        ParamId::ALL.into_iter().filter(|id| id.present(c)).collect()
+        ParamId::ALL
+            .into_iter()
+            .filter(|id| id.present(c))
+            .collect()
     }
 
     /// Fan-in of the matrix as a PyTorch `nn.Linear` would see it.
@@ -114,7 +117,10 @@ impl Params {
             .into_iter()
             .map(|id| (id, vec![0.0; id.shape(config).iter().product()]))
             .collect();
-        Params { config: config.clone(), tensors }
+        Params {
+            config: config.clone(),
+            tensors,
+        }
     }
 
     /// Seeded initialisation following `config.init`.
@@ -220,7 +226,12 @@ impl Params {
             .collect();
         let views = buffers
             .iter()
-            .map(|(n, s, b)| Ok((n.clone(), safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), b)?)))
+            .map(|(n, s, b)| {
+                Ok((
+                    n.clone(),
+                    safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), b)?,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(safetensors::serialize(views, metadata)?)
     }
