@@ -23,7 +23,12 @@ struct Params {
 // reduction
 @group(0) @binding(5) var<storage, read> per_example_in: array<f32>;
 @group(0) @binding(6) var<storage, read> state: array<u32>;        // [0] = step
-@group(0) @binding(7) var<storage, read_write> metrics: array<f32>; // [slots, 4]
+@group(0) @binding(7) var<storage, read_write> metrics: array<f32>; // [slots, METRIC_COLUMNS]
+// Per example: 1 when the transposed pair (b, a) is in the train set. A model symmetric in a and
+// b gets those right by memorisation, so accuracy is also reported for each group (columns 4, 5).
+@group(0) @binding(8) var<storage, read> groups: array<u32>;
+
+const METRIC_COLUMNS: u32 = 6u;
 
 fn log1p_f32(x: f32) -> f32 {
     // Goldberg's trick: exact to a few ulps for small x where log(1 + x) would round to 0.
@@ -78,31 +83,56 @@ fn per_example_loss(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
+// count / size, NaN for an empty group.
+fn ratio(count: f32, size: f32) -> f32 {
+    if (size == 0.0) {
+        return bitcast<f32>(0x7fc00000u);
+    }
+    return count / size;
+}
+
 var<workgroup> red_loss: array<f32, 256>;
 var<workgroup> red_correct: array<f32, 256>;
+var<workgroup> red_group_correct: array<f32, 256>;
+var<workgroup> red_group_size: array<f32, 256>;
 
 // Mean loss and accuracy in one workgroup: fixed-order strided sums, then a tree.
 @compute @workgroup_size(256)
 fn reduce(@builtin(local_invocation_index) lid: u32) {
     var loss = 0.0;
     var correct = 0.0;
+    var group_correct = 0.0;
+    var group_size = 0.0;
     for (var n = lid; n < prm.n; n += 256u) {
         loss += per_example_in[2u * n];
-        correct += per_example_in[2u * n + 1u];
+        let c = per_example_in[2u * n + 1u];
+        correct += c;
+        let g = f32(groups[n]);
+        group_correct += g * c;
+        group_size += g;
     }
     red_loss[lid] = loss;
     red_correct[lid] = correct;
+    red_group_correct[lid] = group_correct;
+    red_group_size[lid] = group_size;
     workgroupBarrier();
     for (var stride = 128u; stride > 0u; stride >>= 1u) {
         if (lid < stride) {
             red_loss[lid] += red_loss[lid + stride];
             red_correct[lid] += red_correct[lid + stride];
+            red_group_correct[lid] += red_group_correct[lid + stride];
+            red_group_size[lid] += red_group_size[lid + stride];
         }
         workgroupBarrier();
     }
     if (lid == 0u) {
-        let slot = (state[0] - 1u) % prm.metric_slots;
-        metrics[slot * 4u + prm.metric] = red_loss[0] / f32(prm.n);
-        metrics[slot * 4u + prm.metric + 1u] = red_correct[0] / f32(prm.n);
+        let row = ((state[0] - 1u) % prm.metric_slots) * METRIC_COLUMNS;
+        metrics[row + prm.metric] = red_loss[0] / f32(prm.n);
+        metrics[row + prm.metric + 1u] = red_correct[0] / f32(prm.n);
+        if (prm.metric == 2u) {
+            let rest_size = f32(prm.n) - red_group_size[0];
+            metrics[row + 4u] = ratio(red_group_correct[0], red_group_size[0]);
+            metrics[row + 5u] = ratio(red_correct[0] - red_group_correct[0], rest_size);
+        }
     }
 }

@@ -41,7 +41,8 @@ pub struct RunDir {
     pub root: PathBuf,
 }
 
-pub const METRICS_HEADER: &str = "epoch,train_loss,test_loss,train_acc,test_acc";
+pub const METRICS_HEADER: &str =
+    "epoch,train_loss,test_loss,train_acc,test_acc,test_acc_transpose_seen,test_acc_transpose_unseen";
 
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -126,8 +127,14 @@ impl RunDir {
         csv.push('\n');
         for m in rows {
             csv.push_str(&format!(
-                "{},{:e},{:e},{},{}\n",
-                m.epoch, m.train_loss, m.test_loss, m.train_acc, m.test_acc
+                "{},{:e},{:e},{},{},{},{}\n",
+                m.epoch,
+                m.train_loss,
+                m.test_loss,
+                m.train_acc,
+                m.test_acc,
+                m.test_acc_transpose_seen,
+                m.test_acc_transpose_unseen
             ));
         }
         write_atomic(&self.metrics_path(), csv.as_bytes())

@@ -68,6 +68,28 @@ fn training_trajectory_matches_reference() {
         reference::adamw_step(&mut params, &grads, &mut m, &mut v, step as u64 + 1, &hp);
         let test_logits = reference::forward(&params, &test.tokens(7)).logits;
         let test_loss = reference::cross_entropy(&test_logits, &labels(&test), 7);
+        // Accuracy split by whether the transposed pair was trained on.
+        let seen: Vec<bool> = (0..test.len())
+            .map(|i| (0..train.len()).any(|j| train.a[j] == test.b[i] && train.b[j] == test.a[i]))
+            .collect();
+        for (group, got_acc) in [
+            (true, got.test_acc_transpose_seen),
+            (false, got.test_acc_transpose_unseen),
+        ] {
+            let idx: Vec<usize> = (0..test.len()).filter(|&i| seen[i] == group).collect();
+            assert!(!idx.is_empty());
+            let logits: Vec<f64> = idx
+                .iter()
+                .flat_map(|&i| test_logits[i * 7..i * 7 + 7].to_vec())
+                .collect();
+            let group_labels: Vec<usize> = idx.iter().map(|&i| test.labels[i] as usize).collect();
+            let want = reference::accuracy(&logits, &group_labels, 7);
+            assert!(
+                (got_acc as f64 - want).abs() < 1e-6,
+                "epoch {}: transpose-seen={group} accuracy {got_acc} vs {want}",
+                got.epoch
+            );
+        }
         assert!(
             (got.train_loss as f64 - loss).abs() < 1e-4 * loss,
             "epoch {}: train loss {} vs {loss}",

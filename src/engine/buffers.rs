@@ -81,6 +81,8 @@ pub struct Batch {
     pub n: usize,
     pub examples: wgpu::Buffer,
     pub labels: wgpu::Buffer,
+    /// 1 for examples whose transpose (b, a) is in the train set (see shaders/loss.wgsl).
+    pub groups: wgpu::Buffer,
     pub pattern: wgpu::Buffer,
     pub z: wgpu::Buffer,
     pub az: wgpu::Buffer,
@@ -117,7 +119,13 @@ pub struct BatchGrads {
 }
 
 impl Batch {
-    pub fn new(device: &wgpu::Device, c: &ModelConfig, ex: &Examples, with_grad: bool) -> Self {
+    pub fn new(
+        device: &wgpu::Device,
+        c: &ModelConfig,
+        ex: &Examples,
+        groups: &[u32],
+        with_grad: bool,
+    ) -> Self {
         let n = ex.len();
         let (d, a, m, p, h) = (c.d_model, c.d_attn(), c.d_mlp, c.p, c.n_heads);
         let pairs: Vec<u32> = ex.a.iter().zip(&ex.b).flat_map(|(&a, &b)| [a, b]).collect();
@@ -141,6 +149,7 @@ impl Batch {
             n,
             examples: with_data(device, "examples", &pairs),
             labels: with_data(device, "labels", &ex.labels),
+            groups: with_data(device, "groups", groups),
             pattern: zeros(device, "pattern", n * h * 3),
             z: zeros(device, "z", n * a),
             az: zeros(device, "az", n * a),

@@ -1,5 +1,7 @@
 //! Adapter discovery and device creation.
 
+use std::sync::{Arc, Mutex};
+
 use anyhow::{anyhow, Context, Result};
 
 /// How to get an adapter on a machine that has none.
@@ -12,6 +14,9 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    /// The first error wgpu reported outside an error scope (validation, out of memory, device
+    /// lost), kept so that it surfaces as an error instead of aborting the process.
+    error: Arc<Mutex<Option<String>>>,
 }
 
 /// Backends to search: `WGPU_BACKEND` if set, else Vulkan, Metal and DX12 (the GL backend
@@ -85,12 +90,43 @@ impl Gpu {
             ..Default::default()
         }))
         .with_context(|| format!("opening {}", describe(&info)))?;
+        let error = Arc::new(Mutex::new(None));
+        let sink = error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| match e {
+                wgpu::Error::OutOfMemory { .. } => {
+                    "the GPU ran out of memory; use a smaller --p or --d-mlp, or a larger adapter"
+                        .to_string()
+                }
+                other => other.to_string(),
+            });
+        }));
+        let sink = error.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| format!("the GPU device was lost ({reason:?}): {message}"));
+        });
         Ok(Gpu {
             device,
             queue,
             info,
             limits,
+            error,
         })
+    }
+
+    /// Fails with the first GPU error reported since the device was opened.
+    pub fn check(&self) -> Result<()> {
+        match self
+            .error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(e) => Err(anyhow!("GPU error on {}: {e}", self.describe())),
+            None => Ok(()),
+        }
     }
 
     pub fn describe(&self) -> String {

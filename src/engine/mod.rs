@@ -16,7 +16,7 @@ use buffers::{Batch, Tables};
 use device::Gpu;
 use kernels::{Dispatch, Kernels};
 use layout::ParamLayout;
-use program::{Metric, Recorder, Shared};
+use program::{Metric, Recorder, Shared, METRIC_COLUMNS};
 
 /// Loss and accuracy of one epoch (test values are NaN when it was not evaluated).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -26,6 +26,26 @@ pub struct EpochMetrics {
     pub train_acc: f32,
     pub test_loss: f32,
     pub test_acc: f32,
+    /// Test accuracy on pairs whose transpose is in the train set (free for a model symmetric
+    /// in a and b), and on the others (which only generalisation gets right).
+    pub test_acc_transpose_seen: f32,
+    pub test_acc_transpose_unseen: f32,
+}
+
+impl EpochMetrics {
+    /// Reads a row of the metrics buffer; `tested` says whether the test columns were written.
+    fn from_row(epoch: usize, row: &[f32], tested: bool) -> Self {
+        let test = |v: f32| if tested { v } else { f32::NAN };
+        EpochMetrics {
+            epoch,
+            train_loss: row[0],
+            train_acc: row[1],
+            test_loss: test(row[2]),
+            test_acc: test(row[3]),
+            test_acc_transpose_seen: test(row[4]),
+            test_acc_transpose_unseen: test(row[5]),
+        }
+    }
 }
 
 /// Epochs whose metrics fit in the metrics buffer: one submission's worth.
@@ -78,15 +98,15 @@ impl<'g> Engine<'g> {
             m: buffers::zeros(device, "adam_m", flat.len()),
             v: buffers::zeros(device, "adam_v", flat.len()),
             state: buffers::with_data(device, "state", &[0u32; 4]),
-            metrics: buffers::zeros(device, "metrics", MAX_EPOCHS_PER_SUBMIT * 4),
+            metrics: buffers::zeros(device, "metrics", MAX_EPOCHS_PER_SUBMIT * METRIC_COLUMNS),
             metric_slots: MAX_EPOCHS_PER_SUBMIT,
             quant_descs: buffers::with_data(device, "quant_descs", &descs),
             one: buffers::with_data(device, "one", &[1.0f32]),
         };
         let kernels = Kernels::new(device);
         let tables = Tables::new(device, &config);
-        let train = Batch::new(device, &config, train, true);
-        let test = test.map(|t| Batch::new(device, &config, t, false));
+        let test = test.map(|t| Batch::new(device, &config, t, &transpose_in(train, t), false));
+        let train = Batch::new(device, &config, train, &vec![0; train.len()], true);
         let rec = Recorder {
             device,
             kernels: &kernels,
@@ -109,6 +129,7 @@ impl<'g> Engine<'g> {
             eval_test.extend(rec.tables()?);
             eval_test.extend(rec.forward(test, Metric::Test)?);
         }
+        gpu.check()?;
         Ok(Engine {
             gpu,
             config,
@@ -154,22 +175,15 @@ impl<'g> Engine<'g> {
         }
         self.gpu.queue.submit([encoder.finish()]);
         let step = self.read_u32(&self.shared.state, 1)?[0] as usize;
-        let raw = self.read_f32(&self.shared.metrics, MAX_EPOCHS_PER_SUBMIT * 4)?;
+        let raw = self.read_f32(&self.shared.metrics, MAX_EPOCHS_PER_SUBMIT * METRIC_COLUMNS)?;
         // The step counter says which metric slots this submission wrote.
         let first_step = step + 1 - epochs;
         Ok((0..epochs)
             .map(|e| {
                 let slot = (first_step - 1 + e) % MAX_EPOCHS_PER_SUBMIT;
-                let r = &raw[slot * 4..slot * 4 + 4];
                 let epoch = first_epoch + e;
-                let evaluated = self.test.is_some() && eval(epoch);
-                EpochMetrics {
-                    epoch,
-                    train_loss: r[0],
-                    train_acc: r[1],
-                    test_loss: if evaluated { r[2] } else { f32::NAN },
-                    test_acc: if evaluated { r[3] } else { f32::NAN },
-                }
+                let row = &raw[slot * METRIC_COLUMNS..(slot + 1) * METRIC_COLUMNS];
+                EpochMetrics::from_row(epoch, row, self.test.is_some() && eval(epoch))
             })
             .collect())
     }
@@ -185,18 +199,11 @@ impl<'g> Engine<'g> {
         }
         self.gpu.queue.submit([encoder.finish()]);
         let step = self.read_u32(&self.shared.state, 1)?[0] as usize;
-        let raw = self.read_f32(&self.shared.metrics, MAX_EPOCHS_PER_SUBMIT * 4)?;
+        let raw = self.read_f32(&self.shared.metrics, MAX_EPOCHS_PER_SUBMIT * METRIC_COLUMNS)?;
         // The reductions write to the slot of the current step (step 0 wraps to the last slot).
         let slot = (step + MAX_EPOCHS_PER_SUBMIT - 1) % MAX_EPOCHS_PER_SUBMIT;
-        let r = &raw[slot * 4..slot * 4 + 4];
-        let tested = self.test.is_some();
-        Ok(EpochMetrics {
-            epoch: step,
-            train_loss: r[0],
-            train_acc: r[1],
-            test_loss: if tested { r[2] } else { f32::NAN },
-            test_acc: if tested { r[3] } else { f32::NAN },
-        })
+        let row = &raw[slot * METRIC_COLUMNS..(slot + 1) * METRIC_COLUMNS];
+        Ok(EpochMetrics::from_row(step, row, self.test.is_some()))
     }
 
     /// Latent parameters.
@@ -247,11 +254,27 @@ impl<'g> Engine<'g> {
             let _ = tx.send(r);
         });
         device.poll(wgpu::PollType::wait_indefinitely())?;
+        self.gpu.check()?;
         rx.recv()??;
         let data = slice.get_mapped_range()?[..bytes].to_vec();
         staging.unmap();
         Ok(data)
     }
+}
+
+/// For each example of `set`, 1 if its transpose (b, a) is in `train`.
+fn transpose_in(train: &Examples, set: &Examples) -> Vec<u32> {
+    let seen: std::collections::HashSet<(u32, u32)> = train
+        .a
+        .iter()
+        .copied()
+        .zip(train.b.iter().copied())
+        .collect();
+    set.a
+        .iter()
+        .zip(&set.b)
+        .map(|(&a, &b)| seen.contains(&(b, a)) as u32)
+        .collect()
 }
 
 fn quant_mode(id: ParamId, weights: Weights) -> u32 {

@@ -20,7 +20,8 @@ pub struct Shared {
     pub v: wgpu::Buffer,
     /// `[step, 0, 0, 0]`
     pub state: wgpu::Buffer,
-    /// `[slots, 4]`: train loss, train acc, test loss, test acc of each epoch of a chunk.
+    /// `[slots, METRIC_COLUMNS]`: train loss, train acc, test loss, test acc, test acc on pairs
+    /// whose transpose is in the train set, test acc on the others; one row per epoch of a chunk.
     pub metrics: wgpu::Buffer,
     pub metric_slots: usize,
     /// Quantiser descriptor per parameter (shaders/quantize.wgsl).
@@ -28,6 +29,9 @@ pub struct Shared {
     /// A single 1.0, for column sums as products.
     pub one: wgpu::Buffer,
 }
+
+/// Columns of the metrics buffer (shaders/loss.wgsl).
+pub const METRIC_COLUMNS: usize = 6;
 
 /// Column of the metrics buffer a loss reduction writes to.
 #[derive(Clone, Copy)]
@@ -582,6 +586,7 @@ impl Recorder<'_> {
                 (5, &b.per_example),
                 (6, &self.shared.state),
                 (7, &self.shared.metrics),
+                (8, &b.groups),
             ],
             [1, 1, 1],
         ));
