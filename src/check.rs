@@ -51,20 +51,19 @@ pub fn engine_outputs(
     examples: &Examples,
     hp: &AdamW,
 ) -> Result<Outputs> {
-    let c = &params.config;
     let mut engine = Engine::new(gpu, params, examples, None, hp)?;
-    let metrics = engine.run_epochs(1, 1, |_| false)?;
+    let acts = engine.forward_train_batch()?;
+    engine.run_epochs(1, 1, |_| false)?;
     let to64 = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
-    let n = examples.len();
-    let b = &engine.train;
-    let logits = to64(engine.read_f32(&b.logits, n * c.p)?);
-    let attn_pattern_last = to64(engine.read_f32(&b.pattern, n * c.n_heads * 3)?);
-    let pre = to64(engine.read_f32(&b.pre, n * c.d_mlp)?);
     Ok(Outputs {
-        logits,
-        loss: metrics[0].train_loss as f64,
-        attn_pattern_last,
-        mlp_post_last: pre.into_iter().map(|x| x.max(0.0)).collect(),
+        logits: to64(acts.logits),
+        loss: acts.loss as f64,
+        attn_pattern_last: to64(acts.attn_pattern),
+        mlp_post_last: acts
+            .mlp_pre
+            .into_iter()
+            .map(|x| f64::from(x.max(0.0)))
+            .collect(),
         grads: engine.grads()?,
         adamw1: engine.params()?,
     })

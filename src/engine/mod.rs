@@ -48,6 +48,17 @@ impl EpochMetrics {
     }
 }
 
+/// Last-position activations of a batch.
+pub struct Activations {
+    pub loss: f32,
+    /// [n, p]
+    pub logits: Vec<f32>,
+    /// [n, H, 3]: attention of `=` to a, b, `=`.
+    pub attn_pattern: Vec<f32>,
+    /// [n, d_mlp] before the ReLU.
+    pub mlp_pre: Vec<f32>,
+}
+
 /// Epochs whose metrics fit in the metrics buffer: one submission's worth.
 pub const MAX_EPOCHS_PER_SUBMIT: usize = 256;
 
@@ -204,6 +215,32 @@ impl<'g> Engine<'g> {
         let slot = (step + MAX_EPOCHS_PER_SUBMIT - 1) % MAX_EPOCHS_PER_SUBMIT;
         let row = &raw[slot * METRIC_COLUMNS..(slot + 1) * METRIC_COLUMNS];
         Ok(EpochMetrics::from_row(step, row, self.test.is_some()))
+    }
+
+    /// Replaces the latent parameters (the optimiser state is left as it is).
+    pub fn set_params(&mut self, params: &Params) -> Result<()> {
+        if params.config != self.config {
+            bail!("parameters of another model configuration");
+        }
+        let flat = self.layout.pack(params);
+        self.gpu
+            .queue
+            .write_buffer(&self.shared.params, 0, bytemuck::cast_slice(&flat));
+        Ok(())
+    }
+
+    /// Runs the forward pass over the train batch with the current parameters and reads back
+    /// what analyses use.
+    pub fn forward_train_batch(&mut self) -> Result<Activations> {
+        let metrics = self.evaluate()?;
+        let c = &self.config;
+        let (n, b) = (self.train.n, &self.train);
+        Ok(Activations {
+            loss: metrics.train_loss,
+            logits: self.read_f32(&b.logits, n * c.p)?,
+            attn_pattern: self.read_f32(&b.pattern, n * c.n_heads * 3)?,
+            mlp_pre: self.read_f32(&b.pre, n * c.d_mlp)?,
+        })
     }
 
     /// Latent parameters.
