@@ -40,6 +40,39 @@ pub enum Command {
         #[arg(long)]
         adapter: Option<String>,
     },
+    /// Interpretability analysis of a run: figures, analysis.json and report.md in RUN/analysis.
+    Analyze {
+        run: PathBuf,
+        /// Checkpoint epoch (default: the newest).
+        #[arg(long)]
+        epoch: Option<usize>,
+        #[arg(long)]
+        adapter: Option<String>,
+    },
+    /// Several runs side by side, with a verdict on whether they learned the same algorithm.
+    Compare {
+        #[arg(required = true, num_args = 2..)]
+        runs: Vec<PathBuf>,
+        /// Output directory of compare.md and its figures.
+        #[arg(long, default_value = "compare")]
+        out: PathBuf,
+        #[arg(long)]
+        adapter: Option<String>,
+    },
+    /// The study end to end: train full-precision, ternary and binary models, analyse and
+    /// compare them (a reduced configuration on CPU adapters unless --full).
+    Reproduce {
+        #[arg(long, default_value = "runs/reproduce")]
+        out: PathBuf,
+        /// Use the study's configuration (p = 113) even on a CPU adapter.
+        #[arg(long)]
+        full: bool,
+        /// Overwrite existing runs in the output directory.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        adapter: Option<String>,
+    },
     /// Loss and accuracy of a run's checkpoint on its train and test sets.
     Eval {
         run: PathBuf,
@@ -135,6 +168,17 @@ fn switch(on: bool, off: bool) -> Option<bool> {
 }
 
 impl TrainArgs {
+    /// The arguments `bitgrok train --preset P --out .` would have.
+    pub fn defaults(preset: Preset) -> Self {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: TrainArgs,
+        }
+        let preset = clap::ValueEnum::to_possible_value(&preset).expect("presets have names");
+        Wrapper::parse_from(["train", "--out", ".", "--preset", preset.get_name()]).args
+    }
+
     /// The run configuration, validated before any GPU work; the error is one line naming the
     /// option, the value and what is allowed.
     pub fn run_config(&self) -> Result<RunConfig> {

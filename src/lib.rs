@@ -1,12 +1,16 @@
 //! bitgrok: train full-precision, binary and ternary one-layer transformers on modular addition
 //! in WGSL compute shaders, and take them apart.
 
+pub mod analysis;
 pub mod check;
 pub mod cli;
 pub mod engine;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod reference;
+pub mod report;
+pub mod reproduce;
 pub mod run;
 pub mod task;
 pub mod testvectors;

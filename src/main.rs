@@ -9,7 +9,7 @@ use bitgrok::engine::device::{self, Gpu};
 use bitgrok::engine::Engine;
 use bitgrok::run::RunDir;
 use bitgrok::task::Split;
-use bitgrok::train;
+use bitgrok::{report, reproduce, train};
 
 /// Exit code of invalid input (as clap uses).
 const USAGE_ERROR: u8 = 2;
@@ -91,6 +91,38 @@ fn run(command: Command) -> Result<ExitCode> {
             if !ok {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Analyze {
+            run,
+            epoch,
+            adapter,
+        } => {
+            let gpu = Gpu::new(adapter.as_deref())?;
+            let an = report::analyze(&gpu, &run, epoch, true)?;
+            let s = &an.summary;
+            println!(
+                "epoch {}: key frequencies {:?}, {:.0}% of neurons clustered, distance irrelevance {:.2}; {:.1} s",
+                s.epoch,
+                s.key_frequencies,
+                100.0 * s.neurons.clustered_fraction,
+                s.distance_irrelevance,
+                s.seconds
+            );
+            println!("report: {}", an.out_dir.join("report.md").display());
+        }
+        Command::Compare { runs, out, adapter } => {
+            let gpu = Gpu::new(adapter.as_deref())?;
+            let path = report::compare::compare(&gpu, &runs, &out)?;
+            println!("report: {}", path.display());
+        }
+        Command::Reproduce {
+            out,
+            full,
+            force,
+            adapter,
+        } => {
+            let gpu = Gpu::new(adapter.as_deref())?;
+            reproduce::reproduce(&gpu, &out, full, force)?;
         }
         Command::Eval {
             run,

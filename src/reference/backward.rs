@@ -15,6 +15,19 @@ const LAST: usize = N_CTX - 1;
 impl Model<'_> {
     /// Adds this example's gradient to `grads`, given `dL/d logits`.
     pub fn backward(&self, trace: &Trace, d_logits: &[f64], grads: &mut Params) {
+        let d_x0 = self.backward_to_x0(trace, d_logits, grads);
+        self.embed_backward(trace, &d_x0, grads);
+    }
+
+    /// Adds this example's gradient to `grads` for every parameter but the embeddings, and returns
+    /// `dL/d x0` at every position (the residual-stream inputs `W_E[tok] (+ W_pos)`), given
+    /// `dL/d logits`.
+    pub fn backward_to_x0(
+        &self,
+        trace: &Trace,
+        d_logits: &[f64],
+        grads: &mut Params,
+    ) -> [Vec<f64>; N_CTX] {
         let d_resid_final = self.unembed_backward(trace, d_logits, grads);
         // x2 = x1 + MLP(x1)
         let d_x1 = add(
@@ -31,7 +44,7 @@ impl Model<'_> {
         let mut d_x0: [Vec<f64>; N_CTX] = std::array::from_fn(|_| vec![0.0; self.config.d_model]);
         add_assign(&mut d_x0[LAST], &d_x1);
         self.attention_backward(trace, &d_z, &mut d_x0, grads);
-        self.embed_backward(trace, &d_x0, grads);
+        d_x0
     }
 
     /// From `dL/d logits` to `dL/d x2` at the last position, through `W_U` and the final norm.

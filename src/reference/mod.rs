@@ -135,6 +135,39 @@ pub fn loss_and_grads(params: &Params, tokens: &[[usize; 3]], labels: &[usize]) 
     (loss / n, grads)
 }
 
+/// Per example, the gradient of the correct-class logit (class `(a + b) mod p`) with respect to
+/// the residual-stream inputs `x0` at position 0 (`a`) and position 1 (`b`), straight-through for
+/// every quantiser as [`loss_and_grads`].
+///
+/// These are the gradients with respect to the vectors `x0[pos] = W_E[tok] (+ W_pos[pos])` of
+/// each position separately: unlike the `W_E` row gradients they stay apart when `a = b`.
+pub fn correct_logit_input_gradients(
+    params: &Params,
+    tokens: &[[usize; 3]],
+) -> Vec<(Vec<f64>, Vec<f64>)> {
+    let p = params.config.p;
+    let mut quantiser = Exact::new(&params.config);
+    let model = Model::new(params, &mut quantiser);
+    // The backward also accumulates parameter gradients; they are not wanted here.
+    let mut scratch = Params::zeros(&params.config);
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(example, &example_tokens)| {
+            let [a, b, _] = example_tokens;
+            assert!(
+                a < p && b < p,
+                "example {example}: {example_tokens:?} is not [a, b, =]"
+            );
+            let trace = model.run(example, example_tokens, &mut quantiser);
+            let mut d_logits = vec![0.0; p];
+            d_logits[(a + b) % p] = 1.0;
+            let [d_a, d_b, _] = model.backward_to_x0(&trace, &d_logits, &mut scratch);
+            (d_a, d_b)
+        })
+        .collect()
+}
+
 fn row_cross_entropy(logits: &[f64], label: usize) -> f64 {
     let max = logits.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
     let log_sum_exp = max + logits.iter().map(|x| (x - max).exp()).sum::<f64>().ln();

@@ -1,0 +1,345 @@
+//! `bitgrok compare`: several analysed runs side by side, with a verdict on whether they learned
+//! the same algorithm.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::Summary;
+use crate::engine::device::Gpu;
+use crate::plot::{self, BarChart, LineChart, Series};
+use crate::run::write_atomic;
+
+/// The verdict's criteria.
+/// A run uses a sparse Fourier representation when it has between 1 and K/4 key frequencies
+/// that together hold at least half of W_E's Fourier energy.
+const SPARSE_SHARE: f64 = 0.5;
+/// Neurons cluster by frequency when at least this fraction is clustered.
+const CLUSTERED: f64 = 0.5;
+/// Clock-like when distance irrelevance is above this, pizza-like below.
+const CLOCK_DI: f64 = 0.5;
+
+/// The analysis of a run: read from `analysis/analysis.json`, or computed when missing.
+pub fn load_or_analyze(gpu: &Gpu, run: &Path) -> Result<Summary> {
+    let path = run.join("analysis").join("analysis.json");
+    if !path.exists() {
+        super::analyze(gpu, run, None, true)?;
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn name(s: &Summary) -> String {
+    s.run.file_name().map_or_else(
+        || s.run.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+fn key_share(s: &Summary) -> f64 {
+    s.key_frequencies
+        .iter()
+        .map(|&f| s.embedding_energy_share[f - 1])
+        .sum()
+}
+
+fn is_sparse(s: &Summary) -> bool {
+    let k = s.embedding_energy_share.len();
+    !s.key_frequencies.is_empty()
+        && s.key_frequencies.len() <= (k / 4).max(1)
+        && key_share(s) >= SPARSE_SHARE
+}
+
+fn kind(s: &Summary) -> &'static str {
+    if s.distance_irrelevance >= CLOCK_DI {
+        "clock-like"
+    } else {
+        "pizza-like"
+    }
+}
+
+/// The verdict paragraph, generated from the numbers.
+pub fn verdict(runs: &[Summary]) -> String {
+    let names: Vec<String> = runs.iter().map(name).collect();
+    let shared: Vec<usize> = runs[0]
+        .key_frequencies
+        .iter()
+        .copied()
+        .filter(|f| runs.iter().all(|r| r.key_frequencies.contains(f)))
+        .collect();
+    let all_sparse = runs.iter().all(is_sparse);
+    let all_clustered = runs
+        .iter()
+        .all(|r| r.neurons.clustered_fraction >= CLUSTERED);
+    let same_kind = runs.iter().all(|r| kind(r) == kind(&runs[0]));
+    let all_grokked = runs.iter().all(|r| r.phases.grokked.is_some());
+    let per_run = |f: &dyn Fn(&Summary) -> String| {
+        names
+            .iter()
+            .zip(runs)
+            .map(|(n, r)| format!("{} for {n}", f(r)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = String::new();
+    let same = all_sparse && all_clustered && same_kind && all_grokked;
+    let _ = write!(
+        text,
+        "**{}.** ",
+        if same {
+            "Same algorithm"
+        } else if all_sparse && all_grokked {
+            "Same family, different details"
+        } else {
+            "Different algorithms (or not yet learned)"
+        }
+    );
+    let _ = write!(
+        text,
+        "Key frequencies: {} ({} shared by all: {}); they hold {} of W_E's Fourier energy. ",
+        per_run(&|r| format!("{:?}", r.key_frequencies)),
+        shared.len(),
+        if shared.is_empty() {
+            "none".into()
+        } else {
+            format!("{shared:?}")
+        },
+        per_run(&|r| format!("{:.0}%", 100.0 * key_share(r)))
+    );
+    let _ = write!(
+        text,
+        "Neurons clustered by frequency: {}. Distance irrelevance: {} ({}). Grokked: {}.",
+        per_run(&|r| format!("{:.0}%", 100.0 * r.neurons.clustered_fraction)),
+        per_run(&|r| format!("{:.2}", r.distance_irrelevance)),
+        per_run(&|r| kind(r).to_string()),
+        per_run(&|r| r
+            .phases
+            .grokked
+            .map_or("no".into(), |e| format!("epoch {e}")))
+    );
+    let _ = write!(
+        text,
+        "\n\nCriteria: a run uses a sparse Fourier algorithm when it has between 1 and K/4 key \
+         frequencies holding at least {:.0}% of W_E's Fourier energy; its neurons cluster when at \
+         least {:.0}% have ≥ 85% of their variance in one frequency; it is clock-like when distance \
+         irrelevance ≥ {CLOCK_DI}. Runs learned the same algorithm when all of them grokked, use a \
+         sparse Fourier algorithm, cluster, and are of the same kind; which frequencies they pick \
+         is a matter of initialisation (different seeds of the same model pick different ones), so \
+         the overlap is reported but not required.",
+        100.0 * SPARSE_SHARE,
+        100.0 * CLUSTERED
+    );
+    text
+}
+
+pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
+    let summaries: Vec<Summary> = runs
+        .iter()
+        .map(|r| load_or_analyze(gpu, r))
+        .collect::<Result<_>>()?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let cols = summaries.len();
+    let names: Vec<String> = summaries.iter().map(name).collect();
+
+    let share_panels: Vec<BarChart> = summaries
+        .iter()
+        .zip(&names)
+        .map(|(s, n)| BarChart {
+            title: format!("{n}: W_E Fourier energy"),
+            x_label: "frequency".into(),
+            y_label: "share".into(),
+            labels: (1..=s.embedding_energy_share.len())
+                .map(|f| f.to_string())
+                .collect(),
+            values: s.embedding_energy_share.clone(),
+            highlight: s.key_frequencies.iter().map(|f| f - 1).collect(),
+            log_y: false,
+        })
+        .collect();
+    plot::bar_charts(
+        &out.join("key_frequencies.png"),
+        &share_panels,
+        cols,
+        (520, 400),
+    )?;
+
+    let cluster_panels: Vec<BarChart> = summaries
+        .iter()
+        .zip(&names)
+        .map(|(s, n)| BarChart {
+            title: format!(
+                "{n}: {:.0}% clustered",
+                100.0 * s.neurons.clustered_fraction
+            ),
+            x_label: "frequency".into(),
+            y_label: "neurons".into(),
+            labels: s
+                .neurons
+                .cluster_sizes
+                .iter()
+                .map(|(f, _)| f.to_string())
+                .collect(),
+            values: s
+                .neurons
+                .cluster_sizes
+                .iter()
+                .map(|&(_, c)| c as f64)
+                .collect(),
+            highlight: vec![],
+            log_y: false,
+        })
+        .filter(|b| !b.values.is_empty())
+        .collect();
+    if !cluster_panels.is_empty() {
+        plot::bar_charts(
+            &out.join("neuron_clusters.png"),
+            &cluster_panels,
+            cluster_panels.len(),
+            (520, 400),
+        )?;
+    }
+
+    let curves =
+        |f: &dyn Fn(&super::ProgressPoint) -> f64, dashed: bool, suffix: &str| -> Vec<Series> {
+            summaries
+                .iter()
+                .zip(&names)
+                .map(|(s, n)| Series {
+                    label: format!("{n} {suffix}"),
+                    points: s
+                        .progress
+                        .iter()
+                        .map(|q| (q.epoch as f64, f(q)))
+                        .filter(|(_, y)| y.is_finite())
+                        .collect(),
+                    dashed,
+                })
+                .collect()
+        };
+    let mut losses = curves(&|q| q.restricted_loss, false, "restricted");
+    losses.extend(curves(&|q| q.excluded_loss, true, "excluded"));
+    let mut tests = curves(&|q| q.test_loss, false, "test");
+    tests.extend(curves(&|q| q.train_loss, true, "train"));
+    plot::line_charts(
+        &out.join("progress_measures.png"),
+        &[
+            LineChart {
+                title: "Restricted and excluded loss".into(),
+                x_label: "epoch".into(),
+                y_label: "loss".into(),
+                log_y: true,
+                series: losses,
+                vlines: vec![],
+                spans: vec![],
+                y_range: None,
+            },
+            LineChart {
+                title: "Train and test loss".into(),
+                x_label: "epoch".into(),
+                y_label: "loss".into(),
+                log_y: true,
+                series: tests,
+                vlines: vec![],
+                spans: vec![],
+                y_range: None,
+            },
+            LineChart {
+                title: "Sum of squared (latent) weights".into(),
+                x_label: "epoch".into(),
+                y_label: "sum of squares".into(),
+                log_y: false,
+                series: curves(&|q| q.sum_squared_weights, false, ""),
+                vlines: vec![],
+                spans: vec![],
+                y_range: None,
+            },
+        ],
+        3,
+        (520, 420),
+    )?;
+
+    let mut md = String::from("# Comparison\n\n");
+    md.push_str(&verdict(&summaries));
+    md.push_str("\n\n| | ");
+    md.push_str(&names.join(" | "));
+    md.push_str(" |\n|---|");
+    md.push_str(&"---|".repeat(cols));
+    md.push('\n');
+    let row = |md: &mut String, label: &str, f: &dyn Fn(&Summary) -> String| {
+        let _ = writeln!(
+            md,
+            "| {label} | {} |",
+            summaries.iter().map(f).collect::<Vec<_>>().join(" | ")
+        );
+    };
+    row(&mut md, "weights / activations", &|s| {
+        format!(
+            "{:?} / {:?}",
+            s.config.model.weights, s.config.model.act_quant
+        )
+    });
+    row(&mut md, "memorised at", &|s| {
+        s.phases.memorised.map_or("-".into(), |e| e.to_string())
+    });
+    row(&mut md, "grokked at", &|s| {
+        s.phases.grokked.map_or("-".into(), |e| e.to_string())
+    });
+    row(&mut md, "accuracy (all pairs)", &|s| {
+        format!("{:.4}", s.accuracy_all_pairs)
+    });
+    row(&mut md, "key frequencies", &|s| {
+        format!("{:?}", s.key_frequencies)
+    });
+    row(&mut md, "their share of W_E energy", &|s| {
+        format!("{:.0}%", 100.0 * key_share(s))
+    });
+    row(&mut md, "neurons clustered", &|s| {
+        format!(
+            "{} of {} ({:.0}%)",
+            s.neurons.clustered,
+            s.neurons.d_mlp,
+            100.0 * s.neurons.clustered_fraction
+        )
+    });
+    row(&mut md, "cluster sizes (freq: n)", &|s| {
+        s.neurons
+            .cluster_sizes
+            .iter()
+            .map(|(f, c)| format!("{f}: {c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    row(&mut md, "final restricted / excluded loss", &|s| {
+        s.progress.last().map_or("-".into(), |q| {
+            format!("{:.2e} / {:.2e}", q.restricted_loss, q.excluded_loss)
+        })
+    });
+    row(
+        &mut md,
+        "sum of squared weights (latent / quantised)",
+        &|s| {
+            s.progress.last().map_or("-".into(), |q| {
+                format!(
+                    "{:.1} / {:.1}",
+                    q.sum_squared_weights, q.sum_squared_quantised
+                )
+            })
+        },
+    );
+    row(&mut md, "distance irrelevance", &|s| {
+        format!("{:.2}", s.distance_irrelevance)
+    });
+    row(&mut md, "gradient symmetricity", &|s| {
+        format!("{:.2}", s.gradient_symmetricity)
+    });
+    md.push_str("\n## Key frequencies\n\n![key frequencies](key_frequencies.png)\n\nW_E's Fourier energy per frequency, key frequencies highlighted, one column per run.\n");
+    if !cluster_panels.is_empty() {
+        md.push_str("\n## Neuron clusters\n\n![neuron clusters](neuron_clusters.png)\n\nNeurons with at least 85% of their variance in one frequency, per frequency.\n");
+    }
+    md.push_str("\n## Progress measures\n\n![progress measures](progress_measures.png)\n\nRestricted loss (logits kept along the key-frequency directions) and excluded loss (those removed, train set), losses and weight norms, all runs on one plot.\n");
+    let path = out.join("compare.md");
+    write_atomic(&path, md.as_bytes())?;
+    Ok(path)
+}

@@ -1,0 +1,73 @@
+//! Reading a run's `metrics.csv` back, and the epochs that mark its phases.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::engine::EpochMetrics;
+use crate::run::{GROK_ACCURACY, METRICS_HEADER};
+
+pub fn read(path: &Path) -> Result<Vec<EpochMetrics>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines();
+    if lines.next() != Some(METRICS_HEADER) {
+        bail!(
+            "{} does not start with the header {METRICS_HEADER:?}",
+            path.display()
+        );
+    }
+    lines
+        .enumerate()
+        .map(|(i, line)| {
+            let f: Vec<&str> = line.split(',').collect();
+            let num = |j: usize| -> Result<f32> {
+                f.get(j).and_then(|s| s.parse().ok()).with_context(|| {
+                    format!("{} line {}: bad field {}", path.display(), i + 2, j + 1)
+                })
+            };
+            Ok(EpochMetrics {
+                epoch: f[0]
+                    .parse()
+                    .with_context(|| format!("{} line {}: bad epoch", path.display(), i + 2))?,
+                train_loss: num(1)?,
+                test_loss: num(2)?,
+                train_acc: num(3)?,
+                test_acc: num(4)?,
+                test_acc_transpose_seen: num(5)?,
+                test_acc_transpose_unseen: num(6)?,
+            })
+        })
+        .collect()
+}
+
+/// Epochs that split training into Nanda et al.'s three phases, found from the accuracy curves:
+/// memorisation ends when train accuracy first reaches 100%; cleanup starts when accuracy on the
+/// test pairs whose transpose was not trained on (the ones only a general algorithm gets right)
+/// first exceeds 10%; it ends when test accuracy first reaches 99.9% (grokked). Circuit
+/// formation is the stretch in between.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Phases {
+    pub memorised: Option<usize>,
+    pub cleanup_start: Option<usize>,
+    pub grokked: Option<usize>,
+}
+
+/// Accuracy on transpose-unseen test pairs that marks the start of cleanup.
+const CLEANUP_ACCURACY: f32 = 0.1;
+
+impl Phases {
+    pub fn find(rows: &[EpochMetrics]) -> Phases {
+        let first = |f: &dyn Fn(&EpochMetrics) -> bool| rows.iter().find(|m| f(m)).map(|m| m.epoch);
+        let memorised = first(&|m| m.train_acc >= 1.0);
+        let after = memorised.unwrap_or(usize::MAX);
+        Phases {
+            memorised,
+            cleanup_start: first(&|m| {
+                m.epoch >= after && m.test_acc_transpose_unseen > CLEANUP_ACCURACY
+            }),
+            grokked: first(&|m| m.test_acc >= GROK_ACCURACY),
+        }
+    }
+}

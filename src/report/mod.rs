@@ -1,0 +1,414 @@
+//! `bitgrok analyze`: everything the study measures about one trained run, as numbers
+//! (`analysis.json`), figures (PNG) and a notebook-like `report.md`.
+
+pub mod compare;
+mod figures;
+mod markdown;
+pub mod metrics;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use nalgebra::DMatrix;
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::{self, fourier::FourierBasis};
+use crate::engine::device::Gpu;
+use crate::engine::{Activations, Engine};
+use crate::model::{ModelConfig, ParamId, Params, Weights};
+use crate::reference;
+use crate::run::{write_atomic, RunConfig, RunDir};
+use crate::task::{Examples, Split};
+use metrics::Phases;
+
+/// Neurons belong to a frequency when at least this fraction of their variance is explained by it.
+pub const CLUSTER_THRESHOLD: f64 = 0.85;
+/// Pairs whose input gradients measure gradient symmetricity (a seeded sample).
+const GRADIENT_SAMPLE: usize = 256;
+
+/// Every number of an analysis (`analysis.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Summary {
+    pub run: PathBuf,
+    pub epoch: usize,
+    pub config: RunConfig,
+    pub phases: PhasesJson,
+    pub final_train_loss: f64,
+    pub final_test_loss: f64,
+    pub final_test_acc: f64,
+    pub accuracy_all_pairs: f64,
+    pub key_frequencies: Vec<usize>,
+    pub key_frequency_rule: String,
+    /// Share of W_E's Fourier energy per frequency 1..K.
+    pub embedding_energy_share: Vec<f64>,
+    /// Share of the neuron-logit map's Fourier energy per frequency 1..K.
+    pub logit_map_energy_share: Vec<f64>,
+    pub neurons: NeuronSummary,
+    pub attention_to: AttentionSummary,
+    pub embedding_singular_values: Vec<f64>,
+    pub gaussian_control_singular_values: Vec<f64>,
+    pub progress: Vec<ProgressPoint>,
+    pub distance_irrelevance: f64,
+    pub gradient_symmetricity: f64,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct PhasesJson {
+    pub memorised: Option<usize>,
+    pub cleanup_start: Option<usize>,
+    pub grokked: Option<usize>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NeuronSummary {
+    pub d_mlp: usize,
+    /// Neurons with ≥ 85% of their variance in one frequency.
+    pub clustered: usize,
+    pub clustered_fraction: f64,
+    /// (frequency, neurons) for every frequency with a cluster, largest first.
+    pub cluster_sizes: Vec<(usize, usize)>,
+    /// Neurons that never fire (no variance over the inputs).
+    pub dead: usize,
+    pub mean_max_fraction: f64,
+}
+
+/// Mean attention of `=` to each position, per head.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AttentionSummary {
+    pub to_a: Vec<f64>,
+    pub to_b: Vec<f64>,
+    pub to_eq: Vec<f64>,
+}
+
+/// Progress measures of one checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProgressPoint {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub test_loss: f64,
+    /// Loss over all pairs of the logits kept only along the key-frequency directions.
+    pub restricted_loss: f64,
+    /// Train loss of the logits with those directions removed.
+    pub excluded_loss: f64,
+    pub sum_squared_weights: f64,
+    /// Sum of squares of the effective (quantised) weights; equal to the latent one for f32.
+    pub sum_squared_quantised: f64,
+    pub gini_embedding: f64,
+    pub gini_logit_map: f64,
+}
+
+/// Everything computed from one checkpoint, kept in memory for the figures.
+pub struct Snapshot {
+    pub config: ModelConfig,
+    pub params: Params,
+    /// Effective (quantised) parameters.
+    pub effective: Params,
+    pub basis: FourierBasis,
+    /// p² x p logits of all pairs, a-major.
+    pub logits: DMatrix<f64>,
+    /// [p², H, 3]
+    pub attn_pattern: Vec<f64>,
+    /// p² x M before the ReLU.
+    pub mlp_pre: DMatrix<f64>,
+    /// p x D: W_E rows 0..p in the Fourier basis.
+    pub embed_fourier: DMatrix<f64>,
+    /// M x K.
+    pub neuron_fractions: DMatrix<f64>,
+    pub clusters: Vec<Option<usize>>,
+    pub embedding_norms: Vec<f64>,
+    pub logit_map_norms: Vec<f64>,
+    pub principal_components: DMatrix<f64>,
+}
+
+/// What the figures and the report need beyond the summary.
+pub struct Analysis {
+    pub summary: Summary,
+    pub snapshot: Snapshot,
+    pub metrics: Vec<crate::engine::EpochMetrics>,
+    pub phases: Phases,
+    pub out_dir: PathBuf,
+}
+
+pub fn effective_params(params: &Params) -> Params {
+    let mut q = params.clone();
+    if params.config.weights != Weights::F32 {
+        for id in ParamId::all_present(&params.config)
+            .into_iter()
+            .filter(|id| id.is_quantised())
+        {
+            let w = reference::quant::weight(params.get(id), params.config.weights);
+            q.get_mut(id).copy_from_slice(&w);
+        }
+    }
+    q
+}
+
+fn to_matrix(rows: usize, cols: usize, values: &[f32]) -> DMatrix<f64> {
+    DMatrix::from_row_iterator(rows, cols, values.iter().map(|&x| x as f64))
+}
+
+/// Energy shares (squared norms, normalised to sum 1).
+fn shares(norms: &[f64]) -> Vec<f64> {
+    let total: f64 = norms
+        .iter()
+        .map(|x| x * x)
+        .sum::<f64>()
+        .max(f64::MIN_POSITIVE);
+    norms.iter().map(|x| x * x / total).collect()
+}
+
+/// W_E's number rows in the Fourier basis, their norms per frequency, and the norms per
+/// frequency of the (effective) neuron-logit map along the output.
+fn fourier_norms(params: &Params, basis: &FourierBasis) -> (DMatrix<f64>, Vec<f64>, Vec<f64>) {
+    let embed_fourier = basis.transform(&analysis::number_embeddings(params));
+    let embedding_norms = analysis::frequency_norms(&embed_fourier);
+    let logit_map_norms =
+        analysis::logit_map_frequency_norms(&analysis::neuron_logit_map(params), basis);
+    (embed_fourier, embedding_norms, logit_map_norms)
+}
+
+/// Forward over all p² pairs of one checkpoint on the GPU.
+fn forward_all(engine: &mut Engine, params: &Params) -> Result<Activations> {
+    engine.set_params(params)?;
+    engine.forward_train_batch()
+}
+
+/// Loss of the logits restricted to, and excluding, the key-frequency directions.
+fn restricted_and_excluded(
+    logits: &DMatrix<f64>,
+    p: usize,
+    keys: &[usize],
+    split: &Split,
+) -> (f64, f64) {
+    let all = Examples::all(p);
+    let labels: Vec<usize> = all.labels.iter().map(|&l| l as usize).collect();
+    let restricted = analysis::measures::restricted_logits(logits, p, keys);
+    let excluded = analysis::measures::excluded_logits(logits, p, keys);
+    let train_rows: Vec<usize> = split.train.iter().map(|&i| i as usize).collect();
+    let excluded_train = excluded.select_rows(train_rows.iter());
+    let train_labels: Vec<usize> = train_rows.iter().map(|&i| labels[i]).collect();
+    (
+        analysis::measures::cross_entropy(&restricted, &labels),
+        analysis::measures::cross_entropy(&excluded_train, &train_labels),
+    )
+}
+
+pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> Result<Analysis> {
+    let started = Instant::now();
+    let dir = RunDir::open(run)?;
+    let config = dir.read_config()?;
+    let c = config.model.clone();
+    let p = c.p;
+    let (epoch, params) = dir.load_checkpoint(&c, epoch)?;
+    let split = Split::new(p, config.frac, config.data_seed);
+    let metrics = metrics::read(&dir.metrics_path())?;
+    let phases = Phases::find(&metrics);
+    let all = Examples::all(p);
+    let mut engine = Engine::new(gpu, &params, &all, None, &config.adamw)?;
+
+    // The analysed checkpoint.
+    let acts = forward_all(&mut engine, &params)?;
+    let n = p * p;
+    let logits = to_matrix(n, p, &acts.logits);
+    let mlp_pre = to_matrix(n, c.d_mlp, &acts.mlp_pre);
+    let mlp_post = mlp_pre.map(|x| x.max(0.0));
+    let basis = analysis::fourier::basis(p);
+    let effective = effective_params(&params);
+    let (embed_fourier, embedding_norms, logit_map_norms) = fourier_norms(&params, &basis);
+    let embedding_energy: Vec<f64> = embedding_norms.iter().map(|x| x * x).collect();
+    let keys = analysis::key_frequencies(&embedding_energy);
+    let neuron_fractions = analysis::neurons::frequency_fractions(&mlp_post, &basis);
+    let clusters = analysis::neurons::clusters(&neuron_fractions, CLUSTER_THRESHOLD);
+    let labels: Vec<usize> = all.labels.iter().map(|&l| l as usize).collect();
+    let accuracy_all_pairs = (0..n)
+        .filter(|&i| argmax(logits.row(i).iter()) == labels[i])
+        .count() as f64
+        / n as f64;
+
+    // Progress measures over every checkpoint, with the final key frequencies.
+    let mut progress_points = Vec::new();
+    let epochs = dir.checkpoint_epochs()?;
+    let bar = if progress {
+        indicatif::ProgressBar::new(epochs.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    for &e in &epochs {
+        let (_, ps) = dir.load_checkpoint(&c, Some(e))?;
+        let logits_e = to_matrix(n, p, &forward_all(&mut engine, &ps)?.logits);
+        let (restricted_loss, excluded_loss) =
+            restricted_and_excluded(&logits_e, p, &keys.freqs, &split);
+        let eff = effective_params(&ps);
+        let (_, e_norms, l_norms) = fourier_norms(&ps, &basis);
+        let m = metrics.iter().find(|m| m.epoch == e);
+        progress_points.push(ProgressPoint {
+            epoch: e,
+            train_loss: m.map_or(f64::NAN, |m| m.train_loss as f64),
+            test_loss: m.map_or(f64::NAN, |m| m.test_loss as f64),
+            restricted_loss,
+            excluded_loss,
+            sum_squared_weights: analysis::measures::sum_squares(&ps),
+            sum_squared_quantised: analysis::measures::sum_squares(&eff),
+            gini_embedding: analysis::measures::gini(&e_norms),
+            gini_logit_map: analysis::measures::gini(&l_norms),
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    // Clock or pizza.
+    let correct: Vec<f64> = (0..n).map(|i| logits[(i, labels[i])]).collect();
+    let distance_irrelevance = analysis::clock_pizza::distance_irrelevance(&correct, p);
+    let sample = gradient_sample(p, GRADIENT_SAMPLE);
+    let gradients = reference::correct_logit_input_gradients(&params, &all_tokens(p, &sample));
+    let gradient_symmetricity = analysis::clock_pizza::gradient_symmetricity(&gradients);
+
+    // Embedding spectrum against a Gaussian control of the same shape and scale.
+    let w_e = analysis::number_embeddings(&params);
+    let embedding_singular_values = analysis::svd::singular_values(&w_e);
+    let control = analysis::svd::gaussian_control(&w_e, 0);
+    let gaussian_control_singular_values = analysis::svd::singular_values(&control);
+    let principal_components = analysis::svd::principal_components(&w_e, 4.min(c.d_model)).coords;
+
+    let attention = attention_summary(&acts.attn_pattern, c.n_heads);
+    let neurons = neuron_summary(&neuron_fractions, &clusters, &mlp_post);
+    let last = metrics.last();
+    let summary = Summary {
+        run: run.to_path_buf(),
+        epoch,
+        config: config.clone(),
+        phases: PhasesJson {
+            memorised: phases.memorised,
+            cleanup_start: phases.cleanup_start,
+            grokked: phases.grokked,
+        },
+        final_train_loss: last.map_or(f64::NAN, |m| m.train_loss as f64),
+        final_test_loss: last.map_or(f64::NAN, |m| m.test_loss as f64),
+        final_test_acc: last.map_or(f64::NAN, |m| m.test_acc as f64),
+        accuracy_all_pairs,
+        key_frequencies: keys.freqs.clone(),
+        key_frequency_rule: keys.rule.clone(),
+        embedding_energy_share: shares(&embedding_norms),
+        logit_map_energy_share: shares(&logit_map_norms),
+        neurons,
+        attention_to: attention,
+        embedding_singular_values,
+        gaussian_control_singular_values,
+        progress: progress_points,
+        distance_irrelevance,
+        gradient_symmetricity,
+        seconds: 0.0,
+    };
+    let snapshot = Snapshot {
+        config: c,
+        params,
+        effective,
+        basis,
+        logits,
+        attn_pattern: acts.attn_pattern.iter().map(|&x| x as f64).collect(),
+        mlp_pre,
+        embed_fourier,
+        neuron_fractions,
+        clusters,
+        embedding_norms,
+        logit_map_norms,
+        principal_components,
+    };
+    let out_dir = run.join("analysis");
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let mut analysis = Analysis {
+        summary,
+        snapshot,
+        metrics,
+        phases,
+        out_dir,
+    };
+    let figures = figures::write_all(&analysis)?;
+    analysis.summary.seconds = started.elapsed().as_secs_f64();
+    write_atomic(
+        &analysis.out_dir.join("analysis.json"),
+        serde_json::to_string_pretty(&analysis.summary)?.as_bytes(),
+    )?;
+    write_atomic(
+        &analysis.out_dir.join("report.md"),
+        markdown::report(&analysis, &figures).as_bytes(),
+    )?;
+    Ok(analysis)
+}
+
+fn argmax<'a>(values: impl Iterator<Item = &'a f64>) -> usize {
+    values
+        .enumerate()
+        .fold((0, f64::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
+        .0
+}
+
+/// A seeded sample of pairs with a ≠ b (for a = b the two input gradients coincide).
+fn gradient_sample(p: usize, count: usize) -> Vec<(usize, usize)> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut out = Vec::new();
+    while out.len() < count.min(p * (p - 1)) {
+        let (a, b) = (rng.random_range(0..p), rng.random_range(0..p));
+        if a != b && !out.contains(&(a, b)) {
+            out.push((a, b));
+        }
+    }
+    out
+}
+
+fn all_tokens(p: usize, pairs: &[(usize, usize)]) -> Vec<[usize; 3]> {
+    pairs.iter().map(|&(a, b)| [a, b, p]).collect()
+}
+
+fn attention_summary(pattern: &[f32], heads: usize) -> AttentionSummary {
+    let n = pattern.len() / (heads * 3);
+    let mean = |h: usize, j: usize| {
+        (0..n)
+            .map(|i| pattern[(i * heads + h) * 3 + j] as f64)
+            .sum::<f64>()
+            / n as f64
+    };
+    AttentionSummary {
+        to_a: (0..heads).map(|h| mean(h, 0)).collect(),
+        to_b: (0..heads).map(|h| mean(h, 1)).collect(),
+        to_eq: (0..heads).map(|h| mean(h, 2)).collect(),
+    }
+}
+
+fn neuron_summary(
+    fractions: &DMatrix<f64>,
+    clusters: &[Option<usize>],
+    post: &DMatrix<f64>,
+) -> NeuronSummary {
+    let m = clusters.len();
+    let mut sizes: Vec<(usize, usize)> = Vec::new();
+    for f in clusters.iter().flatten() {
+        match sizes.iter_mut().find(|(k, _)| k == f) {
+            Some(entry) => entry.1 += 1,
+            None => sizes.push((*f, 1)),
+        }
+    }
+    sizes.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+    let clustered = clusters.iter().filter(|c| c.is_some()).count();
+    let dead = (0..m)
+        .filter(|&j| post.column(j).iter().all(|&x| x == post[(0, j)]))
+        .count();
+    let max_fraction: Vec<f64> = (0..m).map(|j| fractions.row(j).max()).collect();
+    NeuronSummary {
+        d_mlp: m,
+        clustered,
+        clustered_fraction: clustered as f64 / m as f64,
+        cluster_sizes: sizes,
+        dead,
+        mean_max_fraction: max_fraction.iter().sum::<f64>() / m as f64,
+    }
+}

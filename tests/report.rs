@@ -1,0 +1,120 @@
+//! `analyze` and `compare` on small trained runs: every figure is a valid, non-blank PNG, the
+//! numbers are written, and the comparison has a verdict.
+
+use std::path::Path;
+use std::process::Command;
+
+fn bitgrok(args: &[&str]) {
+    let o = Command::new(env!("CARGO_BIN_EXE_bitgrok"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "bitgrok {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn train(dir: &Path, name: &str, extra: &[&str]) -> String {
+    let out = dir.join(name).to_str().unwrap().to_string();
+    let mut args = vec![
+        "train",
+        "--p",
+        "13",
+        "--frac",
+        "0.6",
+        "--d-model",
+        "32",
+        "--d-head",
+        "8",
+        "--d-mlp",
+        "64",
+        "--epochs",
+        "300",
+        "--checkpoint-every",
+        "50",
+        "--out",
+        &out,
+    ];
+    args.extend_from_slice(extra);
+    bitgrok(&args);
+    out
+}
+
+/// Decodes a PNG and checks it is a real figure: a sensible size and many colours.
+fn assert_figure(path: &Path) {
+    let img = image::open(path)
+        .unwrap_or_else(|e| panic!("{} is not a valid PNG: {e}", path.display()))
+        .to_rgb8();
+    let (w, h) = img.dimensions();
+    assert!(
+        w >= 400 && h >= 300,
+        "{}: {w}x{h} is too small",
+        path.display()
+    );
+    let mut colours: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+    colours.sort();
+    colours.dedup();
+    assert!(
+        colours.len() >= 8,
+        "{} looks blank ({} colours)",
+        path.display(),
+        colours.len()
+    );
+}
+
+fn figures_of(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut pngs: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "png"))
+        .collect();
+    pngs.sort();
+    pngs
+}
+
+#[test]
+fn analyze_and_compare_write_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let fp = train(dir.path(), "fp", &["--preset", "nanda"]);
+    let tern = train(dir.path(), "tern", &["--preset", "seed-bitnet"]);
+    for run in [&fp, &tern] {
+        bitgrok(&["analyze", run]);
+        let analysis = Path::new(run).join("analysis");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(analysis.join("analysis.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            json["progress"].as_array().unwrap().len(),
+            7,
+            "one progress point per checkpoint (0, 50, ..., 300)"
+        );
+        let report = std::fs::read_to_string(analysis.join("report.md")).unwrap();
+        let pngs = figures_of(&analysis);
+        assert!(pngs.len() >= 15, "{run}: only {} figures", pngs.len());
+        for png in &pngs {
+            assert_figure(png);
+            let name = png.file_name().unwrap().to_str().unwrap();
+            assert!(
+                report.contains(&format!("({name})")),
+                "report.md does not show {name}"
+            );
+        }
+    }
+    assert!(Path::new(&tern)
+        .join("analysis/quantised_patterns.png")
+        .exists());
+    assert!(!Path::new(&fp)
+        .join("analysis/quantised_patterns.png")
+        .exists());
+
+    let out = dir.path().join("cmp");
+    bitgrok(&["compare", &fp, &tern, "--out", out.to_str().unwrap()]);
+    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert!(md.contains("Criteria:"), "the verdict states its criteria");
+    for png in figures_of(&out) {
+        assert_figure(&png);
+    }
+}
