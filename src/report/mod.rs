@@ -27,16 +27,25 @@ pub const CLUSTER_THRESHOLD: f64 = 0.85;
 /// Pairs whose input gradients measure gradient symmetricity (a seeded sample).
 const GRADIENT_SAMPLE: usize = 256;
 
-/// Every number of an analysis (`analysis.json`).
+/// JSON has no NaN (serde_json writes it as null): read null back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// Every number of an analysis (`analysis.json`; NaN is written as null).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     pub run: PathBuf,
     pub epoch: usize,
     pub config: RunConfig,
     pub phases: PhasesJson,
+    #[serde(deserialize_with = "nan_if_null")]
     pub final_train_loss: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub final_test_loss: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub final_test_acc: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub accuracy_all_pairs: f64,
     pub key_frequencies: Vec<usize>,
     pub key_frequency_rule: String,
@@ -49,8 +58,11 @@ pub struct Summary {
     pub embedding_singular_values: Vec<f64>,
     pub gaussian_control_singular_values: Vec<f64>,
     pub progress: Vec<ProgressPoint>,
+    #[serde(deserialize_with = "nan_if_null")]
     pub distance_irrelevance: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub gradient_symmetricity: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub seconds: f64,
 }
 
@@ -86,16 +98,24 @@ pub struct AttentionSummary {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ProgressPoint {
     pub epoch: usize,
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_loss: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_loss: f64,
     /// Loss over all pairs of the logits kept only along the key-frequency directions.
+    #[serde(deserialize_with = "nan_if_null")]
     pub restricted_loss: f64,
     /// Train loss of the logits with those directions removed.
+    #[serde(deserialize_with = "nan_if_null")]
     pub excluded_loss: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub sum_squared_weights: f64,
     /// Sum of squares of the effective (quantised) weights; equal to the latent one for f32.
+    #[serde(deserialize_with = "nan_if_null")]
     pub sum_squared_quantised: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub gini_embedding: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub gini_logit_map: f64,
 }
 
