@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 
 use super::Summary;
 use crate::engine::device::Gpu;
+use super::figures::line_charts;
 use crate::plot::{self, BarChart, LineChart, Series};
 use crate::run::write_atomic;
 
@@ -222,7 +223,7 @@ pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
     losses.extend(curves(&|q| q.excluded_loss, true, "excluded"));
     let mut tests = curves(&|q| q.test_loss, false, "test");
     tests.extend(curves(&|q| q.train_loss, true, "train"));
-    plot::line_charts(
+    line_charts(
         &out.join("progress_measures.png"),
         &[
             LineChart {

@@ -72,7 +72,7 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
             .filter(|(_, y)| y.is_finite())
             .collect()
     };
-    plot::line_charts(
+    line_charts(
         &add("training_curves.png", "Training curves"),
         &[
             LineChart {
@@ -219,7 +219,7 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
             .map(|(i, &x)| (i as f64 + 1.0, x))
             .collect::<Vec<_>>()
     };
-    plot::line_charts(
+    line_charts(
         &add(
             "embedding_singular_values.png",
             "Singular values of W_E against a Gaussian control",
@@ -447,7 +447,7 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
         .iter()
         .map(|&(f, n)| (f.to_string(), n as f64))
         .unzip();
-    plot::line_charts(
+    line_charts(
         &add(
             "neuron_max_fraction.png",
             "Largest fraction of variance explained by one frequency, per neuron (sorted)",
@@ -524,7 +524,7 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
             dashed: true,
         });
     }
-    plot::line_charts(
+    line_charts(
         &add("progress_measures.png", "Progress measures over training"),
         &[
             LineChart {
@@ -606,6 +606,16 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
         (700, 640),
     )?;
     Ok(figs)
+}
+
+/// Line charts without the series that have no points (e.g. the transpose split of runs that
+/// predate it).
+pub(super) fn line_charts(path: &std::path::Path, panels: &[LineChart], columns: usize, size: (u32, u32)) -> Result<()> {
+    let mut panels = panels.to_vec();
+    for panel in &mut panels {
+        panel.series.retain(|s| !s.points.is_empty());
+    }
+    plot::line_charts(path, &panels, columns, size)
 }
 
 fn grid_panel(title: String, values: &[f64], p: usize, scale: ColorScale) -> Heatmap<'_> {

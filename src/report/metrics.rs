@@ -8,16 +8,19 @@ use serde::Serialize;
 use crate::engine::EpochMetrics;
 use crate::run::{GROK_ACCURACY, METRICS_HEADER};
 
+/// Header of runs written before the test accuracy was split by transpose (those columns read
+/// as NaN).
+const HEADER_WITHOUT_SPLIT: &str = "epoch,train_loss,test_loss,train_acc,test_acc";
+
 pub fn read(path: &Path) -> Result<Vec<EpochMetrics>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut lines = text.lines();
-    if lines.next() != Some(METRICS_HEADER) {
-        bail!(
-            "{} does not start with the header {METRICS_HEADER:?}",
-            path.display()
-        );
-    }
+    let split = match lines.next() {
+        Some(METRICS_HEADER) => true,
+        Some(HEADER_WITHOUT_SPLIT) => false,
+        _ => bail!("{} does not start with the header {METRICS_HEADER:?}", path.display()),
+    };
     lines
         .enumerate()
         .map(|(i, line)| {
@@ -35,8 +38,8 @@ pub fn read(path: &Path) -> Result<Vec<EpochMetrics>> {
                 test_loss: num(2)?,
                 train_acc: num(3)?,
                 test_acc: num(4)?,
-                test_acc_transpose_seen: num(5)?,
-                test_acc_transpose_unseen: num(6)?,
+                test_acc_transpose_seen: if split { num(5)? } else { f32::NAN },
+                test_acc_transpose_unseen: if split { num(6)? } else { f32::NAN },
             })
         })
         .collect()
