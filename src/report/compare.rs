@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::figures::line_charts;
 use super::Summary;
 use crate::engine::device::Gpu;
-use super::figures::line_charts;
 use crate::plot::{self, BarChart, LineChart, Series};
 use crate::run::write_atomic;
 

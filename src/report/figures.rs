@@ -610,7 +610,12 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
 
 /// Line charts without the series that have no points (e.g. the transpose split of runs that
 /// predate it).
-pub(super) fn line_charts(path: &std::path::Path, panels: &[LineChart], columns: usize, size: (u32, u32)) -> Result<()> {
+pub(super) fn line_charts(
+    path: &std::path::Path,
+    panels: &[LineChart],
+    columns: usize,
+    size: (u32, u32),
+) -> Result<()> {
     let mut panels = panels.to_vec();
     for panel in &mut panels {
         panel.series.retain(|s| !s.points.is_empty());

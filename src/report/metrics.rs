@@ -19,7 +19,10 @@ pub fn read(path: &Path) -> Result<Vec<EpochMetrics>> {
     let split = match lines.next() {
         Some(METRICS_HEADER) => true,
         Some(HEADER_WITHOUT_SPLIT) => false,
-        _ => bail!("{} does not start with the header {METRICS_HEADER:?}", path.display()),
+        _ => bail!(
+            "{} does not start with the header {METRICS_HEADER:?}",
+            path.display()
+        ),
     };
     lines
         .enumerate()

@@ -24,6 +24,9 @@ use metrics::Phases;
 
 /// Neurons belong to a frequency when at least this fraction of their variance is explained by it.
 pub const CLUSTER_THRESHOLD: f64 = 0.85;
+/// Most checkpoints the progress measures visit (evenly spaced, first and last included), so a
+/// 25,000-epoch run stays practical to analyse on a CPU adapter.
+const MAX_PROGRESS_POINTS: usize = 100;
 /// Pairs whose input gradients measure gradient symmetricity (a seeded sample).
 const GRADIENT_SAMPLE: usize = 256;
 
@@ -249,7 +252,7 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
 
     // Progress measures over every checkpoint, with the final key frequencies.
     let mut progress_points = Vec::new();
-    let epochs = dir.checkpoint_epochs()?;
+    let epochs = evenly_spaced(&dir.checkpoint_epochs()?, MAX_PROGRESS_POINTS);
     let bar = if progress {
         indicatif::ProgressBar::new(epochs.len() as u64)
     } else {
@@ -356,6 +359,18 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
         markdown::report(&analysis, &figures).as_bytes(),
     )?;
     Ok(analysis)
+}
+
+/// At most `max` of `items`, evenly spaced, keeping the first and the last.
+fn evenly_spaced(items: &[usize], max: usize) -> Vec<usize> {
+    if items.len() <= max || max < 2 {
+        return items.to_vec();
+    }
+    let mut picked: Vec<usize> = (0..max)
+        .map(|i| items[i * (items.len() - 1) / (max - 1)])
+        .collect();
+    picked.dedup();
+    picked
 }
 
 fn argmax<'a>(values: impl Iterator<Item = &'a f64>) -> usize {
