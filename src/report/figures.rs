@@ -36,6 +36,14 @@ fn series(label: &str, points: Vec<(f64, f64)>) -> Series {
     }
 }
 
+fn dashed(label: &str, points: Vec<(f64, f64)>) -> Series {
+    Series {
+        label: label.into(),
+        points,
+        dashed: true,
+    }
+}
+
 /// Row-major values of a matrix.
 fn row_major(m: &DMatrix<f64>) -> Vec<f64> {
     m.transpose().iter().copied().collect()
@@ -96,16 +104,14 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
                 series: vec![
                     series("train", curve(&|m| m.train_acc)),
                     series("test", curve(&|m| m.test_acc)),
-                    Series {
-                        label: "test, transpose in train".into(),
-                        points: curve(&|m| m.test_acc_transpose_seen),
-                        dashed: true,
-                    },
-                    Series {
-                        label: "test, transpose not in train".into(),
-                        points: curve(&|m| m.test_acc_transpose_unseen),
-                        dashed: true,
-                    },
+                    dashed(
+                        "test, transpose in train",
+                        curve(&|m| m.test_acc_transpose_seen),
+                    ),
+                    dashed(
+                        "test, transpose not in train",
+                        curve(&|m| m.test_acc_transpose_unseen),
+                    ),
                 ],
                 vlines: marks,
                 spans: vec![],
@@ -231,11 +237,10 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
             log_y: false,
             series: vec![
                 series("W_E", sv(&an.summary.embedding_singular_values)),
-                Series {
-                    label: "Gaussian control".into(),
-                    points: sv(&an.summary.gaussian_control_singular_values),
-                    dashed: true,
-                },
+                dashed(
+                    "Gaussian control",
+                    sv(&an.summary.gaussian_control_singular_values),
+                ),
             ],
             vlines: vec![],
             spans: vec![],
@@ -518,11 +523,7 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
     let spans = phase_spans(an);
     let mut norm_series = vec![series("latent", pts(&|q| q.sum_squared_weights))];
     if c.weights != Weights::F32 {
-        norm_series.push(Series {
-            label: "quantised".into(),
-            points: pts(&|q| q.sum_squared_quantised),
-            dashed: true,
-        });
+        norm_series.push(dashed("quantised", pts(&|q| q.sum_squared_quantised)));
     }
     line_charts(
         &add("progress_measures.png", "Progress measures over training"),
@@ -535,16 +536,8 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
                 series: vec![
                     series("train", pts(&|q| q.train_loss)),
                     series("test", pts(&|q| q.test_loss)),
-                    Series {
-                        label: "restricted".into(),
-                        points: pts(&|q| q.restricted_loss),
-                        dashed: true,
-                    },
-                    Series {
-                        label: "excluded (train)".into(),
-                        points: pts(&|q| q.excluded_loss),
-                        dashed: true,
-                    },
+                    dashed("restricted", pts(&|q| q.restricted_loss)),
+                    dashed("excluded (train)", pts(&|q| q.excluded_loss)),
                 ],
                 vlines: vec![],
                 spans: spans.clone(),
