@@ -12,10 +12,7 @@ use crate::engine::device::Gpu;
 use crate::plot::{self, BarChart, LineChart, Series};
 use crate::run::write_atomic;
 
-/// The verdict's criteria.
-/// A run uses a sparse Fourier representation when it has between 1 and K/4 key frequencies
-/// that together hold at least half of W_E's Fourier energy.
-const SPARSE_SHARE: f64 = 0.5;
+/// The verdict's criteria (a run's sparseness is [`is_sparse`]).
 /// Neurons cluster by frequency when at least this fraction is clustered.
 const CLUSTERED: f64 = 0.5;
 /// Clock-like when distance irrelevance is above this, pizza-like below.
@@ -39,18 +36,10 @@ fn name(s: &Summary) -> String {
     )
 }
 
-fn key_share(s: &Summary) -> f64 {
-    s.key_frequencies
-        .iter()
-        .map(|&f| s.embedding_energy_share[f - 1])
-        .sum()
-}
-
+/// The key-frequency rule only accepts a clear set: at most K/2 frequencies, set apart from the
+/// rest by a factor ≥ 2 in energy share and holding ≥ 50% of the energy.
 fn is_sparse(s: &Summary) -> bool {
-    let k = s.embedding_energy_share.len();
     !s.key_frequencies.is_empty()
-        && s.key_frequencies.len() <= (k / 4).max(1)
-        && key_share(s) >= SPARSE_SHARE
 }
 
 fn kind(s: &Summary) -> &'static str {
@@ -85,21 +74,43 @@ pub fn verdict(runs: &[Summary]) -> String {
             .join(", ")
     };
     let mut text = String::new();
-    let same = all_sparse && all_clustered && same_kind && all_grokked;
+    let failing = |ok: &dyn Fn(&Summary) -> bool| -> Vec<String> {
+        names
+            .iter()
+            .zip(runs)
+            .filter(|(_, r)| !ok(r))
+            .map(|(n, _)| n.clone())
+            .collect()
+    };
+    let headline = if !all_grokked {
+        format!(
+            "Not comparable yet: {} did not grok",
+            failing(&|r| r.phases.grokked.is_some()).join(", ")
+        )
+    } else if !all_sparse {
+        format!(
+            "Different algorithms: {} {} not use a sparse set of key frequencies",
+            failing(&is_sparse).join(", "),
+            if failing(&is_sparse).len() == 1 {
+                "does"
+            } else {
+                "do"
+            }
+        )
+    } else if !same_kind {
+        "Different algorithms: the runs are not all of the same kind (clock vs pizza)".to_string()
+    } else if !all_clustered {
+        format!(
+            "Same family (sparse Fourier features, same kind), different neuron structure: the neurons of {} do not cluster by frequency",
+            failing(&|r| r.neurons.clustered_fraction >= CLUSTERED).join(", ")
+        )
+    } else {
+        "Same algorithm".to_string()
+    };
+    let _ = write!(text, "**{headline}.** ");
     let _ = write!(
         text,
-        "**{}.** ",
-        if same {
-            "Same algorithm"
-        } else if all_sparse && all_grokked {
-            "Same family, different details"
-        } else {
-            "Different algorithms (or not yet learned)"
-        }
-    );
-    let _ = write!(
-        text,
-        "Key frequencies: {} ({} shared by all: {}); they hold {} of W_E's Fourier energy. ",
+        "Key frequencies: {} ({} shared by all: {}); they hold {} of the Fourier energy of W_E and W_L (averaged). ",
         per_run(&|r| format!("{:?}", r.key_frequencies)),
         shared.len(),
         if shared.is_empty() {
@@ -107,7 +118,7 @@ pub fn verdict(runs: &[Summary]) -> String {
         } else {
             format!("{shared:?}")
         },
-        per_run(&|r| format!("{:.0}%", 100.0 * key_share(r)))
+        per_run(&|r| format!("{:.0}%", 100.0 * r.key_frequency_share))
     );
     let _ = write!(
         text,
@@ -122,14 +133,14 @@ pub fn verdict(runs: &[Summary]) -> String {
     );
     let _ = write!(
         text,
-        "\n\nCriteria: a run uses a sparse Fourier algorithm when it has between 1 and K/4 key \
-         frequencies holding at least {:.0}% of W_E's Fourier energy; its neurons cluster when at \
-         least {:.0}% have ≥ 85% of their variance in one frequency; it is clock-like when distance \
-         irrelevance ≥ {CLOCK_DI}. Runs learned the same algorithm when all of them grokked, use a \
-         sparse Fourier algorithm, cluster, and are of the same kind; which frequencies they pick \
-         is a matter of initialisation (different seeds of the same model pick different ones), so \
-         the overlap is reported but not required.",
-        100.0 * SPARSE_SHARE,
+        "\n\nCriteria: a run uses a sparse Fourier algorithm when the key-frequency rule finds a \
+         clear set of frequencies in the averaged Fourier energy shares of W_E and W_L (at most K/2 \
+         of them, set apart from the rest by a factor ≥ 2 and holding ≥ 50% of the energy); its \
+         neurons cluster when at least {:.0}% have ≥ 85% of their variance in one frequency; it is \
+         clock-like when distance irrelevance ≥ {CLOCK_DI}. Runs learned the same algorithm when \
+         all of them grokked, use a sparse Fourier algorithm, cluster, and are of the same kind; \
+         which frequencies they pick is a matter of initialisation (different seeds of the same \
+         model pick different ones), so the overlap is reported but not required.",
         100.0 * CLUSTERED
     );
     text
@@ -293,8 +304,8 @@ pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
     row(&mut md, "key frequencies", &|s| {
         format!("{:?}", s.key_frequencies)
     });
-    row(&mut md, "their share of W_E energy", &|s| {
-        format!("{:.0}%", 100.0 * key_share(s))
+    row(&mut md, "their share of W_E/W_L energy", &|s| {
+        format!("{:.0}%", 100.0 * s.key_frequency_share)
     });
     row(&mut md, "neurons clustered", &|s| {
         format!(

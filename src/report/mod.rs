@@ -50,8 +50,12 @@ pub struct Summary {
     pub final_test_acc: f64,
     #[serde(deserialize_with = "nan_if_null")]
     pub accuracy_all_pairs: f64,
+    /// Found from the averaged energy shares of W_E and W_L.
     pub key_frequencies: Vec<usize>,
     pub key_frequency_rule: String,
+    /// Their share of the averaged energy.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub key_frequency_share: f64,
     /// Share of W_E's Fourier energy per frequency 1..K.
     pub embedding_energy_share: Vec<f64>,
     /// Share of the neuron-logit map's Fourier energy per frequency 1..K.
@@ -241,7 +245,10 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     let effective = effective_params(&params);
     let (embed_fourier, embedding_norms, logit_map_norms) = fourier_norms(&params, &basis);
     let embedding_energy: Vec<f64> = embedding_norms.iter().map(|x| x * x).collect();
-    let keys = analysis::key_frequencies(&embedding_energy);
+    // Frequencies the model uses on the way in (W_E) and on the way out (W_L), their shares
+    // averaged: in bit models the per-token norms spread W_E's energy, while W_L stays sharp.
+    let logit_map_energy: Vec<f64> = logit_map_norms.iter().map(|x| x * x).collect();
+    let keys = analysis::key_frequencies_combined(&[&embedding_energy, &logit_map_energy]);
     let neuron_fractions = analysis::neurons::frequency_fractions(&mlp_post, &basis);
     let clusters = analysis::neurons::clusters(&neuron_fractions, CLUSTER_THRESHOLD);
     let labels: Vec<usize> = all.labels.iter().map(|&l| l as usize).collect();
@@ -313,6 +320,10 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
         accuracy_all_pairs,
         key_frequencies: keys.freqs.clone(),
         key_frequency_rule: keys.rule.clone(),
+        key_frequency_share: keys
+            .freqs
+            .iter()
+            .fold(0.0, |acc, &f| acc + keys.evidence[f - 1]),
         embedding_energy_share: shares(&embedding_norms),
         logit_map_energy_share: shares(&logit_map_norms),
         neurons,
