@@ -73,6 +73,22 @@ pub enum Command {
         #[arg(long)]
         adapter: Option<String>,
     },
+    /// Time training epochs of each preset's seed configuration on this adapter.
+    Bench {
+        #[arg(long, default_value_t = 113)]
+        p: usize,
+        /// d_model (d_head = d_model / 4, d_mlp = 4 d_model); default: the presets' 128.
+        #[arg(long)]
+        d_model: Option<usize>,
+        /// Epochs timed per measurement.
+        #[arg(long, default_value_t = 5)]
+        epochs: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        adapter: Option<String>,
+    },
     /// Loss and accuracy of a run's checkpoint on its train and test sets.
     Eval {
         run: PathBuf,

@@ -2,6 +2,7 @@
 //! in WGSL compute shaders, and take them apart.
 
 pub mod analysis;
+pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod engine;

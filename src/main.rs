@@ -7,9 +7,10 @@ use bitgrok::check;
 use bitgrok::cli::{Cli, Command};
 use bitgrok::engine::device::{self, Gpu};
 use bitgrok::engine::Engine;
+use bitgrok::model::Preset;
 use bitgrok::run::RunDir;
 use bitgrok::task::Split;
-use bitgrok::{report, reproduce, train};
+use bitgrok::{bench, report, reproduce, train};
 
 /// Exit code of invalid input (as clap uses).
 const USAGE_ERROR: u8 = 2;
@@ -123,6 +124,42 @@ fn run(command: Command) -> Result<ExitCode> {
         } => {
             let gpu = Gpu::new(adapter.as_deref())?;
             reproduce::reproduce(&gpu, &out, full, force)?;
+        }
+        Command::Bench {
+            p,
+            d_model,
+            epochs,
+            json,
+            adapter,
+        } => {
+            let gpu = Gpu::new(adapter.as_deref())?;
+            let widths = d_model.map(|d| (d, 4 * d));
+            let results = bench::bench(
+                &gpu,
+                &[Preset::Nanda, Preset::SeedBitnet],
+                p,
+                widths,
+                epochs.max(1),
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            } else {
+                println!("adapter: {}", gpu.describe());
+                for r in &results {
+                    println!(
+                        "{:<12} p={} d_model={} d_mlp={}: {:.1} ms/epoch (train step + test eval), {:.1} ms/train step, {:.2} epochs/s; {} + {} dispatches",
+                        format!("{:?}", r.preset),
+                        r.p,
+                        r.d_model,
+                        r.d_mlp,
+                        r.ms_per_epoch,
+                        r.ms_per_train_step,
+                        1e3 / r.ms_per_epoch,
+                        r.dispatches_per_train_step,
+                        r.dispatches_per_test_eval
+                    );
+                }
+            }
         }
         Command::Eval {
             run,

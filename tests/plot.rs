@@ -110,11 +110,13 @@ fn line_chart(title: &str) -> LineChart {
                 label: "train".into(),
                 points: curve(400, |x| (-x / 500.0).exp() - 1e-4),
                 dashed: false,
+                colour: None,
             },
             Series {
                 label: "test".into(),
                 points: curve(400, |x| 4.0 / (1.0 + (x / 800.0).powi(4))),
                 dashed: true,
+                colour: None,
             },
         ],
         vlines: vec![(900.0, "memorised".into()), (2500.0, "grokked".into())],
@@ -395,6 +397,7 @@ fn degenerate_input_still_renders() {
         label: "s".into(),
         points,
         dashed: false,
+        colour: None,
     };
     let single = LineChart {
         series: vec![series(vec![(3.0, 1e-9)])],
@@ -720,11 +723,13 @@ fn render_examples() {
                             4.7 * (-x / 300.0).exp() + 1e-7 + 1e-3 * (-x / 5000.0).exp()
                         }),
                         dashed: false,
+                        colour: None,
                     },
                     Series {
                         label: "test".into(),
                         points: steps(&|x| 9.0 / (1.0 + (x / 9000.0).powi(8)) + 1e-6),
                         dashed: true,
+                        colour: None,
                     },
                 ],
                 vlines: vec![(1400.0, "memorised".into()), (13000.0, "grokked".into())],
@@ -741,16 +746,19 @@ fn render_examples() {
                         label: "excluded".into(),
                         points: steps(&|x| 2.0 * x / 40000.0 + (x / 3000.0).sin().abs() * 0.2),
                         dashed: false,
+                        colour: None,
                     },
                     Series {
                         label: "restricted".into(),
                         points: steps(&|x| 3.0 * (-x / 6000.0).exp()),
                         dashed: false,
+                        colour: None,
                     },
                     Series {
                         label: "train".into(),
                         points: steps(&|x| 4.7 * (-x / 300.0).exp()),
                         dashed: true,
+                        colour: None,
                     },
                 ],
                 vlines: vec![],
@@ -765,6 +773,7 @@ fn render_examples() {
                     label: "norm".into(),
                     points: steps(&|x| 1200.0 - 700.0 * (1.0 - (-x / 12000.0).exp())),
                     dashed: false,
+                    colour: None,
                 }],
                 ..Default::default()
             },

@@ -114,10 +114,11 @@ impl Panel for LineChart {
         let mut entries = Vec::new();
         let mut occupied = Vec::new();
         for (i, (series, points)) in self.series.iter().zip(&curves).enumerate() {
-            let style = theme.stroke(palette(i), 2.0);
+            let colour = palette(series.colour.unwrap_or(i));
+            let style = theme.stroke(colour, 2.0);
             if let [point] = points[..] {
                 // A line through one point draws nothing.
-                plot.draw(&Circle::new(point, theme.px(3.0), palette(i).filled()))?;
+                plot.draw(&Circle::new(point, theme.px(3.0), colour.filled()))?;
             } else if series.dashed {
                 plot.draw(&DashedPathElement::new(
                     points.iter().copied(),
@@ -135,7 +136,7 @@ impl Panel for LineChart {
             entries.push((
                 series.label.clone(),
                 Swatch::Line {
-                    colour: palette(i),
+                    colour,
                     dashed: series.dashed,
                 },
             ));

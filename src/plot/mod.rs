@@ -56,6 +56,8 @@ pub struct Series {
     /// (x, y) in drawing order; non-finite points are skipped.
     pub points: Vec<(f64, f64)>,
     pub dashed: bool,
+    /// Palette index; `None` takes the series' position. Lets related series share a colour.
+    pub colour: Option<usize>,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -218,7 +218,8 @@ pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
             summaries
                 .iter()
                 .zip(&names)
-                .map(|(s, n)| Series {
+                .enumerate()
+                .map(|(i, (s, n))| Series {
                     label: format!("{n} {suffix}"),
                     points: s
                         .progress
@@ -227,6 +228,8 @@ pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
                         .filter(|(_, y)| y.is_finite())
                         .collect(),
                     dashed,
+                    // One colour per run; solid and dashed tell its two curves apart.
+                    colour: Some(i),
                 })
                 .collect()
         };

@@ -33,6 +33,7 @@ fn series(label: &str, points: Vec<(f64, f64)>) -> Series {
         label: label.into(),
         points,
         dashed: false,
+        colour: None,
     }
 }
 
@@ -41,6 +42,7 @@ fn dashed(label: &str, points: Vec<(f64, f64)>) -> Series {
         label: label.into(),
         points,
         dashed: true,
+        colour: None,
     }
 }
 
@@ -475,6 +477,7 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
                     label: format!("{threshold} threshold"),
                     points: vec![(0.0, threshold), (c.d_mlp as f64, threshold)],
                     dashed: true,
+                    colour: None,
                 },
             ],
             vlines: vec![],
