@@ -33,6 +33,19 @@ pub(super) struct Axis {
     pub label: String,
 }
 
+impl Axis {
+    /// A value axis: linear, or powers of ten when the data are stored as log10.
+    pub(super) fn values(lo: f64, hi: f64, log: bool, label: &str) -> Axis {
+        let ticks = if log { Ticks::Log10 } else { Ticks::Linear };
+        Axis {
+            lo,
+            hi,
+            ticks,
+            label: label.to_string(),
+        }
+    }
+}
+
 pub(super) enum Grid {
     Off,
     Horizontal,

@@ -80,17 +80,7 @@ impl Panel for BarChart {
             ticks: Ticks::Fixed(ticks),
             label: self.x_label.clone(),
         };
-        let y_ticks = if self.log_y {
-            Ticks::Log10
-        } else {
-            Ticks::Linear
-        };
-        let y = Axis {
-            lo: y_lo,
-            hi: y_hi,
-            ticks: y_ticks,
-            label: self.y_label.clone(),
-        };
+        let y = Axis::values(y_lo, y_hi, self.log_y, &self.y_label);
         let chart = axes(area, x, y, Grid::Horizontal, theme)?;
         let plot = chart.plotting_area();
         // Bars keep a visible gap between neighbours until they become only a pixel or two wide.

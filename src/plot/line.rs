@@ -6,7 +6,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontTransform;
 
-use super::axes::{axes, frame, padded, Axis, Chart, Grid, Ticks};
+use super::axes::{axes, frame, padded, Axis, Chart, Grid};
 use super::colour::{palette, MARKER};
 use super::figure::{Area, Panel, Theme};
 use super::legend::{legend, trace, Swatch};
@@ -80,23 +80,8 @@ impl Panel for LineChart {
                 padded(lo, hi, 0.05)
             }
         };
-        let x = Axis {
-            lo: x_lo,
-            hi: x_hi,
-            ticks: Ticks::Linear,
-            label: self.x_label.clone(),
-        };
-        let y_ticks = if self.log_y {
-            Ticks::Log10
-        } else {
-            Ticks::Linear
-        };
-        let y = Axis {
-            lo: y_lo,
-            hi: y_hi,
-            ticks: y_ticks,
-            label: self.y_label.clone(),
-        };
+        let x = Axis::values(x_lo, x_hi, false, &self.x_label);
+        let y = Axis::values(y_lo, y_hi, self.log_y, &self.y_label);
         let chart = axes(area, x, y, Grid::Both, theme)?;
         let plot = chart.plotting_area();
 
