@@ -237,10 +237,15 @@ impl<'g> Engine<'g> {
         let (n, b) = (self.train.n, &self.train);
         Ok(Activations {
             loss: metrics.train_loss,
-            logits: self.read_f32(&b.logits, n * c.p)?,
+            logits: self.train_logits()?,
             attn_pattern: self.read_f32(&b.pattern, n * c.n_heads * 3)?,
             mlp_pre: self.read_f32(&b.pre, n * c.d_mlp)?,
         })
+    }
+
+    /// Logits [n, p] of the train batch from the last forward pass.
+    pub fn train_logits(&self) -> Result<Vec<f32>> {
+        self.read_f32(&self.train.logits, self.train.n * self.config.p)
     }
 
     /// Latent parameters.

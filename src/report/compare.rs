@@ -246,9 +246,7 @@ pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
                 y_label: "loss".into(),
                 log_y: true,
                 series: losses,
-                vlines: vec![],
-                spans: vec![],
-                y_range: None,
+                ..Default::default()
             },
             LineChart {
                 title: "Train and test loss".into(),
@@ -256,9 +254,7 @@ pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
                 y_label: "loss".into(),
                 log_y: true,
                 series: tests,
-                vlines: vec![],
-                spans: vec![],
-                y_range: None,
+                ..Default::default()
             },
             LineChart {
                 title: "Sum of squared (latent) weights".into(),
@@ -266,9 +262,7 @@ pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
                 y_label: "sum of squares".into(),
                 log_y: false,
                 series: curves(&|q| q.sum_squared_weights, false, ""),
-                vlines: vec![],
-                spans: vec![],
-                y_range: None,
+                ..Default::default()
             },
         ],
         3,

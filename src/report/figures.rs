@@ -244,9 +244,7 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
                     sv(&an.summary.gaussian_control_singular_values),
                 ),
             ],
-            vlines: vec![],
-            spans: vec![],
-            y_range: None,
+            ..Default::default()
         }],
         1,
         PANEL,

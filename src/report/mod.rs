@@ -267,7 +267,10 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     };
     for &e in &epochs {
         let (_, ps) = dir.load_checkpoint(&c, Some(e))?;
-        let logits_e = to_matrix(n, p, &forward_all(&mut engine, &ps)?.logits);
+        // Progress measures need only the logits: skip reading the activations back.
+        engine.set_params(&ps)?;
+        engine.evaluate()?;
+        let logits_e = to_matrix(n, p, &engine.train_logits()?);
         let (restricted_loss, excluded_loss) =
             restricted_and_excluded(&logits_e, p, &keys.freqs, &split);
         let eff = effective_params(&ps);
