@@ -1,6 +1,8 @@
 // AdamW over every parameter in one dispatch (PyTorch semantics: decoupled weight decay first,
 // then the bias-corrected Adam update). The step counter lives on the GPU so that many epochs can
-// be recorded into one submission.
+// be recorded into one submission. A parameter that comes out NaN or infinite records the step in
+// state[1] (atomicMin, so the first such step wins whatever the scheduling); the host reads it
+// back with the metrics.
 
 struct Hyper {
     lr: f32,
@@ -14,7 +16,7 @@ struct Hyper {
 }
 
 @group(0) @binding(0) var<uniform> hp: Hyper;
-@group(0) @binding(1) var<storage, read_write> state: array<u32>; // [0] = step
+@group(0) @binding(1) var<storage, read_write> state: array<atomic<u32>>; // [step, first non-finite step or 0xffffffff]
 @group(0) @binding(2) var<storage, read_write> params: array<f32>;
 @group(0) @binding(3) var<storage, read> grads: array<f32>;
 @group(0) @binding(4) var<storage, read_write> m: array<f32>;
@@ -22,7 +24,7 @@ struct Hyper {
 
 @compute @workgroup_size(1)
 fn begin_step() {
-    state[0] += 1u;
+    atomicAdd(&state[0], 1u);
 }
 
 @compute @workgroup_size(256)
@@ -31,7 +33,8 @@ fn adamw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     if (i >= hp.len) {
         return;
     }
-    let t = f32(state[0]);
+    let step = atomicLoad(&state[0]);
+    let t = f32(step);
     let g = grads[i];
     var p = params[i] * (1.0 - hp.lr * hp.weight_decay);
     let mi = hp.beta1 * m[i] + (1.0 - hp.beta1) * g;
@@ -42,4 +45,8 @@ fn adamw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     let bc2 = 1.0 - pow(hp.beta2, t);
     p -= (hp.lr / bc1) * mi / (sqrt(vi) / sqrt(bc2) + hp.eps);
     params[i] = p;
+    // Finite floats have an exponent below all ones; NaN and infinities have it all set.
+    if ((bitcast<u32>(p) & 0x7f800000u) == 0x7f800000u) {
+        atomicMin(&state[1], step);
+    }
 }

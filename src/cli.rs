@@ -2,13 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use crate::model::{ActQuant, LinearNorm, ModelConfig, Preset, Weights};
 use crate::optim::AdamW;
 use crate::run::RunConfig;
-use crate::task::Split;
 
 #[derive(Parser)]
 #[command(
@@ -153,26 +152,62 @@ pub struct TrainArgs {
     pub lr: f64,
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub weight_decay: f64,
-    #[arg(long, default_value_t = 25_000)]
-    pub epochs: usize,
+    /// Epoch budget [default: 25000; with --resume: the run's own, or this to extend it].
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Evaluate the test set every N epochs.
     #[arg(long, default_value_t = 1)]
     pub eval_every: usize,
     #[arg(long, default_value_t = 100)]
     pub checkpoint_every: usize,
-    /// Stop N epochs after test accuracy first reaches 99.9%.
+    /// Stop N epochs after test accuracy first reaches 99.9% (rounded up to a checkpoint).
     #[arg(long)]
     pub stop_after_grok: Option<usize>,
     /// Run directory.
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
     /// Overwrite an existing run directory.
     #[arg(long)]
     pub force: bool,
+    /// Continue the run in RUN_DIR from its newest checkpoint (only --epochs and --adapter may
+    /// be given with it: everything else comes from the run's config.json).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = RESUME_CONFLICTS)]
+    pub resume: Option<PathBuf>,
     /// Adapter to use: a substring of its name (see `bitgrok devices`).
     #[arg(long)]
     pub adapter: Option<String>,
 }
+
+/// Default epoch budget of a new run.
+pub const DEFAULT_EPOCHS: usize = 25_000;
+
+/// Options that a resumed run takes from its config.json instead.
+const RESUME_CONFLICTS: [&str; 24] = [
+    "preset",
+    "p",
+    "frac",
+    "data_seed",
+    "seed",
+    "d_model",
+    "n_heads",
+    "d_head",
+    "d_mlp",
+    "weights",
+    "act_quant",
+    "linear_norm",
+    "pos_embed",
+    "no_pos_embed",
+    "causal",
+    "no_causal",
+    "final_norm",
+    "no_final_norm",
+    "lr",
+    "weight_decay",
+    "eval_every",
+    "checkpoint_every",
+    "stop_after_grok",
+    "out",
+];
 
 /// `--x` / `--no-x` pair: None when neither was given.
 fn switch(on: bool, off: bool) -> Option<bool> {
@@ -195,8 +230,8 @@ impl TrainArgs {
         Wrapper::parse_from(["train", "--out", ".", "--preset", preset.get_name()]).args
     }
 
-    /// The run configuration, validated before any GPU work; the error is one line naming the
-    /// option, the value and what is allowed.
+    /// The run configuration, validated before any GPU work (a [`crate::error::UsageError`]
+    /// naming the option, the value and what is allowed).
     pub fn run_config(&self) -> Result<RunConfig> {
         let mut model = ModelConfig::preset(self.preset, self.p);
         model.d_model = self.d_model;
@@ -209,35 +244,7 @@ impl TrainArgs {
         model.pos_embed = switch(self.pos_embed, self.no_pos_embed).unwrap_or(model.pos_embed);
         model.causal = switch(self.causal, self.no_causal).unwrap_or(model.causal);
         model.final_norm = switch(self.final_norm, self.no_final_norm).unwrap_or(model.final_norm);
-        if let Err(e) = model.validate() {
-            bail!(e);
-        }
-        if !(self.frac > 0.0 && self.frac < 1.0) {
-            bail!("--frac {}: must be strictly between 0 and 1", self.frac);
-        }
-        let n_train = Split::train_size(self.p, self.frac);
-        if n_train == 0 || n_train == self.p * self.p {
-            bail!("--frac {}: leaves an empty train or test set at p = {} ({} of {} pairs for training)", self.frac, self.p, n_train, self.p * self.p);
-        }
-        for (name, value) in [
-            ("epochs", self.epochs),
-            ("eval-every", self.eval_every),
-            ("checkpoint-every", self.checkpoint_every),
-        ] {
-            if value == 0 {
-                bail!("--{name} 0: must be at least 1");
-            }
-        }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            bail!("--lr {}: must be a positive number", self.lr);
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            bail!(
-                "--weight-decay {}: must be a non-negative number",
-                self.weight_decay
-            );
-        }
-        Ok(RunConfig {
+        let config = RunConfig {
             preset: self.preset,
             model,
             frac: self.frac,
@@ -248,12 +255,14 @@ impl TrainArgs {
                 weight_decay: self.weight_decay,
                 ..AdamW::default()
             },
-            epochs: self.epochs,
+            epochs: self.epochs.unwrap_or(DEFAULT_EPOCHS),
             eval_every: self.eval_every,
             checkpoint_every: self.checkpoint_every,
             stop_after_grok: self.stop_after_grok,
             crate_version: String::new(),
             adapter: String::new(),
-        })
+        };
+        config.validate()?;
+        Ok(config)
     }
 }

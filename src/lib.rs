@@ -6,6 +6,7 @@ pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod engine;
+pub mod error;
 pub mod model;
 pub mod optim;
 pub mod plot;

@@ -1,4 +1,6 @@
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Parser;
@@ -7,6 +9,7 @@ use bitgrok::check;
 use bitgrok::cli::{Cli, Command};
 use bitgrok::engine::device::{self, Gpu};
 use bitgrok::engine::Engine;
+use bitgrok::error::is_usage_error;
 use bitgrok::model::Preset;
 use bitgrok::run::RunDir;
 use bitgrok::task::Split;
@@ -14,22 +17,35 @@ use bitgrok::{bench, report, reproduce, train};
 
 /// Exit code of invalid input (as clap uses).
 const USAGE_ERROR: u8 = 2;
+/// Exit code of a run stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+const INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Train(args) = &cli.command {
-        if let Err(e) = args.run_config() {
-            eprintln!("error: {e}");
-            return ExitCode::from(USAGE_ERROR);
-        }
-    }
     match run(cli.command) {
         Ok(code) => code,
+        Err(e) if is_usage_error(&e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(USAGE_ERROR)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// A flag SIGINT and SIGTERM set, so that training checkpoints and stops at the next submission;
+/// a second signal exits at once.
+fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag as it was before this signal.
+        signal_hook::flag::register_conditional_shutdown(signal, INTERRUPTED.into(), stop.clone())?;
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    Ok(stop)
 }
 
 fn run(command: Command) -> Result<ExitCode> {
@@ -47,10 +63,29 @@ fn run(command: Command) -> Result<ExitCode> {
             println!("(* = used; pick another with --adapter NAME or WGPU_ADAPTER_NAME, backends with WGPU_BACKEND)");
         }
         Command::Train(args) => {
-            let config = args.run_config()?;
+            // Validated before the adapter is opened.
+            let config = match &args.resume {
+                Some(_) => None,
+                None => Some(args.run_config()?),
+            };
             let gpu = Gpu::new(args.adapter.as_deref())?;
             eprintln!("adapter: {}", gpu.describe());
-            let s = train::train(&gpu, &config, &args.out, args.force, true)?;
+            let stop = stop_on_signals()?;
+            let control = train::Control {
+                progress: true,
+                stop: Some(&stop),
+            };
+            let (s, out) = match (&args.resume, config) {
+                (Some(dir), _) => (train::resume(&gpu, dir, args.epochs, control)?, dir),
+                (None, Some(config)) => {
+                    let out = args
+                        .out
+                        .as_ref()
+                        .expect("clap requires --out without --resume");
+                    (train::train(&gpu, &config, out, args.force, control)?, out)
+                }
+                (None, None) => unreachable!("a config is built whenever --resume is absent"),
+            };
             let m = s.final_metrics;
             println!(
                 "epoch {}: train loss {:.3e} acc {:.4}, test loss {:.3e} acc {:.4}; memorised at {}, grokked at {}; {:.1} epochs/s",
@@ -63,7 +98,15 @@ fn run(command: Command) -> Result<ExitCode> {
                 s.grokked_at.map_or("-".into(), |e| e.to_string()),
                 s.epochs_per_second
             );
-            println!("run written to {}", args.out.display());
+            if s.interrupted {
+                eprintln!(
+                    "interrupted: checkpoint of epoch {} written; continue with `bitgrok train --resume {}`",
+                    s.epochs,
+                    out.display()
+                );
+                return Ok(ExitCode::from(INTERRUPTED));
+            }
+            println!("run written to {}", out.display());
         }
         Command::Check { vectors, adapter } => {
             let gpu = Gpu::new(adapter.as_deref())?;

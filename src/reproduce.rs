@@ -55,7 +55,7 @@ fn config(v: &Variant, full: bool) -> Result<RunConfig> {
         args.d_model = if wide { 64 } else { 32 };
         args.d_head = args.d_model / 4;
         args.d_mlp = 4 * args.d_model;
-        args.epochs = 4000;
+        args.epochs = Some(4000);
         args.checkpoint_every = 50;
         args.stop_after_grok = Some(200);
     }
@@ -85,7 +85,11 @@ pub fn reproduce(gpu: &Gpu, out: &Path, full: bool, force: bool) -> Result<PathB
             config.model.weights,
             dir.display()
         );
-        let s = train::train(gpu, &config, &dir, force, true)?;
+        let control = train::Control {
+            progress: true,
+            stop: None,
+        };
+        let s = train::train(gpu, &config, &dir, force, control)?;
         println!(
             "  {} epochs, memorised at {}, grokked at {}",
             s.epochs,

@@ -30,7 +30,7 @@ fn run(extra: &[&str]) -> (Summary, tempfile::TempDir) {
     ];
     argv.extend_from_slice(extra);
     let config = Wrapper::parse_from(argv).args.run_config().unwrap();
-    let summary = train::train(&gpu, &config, &out, false, false).unwrap();
+    let summary = train::train(&gpu, &config, &out, false, Default::default()).unwrap();
     (summary, dir)
 }
 

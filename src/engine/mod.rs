@@ -30,6 +30,8 @@ pub struct EpochMetrics {
     /// in a and b), and on the others (which only generalisation gets right).
     pub test_acc_transpose_seen: f32,
     pub test_acc_transpose_unseen: f32,
+    /// False once AdamW has produced a NaN or infinite parameter (at this epoch or before).
+    pub params_finite: bool,
 }
 
 impl EpochMetrics {
@@ -44,9 +46,23 @@ impl EpochMetrics {
             test_acc: test(row[3]),
             test_acc_transpose_seen: test(row[4]),
             test_acc_transpose_unseen: test(row[5]),
+            params_finite: true,
         }
     }
 }
+
+/// What AdamW carries from step to step besides the parameters: a resumed run needs it to
+/// continue bit for bit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerState {
+    /// Steps taken.
+    pub step: u32,
+    pub m: Params,
+    pub v: Params,
+}
+
+/// `state[1]` while every parameter has stayed finite (shaders/optimizer.wgsl).
+const NO_NONFINITE_STEP: u32 = u32::MAX;
 
 /// Last-position activations of a batch.
 pub struct Activations {
@@ -108,7 +124,7 @@ impl<'g> Engine<'g> {
             grads: buffers::zeros(device, "grads", flat.len()),
             m: buffers::zeros(device, "adam_m", flat.len()),
             v: buffers::zeros(device, "adam_v", flat.len()),
-            state: buffers::with_data(device, "state", &[0u32; 4]),
+            state: buffers::with_data(device, "state", &[0, NO_NONFINITE_STEP, 0, 0]),
             metrics: buffers::zeros(device, "metrics", MAX_EPOCHS_PER_SUBMIT * METRIC_COLUMNS),
             metric_slots: MAX_EPOCHS_PER_SUBMIT,
             quant_descs: buffers::with_data(device, "quant_descs", &descs),
@@ -185,7 +201,8 @@ impl<'g> Engine<'g> {
             }
         }
         self.gpu.queue.submit([encoder.finish()]);
-        let step = self.read_u32(&self.shared.state, 1)?[0] as usize;
+        let state = self.read_u32(&self.shared.state, 2)?;
+        let (step, nonfinite_step) = (state[0] as usize, state[1]);
         let raw = self.read_f32(&self.shared.metrics, MAX_EPOCHS_PER_SUBMIT * METRIC_COLUMNS)?;
         // The step counter says which metric slots this submission wrote.
         let first_step = step + 1 - epochs;
@@ -194,7 +211,11 @@ impl<'g> Engine<'g> {
                 let slot = (first_step - 1 + e) % MAX_EPOCHS_PER_SUBMIT;
                 let epoch = first_epoch + e;
                 let row = &raw[slot * METRIC_COLUMNS..(slot + 1) * METRIC_COLUMNS];
-                EpochMetrics::from_row(epoch, row, self.test.is_some() && eval(epoch))
+                EpochMetrics {
+                    params_finite: nonfinite_step == NO_NONFINITE_STEP
+                        || (first_step + e) < nonfinite_step as usize,
+                    ..EpochMetrics::from_row(epoch, row, self.test.is_some() && eval(epoch))
+                }
             })
             .collect())
     }
@@ -226,6 +247,30 @@ impl<'g> Engine<'g> {
         self.gpu
             .queue
             .write_buffer(&self.shared.params, 0, bytemuck::cast_slice(&flat));
+        Ok(())
+    }
+
+    /// AdamW's moments and step counter.
+    pub fn optimizer_state(&self) -> Result<OptimizerState> {
+        let total = self.layout.total();
+        Ok(OptimizerState {
+            step: self.read_u32(&self.shared.state, 1)?[0],
+            m: self.layout.unpack(&self.read_f32(&self.shared.m, total)?),
+            v: self.layout.unpack(&self.read_f32(&self.shared.v, total)?),
+        })
+    }
+
+    /// Restores what [`Self::optimizer_state`] returned (with [`Self::set_params`], a resume).
+    pub fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        if state.m.config != self.config || state.v.config != self.config {
+            bail!("optimiser state of another model configuration");
+        }
+        let queue = &self.gpu.queue;
+        for (buffer, moments) in [(&self.shared.m, &state.m), (&self.shared.v, &state.v)] {
+            queue.write_buffer(buffer, 0, bytemuck::cast_slice(&self.layout.pack(moments)));
+        }
+        let words = [state.step, NO_NONFINITE_STEP, 0, 0];
+        queue.write_buffer(&self.shared.state, 0, bytemuck::cast_slice(&words));
         Ok(())
     }
 
@@ -344,7 +389,7 @@ fn check_limits(gpu: &Gpu, c: &ModelConfig, param_floats: usize, max_batch: usiz
         * 4;
     let limit = gpu.limits.max_storage_buffer_binding_size;
     if largest > limit {
-        bail!(
+        crate::usage_bail!(
             "the largest buffer of this model ({largest} bytes) exceeds the adapter's \
              max_storage_buffer_binding_size ({limit} bytes); use a smaller --p or --d-mlp, or another adapter"
         );

@@ -55,6 +55,10 @@ pub enum Preset {
 pub const NORM_EPS: f64 = 1e-5;
 /// Floor of the absmax in int8 activation quantisation and of the ternary scale.
 pub const QUANT_EPS: f64 = 1e-5;
+/// Largest modulus: its p² pairs must stay a modest host allocation.
+pub const MAX_P: usize = 4096;
+/// Largest d_model, d_head, d_mlp and head count.
+pub const MAX_WIDTH: usize = 16384;
 /// Sequence length: `[a, b, =]`.
 pub const N_CTX: usize = 3;
 
@@ -126,19 +130,27 @@ impl ModelConfig {
         self.p
     }
 
-    /// Checks the sizes make a model; returns the first problem.
+    /// Checks the sizes make a model; returns the first problem, naming the option. The upper
+    /// bounds keep hostile configs from asking for unbounded host memory; what the adapter can
+    /// hold is checked against its limits when the engine is built.
     pub fn validate(&self) -> Result<(), String> {
-        let positive = [
-            ("p", self.p, 2),
-            ("d-model", self.d_model, 1),
-            ("n-heads", self.n_heads, 1),
-            ("d-head", self.d_head, 1),
-            ("d-mlp", self.d_mlp, 1),
+        let ranges = [
+            ("p", self.p, 2, MAX_P),
+            ("d-model", self.d_model, 1, MAX_WIDTH),
+            ("n-heads", self.n_heads, 1, MAX_WIDTH),
+            ("d-head", self.d_head, 1, MAX_WIDTH),
+            ("d-mlp", self.d_mlp, 1, MAX_WIDTH),
         ];
-        for (name, value, min) in positive {
-            if value < min {
-                return Err(format!("--{name} {value}: must be at least {min}"));
+        for (name, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(format!("--{name} {value}: must be between {min} and {max}"));
             }
+        }
+        if self.n_heads * self.d_head != self.d_model {
+            return Err(format!(
+                "--d-head {}: n-heads × d-head must equal d-model ({} × {} ≠ {})",
+                self.d_head, self.n_heads, self.d_head, self.d_model
+            ));
         }
         Ok(())
     }

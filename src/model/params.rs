@@ -212,28 +212,7 @@ impl Params {
         prefix: &str,
         metadata: Option<HashMap<String, String>>,
     ) -> Result<Vec<u8>> {
-        let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = self
-            .tensors
-            .iter()
-            .map(|(id, v)| {
-                let f: Vec<f32> = v.iter().map(|&x| x as f32).collect();
-                (
-                    format!("{prefix}{}", id.name()),
-                    id.shape(&self.config),
-                    bytemuck::cast_slice(&f).to_vec(),
-                )
-            })
-            .collect();
-        let views = buffers
-            .iter()
-            .map(|(n, s, b)| {
-                Ok((
-                    n.clone(),
-                    safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), b)?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(safetensors::serialize(views, metadata)?)
+        serialize(&[(prefix, self)], metadata)
     }
 
     pub fn load(config: &ModelConfig, path: &Path) -> Result<Self> {
@@ -243,6 +222,55 @@ impl Params {
         Params::from_safetensors(config, &st, "")
             .with_context(|| format!("loading parameters from {}", path.display()))
     }
+}
+
+/// Several parameter sets in one f32 safetensors file, each under its key prefix. The header is
+/// written with sorted keys: safetensors writes its metadata map in `HashMap` order, which
+/// changes from process to process, and runs must be comparable byte for byte.
+pub fn serialize(
+    parts: &[(&str, &Params)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>> {
+    let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (prefix, params) in parts {
+        for (id, v) in &params.tensors {
+            let f: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+            buffers.push((
+                format!("{prefix}{}", id.name()),
+                id.shape(&params.config),
+                bytemuck::cast_slice(&f).to_vec(),
+            ));
+        }
+    }
+    let views = buffers
+        .iter()
+        .map(|(n, s, b)| {
+            Ok((
+                n.clone(),
+                safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), b)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    canonical_header(&safetensors::serialize(views, metadata)?)
+}
+
+/// Re-encodes a safetensors header with its keys (and its metadata's keys) sorted, padded with
+/// spaces to 8 bytes as safetensors does; the data section is unchanged.
+fn canonical_header(bytes: &[u8]) -> Result<Vec<u8>> {
+    use std::collections::BTreeMap;
+    let n = u64::from_le_bytes(bytes[..8].try_into()?) as usize;
+    let mut header: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n])?;
+    if let Some(meta) = header.get_mut("__metadata__") {
+        let sorted: BTreeMap<String, String> = serde_json::from_value(meta.take())?;
+        *meta = serde_json::to_value(sorted)?;
+    }
+    let mut json = serde_json::to_vec(&header)?;
+    json.resize(json.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 fn fill_normal(values: &mut [f64], std: f64, rng: &mut ChaCha8Rng) {

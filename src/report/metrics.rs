@@ -43,6 +43,7 @@ pub fn read(path: &Path) -> Result<Vec<EpochMetrics>> {
                 test_acc: num(4)?,
                 test_acc_transpose_seen: if split { num(5)? } else { f32::NAN },
                 test_acc_transpose_unseen: if split { num(6)? } else { f32::NAN },
+                params_finite: true,
             })
         })
         .collect()
