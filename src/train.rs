@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine::device::Gpu;
-use crate::engine::{Engine, EpochMetrics, MAX_EPOCHS_PER_SUBMIT};
+use crate::engine::{self, Engine, EpochMetrics, MAX_EPOCHS_PER_SUBMIT};
 use crate::model::Params;
 use crate::report::metrics;
 use crate::run::{ResumePoint, RunConfig, RunDir, GROK_ACCURACY};
@@ -62,6 +62,11 @@ pub fn train(
     force: bool,
     control: Control,
 ) -> Result<Summary> {
+    let (p, n_train) = (
+        config.model.p,
+        Split::train_size(config.model.p, config.frac),
+    );
+    engine::check_limits(gpu, &config.model, n_train.max(p * p - n_train))?;
     let dir = RunDir::create(out, force)?;
     let mut config = config.clone();
     config.crate_version = env!("CARGO_PKG_VERSION").to_string();

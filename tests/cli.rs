@@ -29,6 +29,14 @@ fn invalid_options_exit_2_naming_the_option() {
         (vec!["--d-model", "0"], "--d-model"),
         (vec!["--lr", "-1"], "--lr"),
         (vec!["--weights", "int4"], "--weights"),
+        (vec!["--p", "100000"], "--p"),
+        (vec!["--d-model", "64"], "--d-head"),
+        (vec!["--weight-decay", "nan"], "--weight-decay"),
+        (vec!["--resume", "somewhere"], "--resume"),
+        (
+            vec!["--p", "2048", "--d-mlp", "16384"],
+            "max_storage_buffer_binding_size",
+        ),
     ] {
         let mut argv = vec!["train", "--out", out];
         argv.extend(args.iter().copied());
@@ -87,7 +95,7 @@ fn train_eval_and_refusing_to_overwrite_a_run() {
         assert!(dir.path().join("run").join(f).exists(), "missing {f}");
     }
     let again = bitgrok(&train);
-    assert!(!again.status.success());
+    assert_eq!(again.status.code(), Some(2));
     assert!(
         stderr(&again).contains("already holds a run"),
         "{}",
@@ -110,8 +118,15 @@ fn train_eval_and_refusing_to_overwrite_a_run() {
 fn eval_of_a_directory_that_is_not_a_run_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let o = bitgrok(&["eval", dir.path().to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not a run directory"), "{}", stderr(&o));
+    let resume = bitgrok(&["train", "--resume", dir.path().to_str().unwrap()]);
+    assert_eq!(resume.status.code(), Some(2));
+    assert!(
+        stderr(&resume).contains("not a run directory"),
+        "{}",
+        stderr(&resume)
+    );
 }
 
 #[test]

@@ -106,12 +106,7 @@ impl<'g> Engine<'g> {
         let config = params.config.clone();
         let device = &gpu.device;
         let layout = ParamLayout::new(&config);
-        check_limits(
-            gpu,
-            &config,
-            layout.total(),
-            train.len().max(test.map_or(0, |t| t.len())),
-        )?;
+        check_limits(gpu, &config, train.len().max(test.map_or(0, |t| t.len())))?;
         let flat = layout.pack(params);
         let descs: Vec<[u32; 4]> = layout
             .entries()
@@ -375,10 +370,11 @@ fn quant_mode(id: ParamId, weights: Weights) -> u32 {
     }
 }
 
-/// Refuses, with the limit named, a model whose largest buffer the adapter cannot bind.
-fn check_limits(gpu: &Gpu, c: &ModelConfig, param_floats: usize, max_batch: usize) -> Result<()> {
+/// Refuses, with the limit named, a model whose largest buffer the adapter cannot bind (a
+/// [`crate::error::UsageError`]: the fix is a smaller model or another adapter).
+pub fn check_limits(gpu: &Gpu, c: &ModelConfig, max_batch: usize) -> Result<()> {
     let largest = [
-        param_floats,
+        ParamLayout::new(c).total(),
         max_batch * c.d_mlp,
         max_batch * c.d_attn(),
         max_batch * c.p,

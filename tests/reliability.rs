@@ -1,0 +1,254 @@
+//! What a user can rely on: identical runs from identical settings, a run directory whose files
+//! always parse whenever the process dies, resumes that end bit for bit where an uninterrupted run
+//! ends, a clean stop on SIGINT, and divergence reported with its epoch.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bitgrok::model::Params;
+use bitgrok::report::metrics;
+use bitgrok::run::RunDir;
+use bitgrok::task::Split;
+use rand::{Rng, SeedableRng};
+
+/// A small run: 300 epochs at p = 11 take a few seconds on lavapipe.
+const RUN: [&str; 16] = [
+    "--preset",
+    "nanda",
+    "--p",
+    "11",
+    "--frac",
+    "0.7",
+    "--d-model",
+    "32",
+    "--d-head",
+    "8",
+    "--d-mlp",
+    "64",
+    "--epochs",
+    "300",
+    "--checkpoint-every",
+    "25",
+];
+
+fn bitgrok(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bitgrok"));
+    c.args(args);
+    c
+}
+
+fn train_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut argv = vec!["train"];
+    argv.extend(RUN);
+    argv.extend(["--out", out]);
+    argv.extend(extra);
+    argv
+}
+
+fn run_to_end(args: &[&str]) -> Output {
+    let o = bitgrok(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Every file of a run directory, by relative path (temporary files excluded).
+fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for dir in [root.to_path_buf(), root.join("checkpoints")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_file() && !name.ends_with(".tmp") {
+                let rel = path.strip_prefix(root).unwrap().to_path_buf();
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn assert_same_files(a: &Path, b: &Path) {
+    let (fa, fb) = (files(a), files(b));
+    assert_eq!(
+        fa.keys().collect::<Vec<_>>(),
+        fb.keys().collect::<Vec<_>>(),
+        "the runs hold different files"
+    );
+    for (name, bytes) in &fa {
+        assert!(bytes == &fb[name], "{} differs", name.display());
+    }
+}
+
+/// The uninterrupted run every test compares against (trained once per test binary).
+fn reference() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        run_to_end(&train_args(out.to_str().unwrap(), &[]));
+        dir
+    })
+    .path()
+}
+
+fn reference_run() -> PathBuf {
+    reference().join("run")
+}
+
+/// Every file that exists parses: config, split, metrics, checkpoints, resume point.
+fn assert_files_parse(root: &Path) {
+    if !root.join("config.json").exists() {
+        return;
+    }
+    let dir = RunDir::open(root).unwrap();
+    let config = dir.read_config().unwrap();
+    if let Ok(text) = std::fs::read_to_string(root.join("split.json")) {
+        serde_json::from_str::<Split>(&text).unwrap();
+    }
+    if dir.metrics_path().exists() {
+        metrics::read(&dir.metrics_path()).unwrap();
+    }
+    for epoch in dir.checkpoint_epochs().unwrap() {
+        Params::load(&config.model, &dir.checkpoint_path(epoch)).unwrap();
+    }
+    dir.read_resume_point(&config.model).unwrap();
+}
+
+#[test]
+fn identical_settings_give_identical_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    run_to_end(&train_args(out.to_str().unwrap(), &[]));
+    assert_same_files(&reference_run(), &out);
+}
+
+#[test]
+fn killed_at_random_moments_and_resumed_it_ends_as_the_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out_s = out.to_str().unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut kills = 0;
+    loop {
+        // Resume when the run directory exists; otherwise the kill came before config.json.
+        let args = if out.join("config.json").exists() {
+            vec!["train", "--resume", out_s]
+        } else {
+            train_args(out_s, &["--force"])
+        };
+        let mut child: Child = bitgrok(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if kills < 8 {
+            let deadline = Instant::now() + Duration::from_millis(rng.random_range(200..2000));
+            while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if child.try_wait().unwrap().is_none() {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                kills += 1;
+                assert_files_parse(&out);
+                continue;
+            }
+        }
+        let o = child.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        break;
+    }
+    assert!(kills > 0, "no kill landed before the run finished");
+    assert_files_parse(&out);
+    assert_same_files(&reference_run(), &out);
+}
+
+#[test]
+fn sigint_checkpoints_and_exits_then_resume_finishes_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out_s = out.to_str().unwrap();
+    let child = bitgrok(&train_args(out_s, &[]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once training is under way (metrics are written after the first submission).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !out.join("metrics.csv").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    let dir_run = RunDir::open(&out).unwrap();
+    let config = dir_run.read_config().unwrap();
+    let point = dir_run.read_resume_point(&config.model).unwrap().unwrap();
+    assert!(point.epoch < 300, "the run finished before the signal");
+    assert!(dir_run.checkpoint_path(point.epoch).exists());
+
+    run_to_end(&["train", "--resume", out_s]);
+    // The interrupt's extra checkpoint aside, the run matches the uninterrupted one.
+    let extra = PathBuf::from(format!("checkpoints/epoch_{:05}.safetensors", point.epoch));
+    let mut ours = files(&out);
+    if point.epoch % 25 != 0 {
+        ours.remove(&extra);
+    }
+    let theirs = files(&reference_run());
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        theirs.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &ours {
+        assert!(bytes == &theirs[name], "{} differs", name.display());
+    }
+}
+
+#[test]
+fn a_finished_run_extended_with_resume_matches_a_longer_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out_s = out.to_str().unwrap();
+    let mut short = train_args(out_s, &[]);
+    let epochs = short.iter().position(|a| *a == "300").unwrap();
+    short[epochs] = "150";
+    run_to_end(&short);
+    run_to_end(&["train", "--resume", out_s, "--epochs", "300"]);
+    assert_same_files(&reference_run(), &out);
+}
+
+#[test]
+fn divergence_stops_with_the_epoch_and_keeps_the_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = bitgrok(&train_args(out.to_str().unwrap(), &["--lr", "1e38"]))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("diverged at epoch 1: a parameter became NaN or infinite"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("last good checkpoint"), "{stderr}");
+    let run = RunDir::open(&out).unwrap();
+    assert_eq!(run.checkpoint_epochs().unwrap(), vec![0]);
+    assert_files_parse(&out);
+}
