@@ -75,7 +75,7 @@ impl RunConfig {
             );
         }
         let betas_ok = a.betas.iter().all(|b| (0.0..1.0).contains(b));
-        if !betas_ok || !(a.eps > 0.0 && a.eps.is_finite()) {
+        if !(betas_ok && a.eps > 0.0 && a.eps.is_finite()) {
             usage_bail!(
                 "AdamW betas {:?} and eps {}: betas must lie in [0, 1) and eps be positive",
                 a.betas,
