@@ -1,5 +1,5 @@
-// Batched, strided matrix product with an optional residual, accumulation and ReLU:
-//   C[b,i,j] (+)= sum_k A[b,i,k] B[b,k,j] (+ R[b,i,j])
+// Batched, strided matrix product with an optional residual, bias and accumulation:
+//   C[b,i,j] (+)= sum_k A[b,i,k] B[b,k,j] (+ R[b,i,j]) (+ bias[b,j])
 // Every operand is addressed through strides, so transposes, broadcast rows (stride 0) and
 // per-head weight layouts need no copies. The contraction index k may be split in two,
 // k = k_hi * k_div + k_lo, with a stride for each part: this sums over (head, d_head) pairs of
@@ -25,11 +25,16 @@ struct Params {
     a_k_hi: u32,
     b_k_hi: u32,
     flags: u32,
-    _pad: u32,
+    bias_off: u32,
+    bias_s_batch: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 const ADD_RESIDUAL: u32 = 1u;
 const ACCUMULATE: u32 = 2u;
+const ADD_BIAS: u32 = 4u;
 
 const TILE: u32 = 64u;
 const TK: u32 = 16u;
@@ -39,6 +44,7 @@ const TK: u32 = 16u;
 @group(0) @binding(2) var<storage, read> b_buf: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c_buf: array<f32>;
 @group(0) @binding(4) var<storage, read> r_buf: array<f32>;
+@group(0) @binding(5) var<storage, read> bias_buf: array<f32>;
 
 // a_tile[kk * 16 + g] holds rows 4g..4g+3 of the tile at contraction step kk; b_tile columns.
 var<workgroup> a_tile: array<vec4<f32>, 256>;
@@ -115,6 +121,9 @@ fn store_row(batch: u32, i: u32, j0: u32, acc: vec4<f32>) {
         var v = acc[c];
         if ((prm.flags & ADD_RESIDUAL) != 0u) {
             v += r_buf[prm.r.off + batch * prm.r.s_batch + i * prm.r.s_row + j * prm.r.s_col];
+        }
+        if ((prm.flags & ADD_BIAS) != 0u) {
+            v += bias_buf[prm.bias_off + batch * prm.bias_s_batch + j];
         }
         let ci = prm.c.off + batch * prm.c.s_batch + i * prm.c.s_row + j * prm.c.s_col;
         if ((prm.flags & ACCUMULATE) != 0u) {

@@ -590,6 +590,8 @@ fn tiny_config(linear_norm: LinearNorm, pos_embed: bool, final_norm: bool) -> Mo
         pos_embed,
         causal: true,
         final_norm,
+        biases: false,
+        eq_output: false,
         init: Init::TransformerLens,
     }
 }

@@ -374,6 +374,8 @@ fn tiny_config(
         pos_embed,
         causal,
         final_norm,
+        biases: false,
+        eq_output: false,
         init: Init::TransformerLens,
     }
 }
@@ -391,7 +393,7 @@ fn all_examples(p: usize) -> (Vec<[usize; 3]>, Vec<usize>) {
 /// some seeds are skipped.
 fn kink_free_params(config: &ModelConfig, tokens: &[[usize; 3]]) -> Params {
     (0..100)
-        .map(|seed| Params::init(config, seed))
+        .map(|seed| Params::init(config, seed).with_random_biases(seed))
         .find(|params| {
             let fwd = reference::forward(params, tokens);
             let last = fwd
@@ -414,7 +416,7 @@ fn check_finite_differences(config: &ModelConfig, quantiser: &mut dyn Quantiser)
         reference::cross_entropy(
             &reference::forward_with(params, &tokens, quantiser).logits,
             &labels,
-            config.p,
+            config.d_vocab_out(),
         )
     };
     // The first pass fixes the base point of a frozen-offset quantiser and must give the loss.
@@ -459,6 +461,23 @@ fn gradients_match_finite_differences_in_full_precision() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn gradients_match_finite_differences_with_biases_and_an_eq_output() {
+    for (linear_norm, final_norm) in [(LinearNorm::None, false), (LinearNorm::Rms, true)] {
+        let mut config = tiny_config(
+            Weights::F32,
+            ActQuant::None,
+            linear_norm,
+            true,
+            true,
+            final_norm,
+        );
+        config.biases = true;
+        config.eq_output = true;
+        check_finite_differences(&config, &mut Exact::new(&config));
     }
 }
 

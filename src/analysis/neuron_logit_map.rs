@@ -22,7 +22,9 @@ pub fn neuron_logit_map(params: &Params) -> DMatrix<f64> {
             w_out.column_mut(j).scale_mut(g);
         }
     }
-    w_out * DMatrix::from_row_slice(c.d_model, c.p, params.get(ParamId::WU))
+    // Only the p label outputs: an `=` output (never a label) has no place on the circle.
+    let w_u = DMatrix::from_row_slice(c.d_model, c.d_vocab_out(), params.get(ParamId::WU));
+    w_out * w_u.columns(0, c.p)
 }
 
 /// Per frequency `1..=K` (index 0 = frequency 1), the Fourier norm of a neuron-logit map

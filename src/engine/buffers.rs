@@ -163,9 +163,9 @@ impl Batch {
             x2: zeros(device, "x2", n * d),
             x2n: zeros(device, "x2n", n * d),
             inv_f: zeros(device, "inv_f", n),
-            logits: zeros(device, "logits", n * p),
+            logits: zeros(device, "logits", n * c.d_vocab_out()),
             per_example: zeros(device, "per_example", n * 2),
-            dlogits: zeros(device, "dlogits", n * p),
+            dlogits: zeros(device, "dlogits", n * c.d_vocab_out()),
             grads,
         }
     }

@@ -67,7 +67,7 @@ const NO_NONFINITE_STEP: u32 = u32::MAX;
 /// Last-position activations of a batch.
 pub struct Activations {
     pub loss: f32,
-    /// [n, p]
+    /// [n, d_vocab_out]
     pub logits: Vec<f32>,
     /// [n, H, 3]: attention of `=` to a, b, `=`.
     pub attn_pattern: Vec<f32>,
@@ -283,9 +283,9 @@ impl<'g> Engine<'g> {
         })
     }
 
-    /// Logits [n, p] of the train batch from the last forward pass.
+    /// Logits [n, d_vocab_out] of the train batch from the last forward pass.
     pub fn train_logits(&self) -> Result<Vec<f32>> {
-        self.read_f32(&self.train.logits, self.train.n * self.config.p)
+        self.read_f32(&self.train.logits, self.train.n * self.config.d_vocab_out())
     }
 
     /// Latent parameters.
@@ -377,7 +377,7 @@ pub fn check_limits(gpu: &Gpu, c: &ModelConfig, max_batch: usize) -> Result<()> 
         ParamLayout::new(c).total(),
         max_batch * c.d_mlp,
         max_batch * c.d_attn(),
-        max_batch * c.p,
+        max_batch * c.d_vocab_out(),
     ]
     .into_iter()
     .max()

@@ -63,7 +63,9 @@ struct MatmulParams {
     a_k_hi: u32,
     b_k_hi: u32,
     flags: u32,
-    _pad: u32,
+    bias_off: u32,
+    bias_s_batch: u32,
+    _pad: [u32; 3],
 }
 
 #[repr(C)]
@@ -123,6 +125,7 @@ struct HyperParams {
 
 const MM_ADD_RESIDUAL: u32 = 1;
 const MM_ACCUMULATE: u32 = 2;
+const MM_ADD_BIAS: u32 = 4;
 
 const NORM_RELU_INPUT: u32 = 1;
 const NORM_RMS: u32 = 2;
@@ -171,6 +174,8 @@ struct Product<'a> {
     b: Op<'a>,
     c: Op<'a>,
     residual: Option<Op<'a>>,
+    /// A bias row of the effective parameters: (offset, batch stride).
+    bias: Option<(usize, usize)>,
     accumulate: bool,
     /// Contraction split `k = hi * div + lo` with (div, A's hi stride, B's hi stride); A's column
     /// stride and B's row stride then apply to `lo`.
@@ -188,12 +193,17 @@ impl<'a> Product<'a> {
             b,
             c,
             residual: None,
+            bias: None,
             accumulate: false,
             k_split: None,
         }
     }
     fn residual(mut self, r: Op<'a>) -> Self {
         self.residual = Some(r);
+        self
+    }
+    fn bias(mut self, bias: Option<(usize, usize)>) -> Self {
+        self.bias = bias;
         self
     }
     fn accumulate(mut self) -> Self {
@@ -221,6 +231,30 @@ impl Recorder<'_> {
         self.layout.offset(id) as usize
     }
 
+    /// The bias operand of `id` (offset, batch stride) when the model has biases.
+    fn bias_of(&self, id: ParamId, batch_stride: usize) -> Option<(usize, usize)> {
+        self.config.biases.then(|| (self.off(id), batch_stride))
+    }
+
+    /// `grads[id] (+)= column sums of the rows x cols matrix dy` (per batch): the gradient of a
+    /// bias added to every row, when the model has biases.
+    fn bias_backward(
+        &self,
+        out: &mut Vec<Dispatch>,
+        id: ParamId,
+        dy: Op,
+        shape: (usize, usize, usize),
+    ) {
+        if !self.config.biases {
+            return;
+        }
+        let (batch, rows, cols) = shape;
+        let ones = op(&self.shared.one, 0, 0, 0, 0);
+        let gr = &self.shared.grads;
+        let db = op(gr, self.off(id), cols, 0, 1);
+        self.product(out, Product::new(batch, 1, cols, rows, ones, dy, db));
+    }
+
     fn product(&self, out: &mut Vec<Dispatch>, p: Product) {
         let (k_div, a_hi, b_hi) = p.k_split.unwrap_or((p.k.max(1), 0, 0));
         let mut flags = 0;
@@ -230,6 +264,10 @@ impl Recorder<'_> {
         if p.accumulate {
             flags |= MM_ACCUMULATE;
         }
+        if p.bias.is_some() {
+            flags |= MM_ADD_BIAS;
+        }
+        let (bias_off, bias_s_batch) = p.bias.unwrap_or((0, 0));
         // An unused residual binding still needs a buffer; A's is always valid to read.
         let r = p.residual.unwrap_or(p.a);
         let params = MatmulParams {
@@ -244,7 +282,9 @@ impl Recorder<'_> {
             a_k_hi: a_hi as u32,
             b_k_hi: b_hi as u32,
             flags,
-            _pad: 0,
+            bias_off: bias_off as u32,
+            bias_s_batch: bias_s_batch as u32,
+            _pad: [0; 3],
         };
         let groups = [
             p.n.div_ceil(64) as u32,
@@ -255,19 +295,26 @@ impl Recorder<'_> {
             self.device,
             Kernel::Matmul,
             Some(bytemuck::bytes_of(&params)),
-            &[(1, p.a.buf), (2, p.b.buf), (3, p.c.buf), (4, r.buf)],
+            &[
+                (1, p.a.buf),
+                (2, p.b.buf),
+                (3, p.c.buf),
+                (4, r.buf),
+                (5, &self.shared.qparams),
+            ],
             groups,
         ));
     }
 
-    /// `y = a @ W (+ residual)` for a row-major `rows x k` input and the `k x n` parameter `w`.
+    /// `y = a @ W (+ residual) (+ b)` for a row-major `rows x k` input and the `k x n` parameter
+    /// `w` with its bias `b`.
     #[allow(clippy::too_many_arguments)]
     fn linear_forward(
         &self,
         out: &mut Vec<Dispatch>,
         (rows, k, n): (usize, usize, usize),
         a: &wgpu::Buffer,
-        w: ParamId,
+        (w, b): (ParamId, ParamId),
         y: &wgpu::Buffer,
         residual: Option<Op>,
     ) {
@@ -280,7 +327,8 @@ impl Recorder<'_> {
             op(a, 0, 0, k, 1),
             op(qp, self.off(w), 0, n, 1),
             op(y, 0, 0, n, 1),
-        );
+        )
+        .bias(self.bias_of(b, 0));
         self.product(
             out,
             if let Some(r) = residual {
@@ -470,7 +518,10 @@ impl Recorder<'_> {
             self.linear_flags(),
             [&t.x0, &t.a0, &t.inv0],
         );
-        for (w, dst) in [(ParamId::WK, &t.k), (ParamId::WV, &t.v)] {
+        for (w, b, dst) in [
+            (ParamId::WK, ParamId::BK, &t.k),
+            (ParamId::WV, ParamId::BV, &t.v),
+        ] {
             self.product(
                 &mut out,
                 Product::new(
@@ -481,7 +532,8 @@ impl Recorder<'_> {
                     op(&t.a0, 0, 0, d, 1),
                     op(qp, self.off(w), d * dh, dh, 1),
                     op(dst, 0, rows * dh, dh, 1),
-                ),
+                )
+                .bias(self.bias_of(b, dh)),
             );
         }
         self.product(
@@ -494,7 +546,8 @@ impl Recorder<'_> {
                 op(&t.a0, (rows - 1) * d, 0, 0, 1),
                 op(qp, self.off(ParamId::WQ), d * dh, dh, 1),
                 op(&t.q, 0, dh, 0, 1),
-            ),
+            )
+            .bias(self.bias_of(ParamId::BQ, dh)),
         );
         Ok(out)
     }
@@ -504,7 +557,7 @@ impl Recorder<'_> {
     pub fn forward(&self, b: &Batch, metric: Metric) -> Result<Vec<Dispatch>> {
         let c = self.config;
         let t = self.tables;
-        let (n, d, a, m, p) = (b.n, c.d_model, c.d_attn(), c.d_mlp, c.p);
+        let (n, d, a, m, outputs) = (b.n, c.d_model, c.d_attn(), c.d_mlp, c.d_vocab_out());
         let lin = self.linear_flags();
         let mut out = Vec::new();
         let attn = self.attn_params(n);
@@ -525,9 +578,11 @@ impl Recorder<'_> {
         self.norm_forward(&mut out, n, a, lin, [&b.z, &b.az, &b.inv_z]);
         // x1 = x0(=) + Linear(z, W_O): the residual is the table's `=` row, broadcast.
         let eq_row = op(&t.x0, (t.rows - 1) * d, 0, 0, 1);
-        self.linear_forward(&mut out, (n, a, d), &b.az, ParamId::WO, &b.x1, Some(eq_row));
+        let w_o = (ParamId::WO, ParamId::BO);
+        self.linear_forward(&mut out, (n, a, d), &b.az, w_o, &b.x1, Some(eq_row));
         self.norm_forward(&mut out, n, d, lin, [&b.x1, &b.a1, &b.inv1]);
-        self.linear_forward(&mut out, (n, d, m), &b.a1, ParamId::WIn, &b.pre, None);
+        let w_in = (ParamId::WIn, ParamId::BIn);
+        self.linear_forward(&mut out, (n, d, m), &b.a1, w_in, &b.pre, None);
         self.norm_forward(
             &mut out,
             n,
@@ -536,7 +591,8 @@ impl Recorder<'_> {
             [&b.pre, &b.a2, &b.inv2],
         );
         let x1 = op(&b.x1, 0, 0, d, 1);
-        self.linear_forward(&mut out, (n, m, d), &b.a2, ParamId::WOut, &b.x2, Some(x1));
+        let w_out = (ParamId::WOut, ParamId::BOut);
+        self.linear_forward(&mut out, (n, m, d), &b.a2, w_out, &b.x2, Some(x1));
         let unembed_in = if c.final_norm {
             self.norm_forward(
                 &mut out,
@@ -551,15 +607,15 @@ impl Recorder<'_> {
         };
         self.linear_forward(
             &mut out,
-            (n, d, p),
+            (n, d, outputs),
             unembed_in,
-            ParamId::WU,
+            (ParamId::WU, ParamId::BU),
             &b.logits,
             None,
         );
         let loss = LossParams {
             n: n as u32,
-            p: p as u32,
+            p: outputs as u32,
             metric: metric as u32,
             with_grad: b.grads.is_some() as u32,
             inv_n: 1.0 / n as f32,
@@ -601,12 +657,12 @@ impl Recorder<'_> {
             .grads
             .as_ref()
             .expect("backward needs a batch with gradient buffers");
-        let (n, d, a, m, p, h, dh, rows) = (
+        let (n, d, a, m, outputs, h, dh, rows) = (
             b.n,
             c.d_model,
             c.d_attn(),
             c.d_mlp,
-            c.p,
+            c.d_vocab_out(),
             c.n_heads,
             c.d_head,
             t.rows,
@@ -619,9 +675,16 @@ impl Recorder<'_> {
 
         // Unembedding and final norm.
         let unembed_in = if c.final_norm { &b.x2n } else { &b.x2 };
+        let by_row = |buf, width| op(buf, 0, 0, width, 1);
+        self.bias_backward(
+            &mut out,
+            ParamId::BU,
+            by_row(&b.dlogits, outputs),
+            (1, n, outputs),
+        );
         self.linear_backward(
             &mut out,
-            (n, d, p),
+            (n, d, outputs),
             unembed_in,
             ParamId::WU,
             &b.dlogits,
@@ -648,6 +711,7 @@ impl Recorder<'_> {
         }
 
         // MLP, then the attention output; dx1 collects the residual's dx2.
+        self.bias_backward(&mut out, ParamId::BOut, by_row(dx2, d), (1, n, d));
         self.linear_backward(&mut out, (n, m, d), &b.a2, ParamId::WOut, dx2, &g.da2);
         self.norm_backward(
             &mut out,
@@ -657,6 +721,7 @@ impl Recorder<'_> {
             None,
             &g.dpre,
         );
+        self.bias_backward(&mut out, ParamId::BIn, by_row(&g.dpre, m), (1, n, m));
         self.linear_backward(&mut out, (n, d, m), &b.a1, ParamId::WIn, &g.dpre, &g.da1);
         self.norm_backward(
             &mut out,
@@ -666,6 +731,7 @@ impl Recorder<'_> {
             Some(dx2),
             &g.dx1,
         );
+        self.bias_backward(&mut out, ParamId::BO, by_row(&g.dx1, d), (1, n, d));
         self.linear_backward(&mut out, (n, a, d), &b.az, ParamId::WO, &g.dx1, &g.daz);
         self.norm_backward(&mut out, (n, a, lin), &g.daz, (&b.z, &b.inv_z), None, &g.dz);
 
@@ -709,6 +775,11 @@ impl Recorder<'_> {
             groups_1d(a, 64)?,
         ));
 
+        // Their biases: column sums of the table gradients per head, and the query's gradient.
+        for (bias, dt) in [(ParamId::BK, &t.dk), (ParamId::BV, &t.dv)] {
+            self.bias_backward(&mut out, bias, op(dt, 0, rows * dh, dh, 1), (h, rows, dh));
+        }
+        self.bias_backward(&mut out, ParamId::BQ, op(&t.dq, 0, dh, 0, 1), (h, 1, dh));
         // W_K, W_V, W_Q from the table gradients (one product per head, batched).
         for (w, dt) in [(ParamId::WK, &t.dk), (ParamId::WV, &t.dv)] {
             let dw = op(gr, self.off(w), d * dh, dh, 1);

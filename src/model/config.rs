@@ -75,6 +75,14 @@ pub struct ModelConfig {
     pub pos_embed: bool,
     pub causal: bool,
     pub final_norm: bool,
+    /// Biases in every `Linear` and the unembedding (b_Q, b_K, b_V, b_O, b_in, b_out, b_U), as in
+    /// TransformerLens and the original grokking code; bitgrok's presets have none.
+    #[serde(default)]
+    pub biases: bool,
+    /// The unembedding also has an output for `=` (d_vocab_out = p + 1), never a label, as in
+    /// the original grokking code.
+    #[serde(default)]
+    pub eq_output: bool,
     /// Not part of the architecture; absent from test-vector configs.
     #[serde(default = "default_init")]
     pub init: Init,
@@ -98,6 +106,8 @@ impl ModelConfig {
             pos_embed: true,
             causal: true,
             final_norm: false,
+            biases: false,
+            eq_output: false,
             init: Init::TransformerLens,
         };
         match preset {
@@ -118,6 +128,11 @@ impl ModelConfig {
     /// Vocabulary: the p numbers and `=`.
     pub fn d_vocab(&self) -> usize {
         self.p + 1
+    }
+
+    /// Outputs of the unembedding: the p labels (and `=` with `eq_output`).
+    pub fn d_vocab_out(&self) -> usize {
+        self.p + self.eq_output as usize
     }
 
     /// Width of the concatenated heads.

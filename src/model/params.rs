@@ -20,24 +20,38 @@ pub enum ParamId {
     WK,
     WV,
     WO,
+    BQ,
+    BK,
+    BV,
+    BO,
     WIn,
+    BIn,
     WOut,
+    BOut,
     LnFinal,
     WU,
+    BU,
 }
 
 impl ParamId {
-    pub const ALL: [ParamId; 10] = [
+    pub const ALL: [ParamId; 17] = [
         ParamId::WE,
         ParamId::WPos,
         ParamId::WQ,
         ParamId::WK,
         ParamId::WV,
         ParamId::WO,
+        ParamId::BQ,
+        ParamId::BK,
+        ParamId::BV,
+        ParamId::BO,
         ParamId::WIn,
+        ParamId::BIn,
         ParamId::WOut,
+        ParamId::BOut,
         ParamId::LnFinal,
         ParamId::WU,
+        ParamId::BU,
     ];
 
     /// TransformerLens state-dict name.
@@ -49,10 +63,17 @@ impl ParamId {
             ParamId::WK => "blocks.0.attn.W_K",
             ParamId::WV => "blocks.0.attn.W_V",
             ParamId::WO => "blocks.0.attn.W_O",
+            ParamId::BQ => "blocks.0.attn.b_Q",
+            ParamId::BK => "blocks.0.attn.b_K",
+            ParamId::BV => "blocks.0.attn.b_V",
+            ParamId::BO => "blocks.0.attn.b_O",
             ParamId::WIn => "blocks.0.mlp.W_in",
+            ParamId::BIn => "blocks.0.mlp.b_in",
             ParamId::WOut => "blocks.0.mlp.W_out",
+            ParamId::BOut => "blocks.0.mlp.b_out",
             ParamId::LnFinal => "ln_final.w",
             ParamId::WU => "unembed.W_U",
+            ParamId::BU => "unembed.b_U",
         }
     }
 
@@ -65,8 +86,11 @@ impl ParamId {
             ParamId::WO => vec![h, dh, d],
             ParamId::WIn => vec![d, m],
             ParamId::WOut => vec![m, d],
-            ParamId::LnFinal => vec![d],
-            ParamId::WU => vec![d, c.p],
+            ParamId::BQ | ParamId::BK | ParamId::BV => vec![h, dh],
+            ParamId::LnFinal | ParamId::BO | ParamId::BOut => vec![d],
+            ParamId::BIn => vec![m],
+            ParamId::WU => vec![d, c.d_vocab_out()],
+            ParamId::BU => vec![c.d_vocab_out()],
         }
     }
 
@@ -78,10 +102,25 @@ impl ParamId {
         )
     }
 
+    /// Biases, zero at initialisation as in TransformerLens.
+    pub fn is_bias(self) -> bool {
+        matches!(
+            self,
+            ParamId::BQ
+                | ParamId::BK
+                | ParamId::BV
+                | ParamId::BO
+                | ParamId::BIn
+                | ParamId::BOut
+                | ParamId::BU
+        )
+    }
+
     pub fn present(self, c: &ModelConfig) -> bool {
         match self {
             ParamId::WPos => c.pos_embed,
             ParamId::LnFinal => c.final_norm,
+            id if id.is_bias() => c.biases,
             _ => true,
         }
     }
@@ -133,6 +172,9 @@ impl Params {
                 values.fill(1.0);
                 continue;
             }
+            if id.is_bias() {
+                continue;
+            }
             match config.init {
                 Init::TransformerLens => {
                     let std = 0.8 / (config.d_model as f64).sqrt();
@@ -150,6 +192,18 @@ impl Params {
             }
         }
         params
+    }
+
+    /// The same parameters with seeded N(0, 0.1²) biases, for conformance tests: the zero biases
+    /// of an initialisation would hide a bias that a kernel ignores.
+    pub fn with_random_biases(mut self, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xb1a5);
+        for (id, values) in &mut self.tensors {
+            if id.is_bias() {
+                fill_normal(values, 0.1, &mut rng);
+            }
+        }
+        self
     }
 
     pub fn ids(&self) -> impl Iterator<Item = ParamId> + '_ {

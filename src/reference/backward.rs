@@ -34,7 +34,8 @@ impl Model<'_> {
             &d_resid_final,
             &self.mlp_backward(trace, &d_resid_final, grads),
         );
-        // x1 = x0 + Linear(z, W_O)
+        // x1 = x0 + Linear(z, W_O) + b_O
+        self.bias_backward(ParamId::BO, &d_x1, grads);
         let d_z = linear_backward(
             &trace.z_in[LAST],
             &self.w_o,
@@ -49,6 +50,7 @@ impl Model<'_> {
 
     /// From `dL/d logits` to `dL/d x2` at the last position, through `W_U` and the final norm.
     fn unembed_backward(&self, trace: &Trace, d_logits: &[f64], grads: &mut Params) -> Vec<f64> {
+        self.bias_backward(ParamId::BU, d_logits, grads);
         add_outer(grads.get_mut(ParamId::WU), &trace.unembed_in, d_logits);
         let d_unembed_in = mat_vec(self.params.get(ParamId::WU), d_logits);
         let Some((normed, inv_rms)) = &trace.final_normed else {
@@ -67,6 +69,7 @@ impl Model<'_> {
 
     /// The MLP's share of `dL/d x1` at the last position, given `dL/d x2` there.
     fn mlp_backward(&self, trace: &Trace, d_resid_final: &[f64], grads: &mut Params) -> Vec<f64> {
+        self.bias_backward(ParamId::BOut, d_resid_final, grads);
         let d_post = linear_backward(
             &trace.mlp_out_in[LAST],
             &self.w_out,
@@ -78,6 +81,7 @@ impl Model<'_> {
             .zip(&trace.mlp_pre[LAST])
             .map(|(&d, &pre)| if pre > 0.0 { d } else { 0.0 })
             .collect();
+        self.bias_backward(ParamId::BIn, &d_pre, grads);
         linear_backward(
             &trace.mlp_in[LAST],
             &self.w_in,
@@ -95,6 +99,11 @@ impl Model<'_> {
         grads: &mut Params,
     ) {
         let (d_q, d_k, d_v) = self.scores_backward(trace, d_z);
+        self.bias_backward(ParamId::BQ, &d_q, grads);
+        for pos in 0..N_CTX {
+            self.bias_backward(ParamId::BK, &d_k[pos], grads);
+            self.bias_backward(ParamId::BV, &d_v[pos], grads);
+        }
         let dh = self.config.d_head;
         for pos in 0..N_CTX {
             let input = &trace.qkv_in[pos].quantised;
@@ -155,6 +164,13 @@ impl Model<'_> {
             }
         }
         (d_q, d_k, d_v)
+    }
+
+    /// `dL/db += dL/dy` for `y = ... + b`, when the model has biases.
+    fn bias_backward(&self, bias: ParamId, d_out: &[f64], grads: &mut Params) {
+        if self.config.biases {
+            add_assign(grads.get_mut(bias), d_out);
+        }
     }
 
     /// Scatters `dL/d x0` into the token and position embeddings.

@@ -106,20 +106,28 @@ impl<'a> Model<'a> {
         let x0: [Vec<f64>; N_CTX] = std::array::from_fn(|pos| self.embed(tokens[pos], pos));
 
         let qkv_in: [_; N_CTX] = std::array::from_fn(|pos| linear_input(Site::Qkv, pos, &x0[pos]));
-        let per_head = |w: &[f64], pos: usize| heads(&qkv_in[pos].quantised, w, dh);
-        let q: [_; N_CTX] = std::array::from_fn(|pos| per_head(&self.w_q, pos));
-        let k: [_; N_CTX] = std::array::from_fn(|pos| per_head(&self.w_k, pos));
-        let v: [_; N_CTX] = std::array::from_fn(|pos| per_head(&self.w_v, pos));
+        let per_head = |w: &[f64], b: ParamId, pos: usize| {
+            self.plus_bias(heads(&qkv_in[pos].quantised, w, dh), b)
+        };
+        let q: [_; N_CTX] = std::array::from_fn(|pos| per_head(&self.w_q, ParamId::BQ, pos));
+        let k: [_; N_CTX] = std::array::from_fn(|pos| per_head(&self.w_k, ParamId::BK, pos));
+        let v: [_; N_CTX] = std::array::from_fn(|pos| per_head(&self.w_v, ParamId::BV, pos));
         let pattern = self.attention_pattern(&q, &k);
         let z: [_; N_CTX] = std::array::from_fn(|pos| self.mix_values(&pattern, &v, pos));
         let z_in: [_; N_CTX] = std::array::from_fn(|pos| linear_input(Site::AttnOut, pos, &z[pos]));
-        let x1: [_; N_CTX] =
-            std::array::from_fn(|pos| add(&x0[pos], &vec_mat(&z_in[pos].quantised, &self.w_o, d)));
+        let x1: [_; N_CTX] = std::array::from_fn(|pos| {
+            let attn_out = vec_mat(&z_in[pos].quantised, &self.w_o, d);
+            add(&x0[pos], &self.plus_bias(attn_out, ParamId::BO))
+        });
 
         let mlp_in: [_; N_CTX] =
             std::array::from_fn(|pos| linear_input(Site::MlpIn, pos, &x1[pos]));
-        let mlp_pre: [_; N_CTX] =
-            std::array::from_fn(|pos| vec_mat(&mlp_in[pos].quantised, &self.w_in, c.d_mlp));
+        let mlp_pre: [_; N_CTX] = std::array::from_fn(|pos| {
+            self.plus_bias(
+                vec_mat(&mlp_in[pos].quantised, &self.w_in, c.d_mlp),
+                ParamId::BIn,
+            )
+        });
         let mlp_post: [_; N_CTX] =
             std::array::from_fn(|pos| mlp_pre[pos].iter().map(|x| x.max(0.0)).collect::<Vec<_>>());
         let mlp_out_in: [_; N_CTX] =
@@ -127,10 +135,8 @@ impl<'a> Model<'a> {
 
         // Only the last position reaches the logits.
         let last = N_CTX - 1;
-        let resid_final = add(
-            &x1[last],
-            &vec_mat(&mlp_out_in[last].quantised, &self.w_out, d),
-        );
+        let mlp_out = vec_mat(&mlp_out_in[last].quantised, &self.w_out, d);
+        let resid_final = add(&x1[last], &self.plus_bias(mlp_out, ParamId::BOut));
         let final_normed = c.final_norm.then(|| quant::rms_norm(&resid_final));
         let unembed_in = match &final_normed {
             None => resid_final.clone(),
@@ -140,7 +146,10 @@ impl<'a> Model<'a> {
                 .map(|(u, g)| u * g)
                 .collect(),
         };
-        let logits = vec_mat(&unembed_in, self.params.get(ParamId::WU), c.p);
+        let logits = self.plus_bias(
+            vec_mat(&unembed_in, self.params.get(ParamId::WU), c.d_vocab_out()),
+            ParamId::BU,
+        );
 
         Trace {
             tokens,
@@ -158,6 +167,15 @@ impl<'a> Model<'a> {
             final_normed,
             unembed_in,
             logits,
+        }
+    }
+
+    /// `x + b` when the model has biases.
+    fn plus_bias(&self, x: Vec<f64>, bias: ParamId) -> Vec<f64> {
+        if self.config.biases {
+            add(&x, self.params.get(bias))
+        } else {
+            x
         }
     }
 

@@ -22,7 +22,7 @@ use forward::{softmax, Model};
 /// Forward activations of a batch of examples.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Forward {
-    /// `[N, p]`, last position.
+    /// `[N, d_vocab_out]`, last position.
     pub logits: Vec<f64>,
     /// `[N, H, 3 (query), 3 (key)]`, every query position.
     pub attn_pattern: Vec<f64>,
@@ -81,15 +81,15 @@ pub fn forward_with(
     out
 }
 
-/// Mean cross-entropy of `[N, p]` logits (max-subtracted log-sum-exp).
-pub fn cross_entropy(logits: &[f64], labels: &[usize], p: usize) -> f64 {
+/// Mean cross-entropy of `[N, outputs]` logits (max-subtracted log-sum-exp).
+pub fn cross_entropy(logits: &[f64], labels: &[usize], outputs: usize) -> f64 {
     assert_eq!(
         logits.len(),
-        labels.len() * p,
+        labels.len() * outputs,
         "logits and labels disagree on N"
     );
     let total: f64 = logits
-        .chunks_exact(p)
+        .chunks_exact(outputs)
         .zip(labels)
         .map(|(row, &label)| row_cross_entropy(row, label))
         .sum();
@@ -97,14 +97,14 @@ pub fn cross_entropy(logits: &[f64], labels: &[usize], p: usize) -> f64 {
 }
 
 /// Fraction of examples whose largest logit (the first, on ties) is the label.
-pub fn accuracy(logits: &[f64], labels: &[usize], p: usize) -> f64 {
+pub fn accuracy(logits: &[f64], labels: &[usize], outputs: usize) -> f64 {
     assert_eq!(
         logits.len(),
-        labels.len() * p,
+        labels.len() * outputs,
         "logits and labels disagree on N"
     );
     let correct = logits
-        .chunks_exact(p)
+        .chunks_exact(outputs)
         .zip(labels)
         .filter(|(row, &label)| argmax(row) == label)
         .count();
@@ -145,7 +145,7 @@ pub fn correct_logit_input_gradients(
     params: &Params,
     tokens: &[[usize; 3]],
 ) -> Vec<(Vec<f64>, Vec<f64>)> {
-    let p = params.config.p;
+    let (p, outputs) = (params.config.p, params.config.d_vocab_out());
     let mut quantiser = Exact::new(&params.config);
     let model = Model::new(params, &mut quantiser);
     // The backward also accumulates parameter gradients; they are not wanted here.
@@ -160,7 +160,7 @@ pub fn correct_logit_input_gradients(
                 "example {example}: {example_tokens:?} is not [a, b, =]"
             );
             let trace = model.run(example, example_tokens, &mut quantiser);
-            let mut d_logits = vec![0.0; p];
+            let mut d_logits = vec![0.0; outputs];
             d_logits[(a + b) % p] = 1.0;
             let [d_a, d_b, _] = model.backward_to_x0(&trace, &d_logits, &mut scratch);
             (d_a, d_b)

@@ -176,6 +176,15 @@ fn to_matrix(rows: usize, cols: usize, values: &[f32]) -> DMatrix<f64> {
     DMatrix::from_row_iterator(rows, cols, values.iter().map(|&x| x as f64))
 }
 
+/// The p label columns of `[n, d_vocab_out]` logits: an `=` output, never a label, is left out
+/// of the Fourier measures, as in Nanda et al.'s analysis.
+fn label_logits(c: &ModelConfig, values: &[f32]) -> DMatrix<f64> {
+    let n = values.len() / c.d_vocab_out();
+    to_matrix(n, c.d_vocab_out(), values)
+        .columns(0, c.p)
+        .into_owned()
+}
+
 /// Energy shares (squared norms, normalised to sum 1).
 fn shares(norms: &[f64]) -> Vec<f64> {
     let total: f64 = norms
@@ -238,7 +247,8 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     // The analysed checkpoint.
     let acts = forward_all(&mut engine, &params)?;
     let n = p * p;
-    let logits = to_matrix(n, p, &acts.logits);
+    let logits = label_logits(&c, &acts.logits);
+    let all_logits = to_matrix(n, c.d_vocab_out(), &acts.logits);
     let mlp_pre = to_matrix(n, c.d_mlp, &acts.mlp_pre);
     let mlp_post = mlp_pre.map(|x| x.max(0.0));
     let basis = analysis::fourier::basis(p);
@@ -253,7 +263,7 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     let clusters = analysis::neurons::clusters(&neuron_fractions, CLUSTER_THRESHOLD);
     let labels: Vec<usize> = all.labels.iter().map(|&l| l as usize).collect();
     let accuracy_all_pairs = (0..n)
-        .filter(|&i| argmax(logits.row(i).iter()) == labels[i])
+        .filter(|&i| argmax(all_logits.row(i).iter()) == labels[i])
         .count() as f64
         / n as f64;
 
@@ -270,7 +280,7 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
         // Progress measures need only the logits: skip reading the activations back.
         engine.set_params(&ps)?;
         engine.evaluate()?;
-        let logits_e = to_matrix(n, p, &engine.train_logits()?);
+        let logits_e = label_logits(&c, &engine.train_logits()?);
         let (restricted_loss, excluded_loss) =
             restricted_and_excluded(&logits_e, p, &keys.freqs, &split);
         let eff = effective_params(&ps);
