@@ -88,6 +88,30 @@ pub enum Command {
         #[arg(long)]
         adapter: Option<String>,
     },
+    /// A run's checkpoint as a TransformerLens HookedTransformer state dict (OUT) and its
+    /// HookedTransformerConfig (OUT with extension .config.json).
+    Export {
+        run: PathBuf,
+        /// Checkpoint epoch (default: the newest).
+        #[arg(long)]
+        epoch: Option<usize>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// A checkpoint trained elsewhere (TransformerLens or Nanda et al. 2023 layout) as a run
+    /// directory for analyze and compare.
+    Import {
+        model: PathBuf,
+        /// HookedTransformerConfig fields (JSON) to check the tensors against, and p, frac,
+        /// data_seed or layout where the tensors cannot tell.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite an existing run directory.
+        #[arg(long)]
+        force: bool,
+    },
     /// Loss and accuracy of a run's checkpoint on its train and test sets.
     Eval {
         run: PathBuf,
@@ -261,6 +285,7 @@ impl TrainArgs {
             stop_after_grok: self.stop_after_grok,
             crate_version: String::new(),
             adapter: String::new(),
+            imported_from: None,
         };
         config.validate()?;
         Ok(config)

@@ -7,6 +7,7 @@ pub mod check;
 pub mod cli;
 pub mod engine;
 pub mod error;
+pub mod interop;
 pub mod model;
 pub mod optim;
 pub mod plot;

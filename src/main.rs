@@ -13,7 +13,7 @@ use bitgrok::error::is_usage_error;
 use bitgrok::model::Preset;
 use bitgrok::run::RunDir;
 use bitgrok::task::Split;
-use bitgrok::{bench, report, reproduce, train};
+use bitgrok::{bench, interop, report, reproduce, train};
 
 /// Exit code of invalid input (as clap uses).
 const USAGE_ERROR: u8 = 2;
@@ -203,6 +203,48 @@ fn run(command: Command) -> Result<ExitCode> {
                     );
                 }
             }
+        }
+        Command::Export { run, epoch, out } => {
+            let e = interop::export::export(&run, epoch, &out)?;
+            println!(
+                "epoch {} of {} written to {} and {}",
+                e.epoch,
+                run.display(),
+                e.weights.display(),
+                e.config.display()
+            );
+            if !e.note.exact_in_transformer_lens {
+                println!("TransformerLens cannot express (see the config's \"bitgrok\" entry):");
+                for what in &e.note.not_expressible {
+                    println!("  - {what}");
+                }
+            }
+        }
+        Command::Import {
+            model,
+            config,
+            out,
+            force,
+        } => {
+            let extra = match &config {
+                Some(path) => interop::import::read_import_config(path)?,
+                None => Default::default(),
+            };
+            let i = interop::import::import(&model, &extra, &out, force)?;
+            let c = &i.config;
+            println!(
+                "{:?} layout: p = {}, d_model {}, {} heads × {}, d_mlp {}{}{}; run written to {} (epoch {})",
+                i.layout,
+                c.p,
+                c.d_model,
+                c.n_heads,
+                c.d_head,
+                c.d_mlp,
+                if c.biases { ", biases" } else { "" },
+                if c.eq_output { ", an output for =" } else { "" },
+                i.run.display(),
+                i.epoch
+            );
         }
         Command::Eval {
             run,

@@ -34,6 +34,9 @@ pub struct RunConfig {
     pub crate_version: String,
     #[serde(default)]
     pub adapter: String,
+    /// For a run made by `bitgrok import`: where the model came from and what was assumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<String>,
 }
 
 impl RunConfig {

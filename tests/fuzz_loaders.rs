@@ -46,6 +46,7 @@ fn small_config() -> RunConfig {
         stop_after_grok: None,
         crate_version: String::new(),
         adapter: String::new(),
+        imported_from: None,
     }
 }
 

@@ -82,47 +82,53 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
             .filter(|(_, y)| y.is_finite())
             .collect()
     };
-    line_charts(
-        &add("training_curves.png", "Training curves"),
-        &[
-            LineChart {
-                title: "Loss".into(),
-                x_label: "epoch".into(),
-                y_label: "cross-entropy".into(),
-                log_y: true,
-                series: vec![
-                    series("train", curve(&|m| m.train_loss)),
-                    series("test", curve(&|m| m.test_loss)),
-                ],
-                vlines: marks.clone(),
-                spans: vec![],
-                y_range: None,
-            },
-            LineChart {
-                title: "Accuracy".into(),
-                x_label: "epoch".into(),
-                y_label: "accuracy".into(),
-                log_y: false,
-                series: vec![
-                    series("train", curve(&|m| m.train_acc)),
-                    series("test", curve(&|m| m.test_acc)),
-                    dashed(
-                        "test, transpose in train",
-                        curve(&|m| m.test_acc_transpose_seen),
-                    ),
-                    dashed(
-                        "test, transpose not in train",
-                        curve(&|m| m.test_acc_transpose_unseen),
-                    ),
-                ],
-                vlines: marks,
-                spans: vec![],
-                y_range: Some((0.0, 1.02)),
-            },
-        ],
-        2,
-        PANEL,
-    )?;
+    let mut panels = vec![
+        LineChart {
+            title: "Loss".into(),
+            x_label: "epoch".into(),
+            y_label: "cross-entropy".into(),
+            log_y: true,
+            series: vec![
+                series("train", curve(&|m| m.train_loss)),
+                series("test", curve(&|m| m.test_loss)),
+            ],
+            vlines: marks.clone(),
+            spans: vec![],
+            y_range: None,
+        },
+        LineChart {
+            title: "Accuracy".into(),
+            x_label: "epoch".into(),
+            y_label: "accuracy".into(),
+            log_y: false,
+            series: vec![
+                series("train", curve(&|m| m.train_acc)),
+                series("test", curve(&|m| m.test_acc)),
+                dashed(
+                    "test, transpose in train",
+                    curve(&|m| m.test_acc_transpose_seen),
+                ),
+                dashed(
+                    "test, transpose not in train",
+                    curve(&|m| m.test_acc_transpose_unseen),
+                ),
+            ],
+            vlines: marks,
+            spans: vec![],
+            y_range: Some((0.0, 1.02)),
+        },
+    ];
+    // Imported runs may have loss curves without accuracies, or no curves at all.
+    panels.retain(|panel| panel.series.iter().any(|s| !s.points.is_empty()));
+    if !panels.is_empty() {
+        let columns = panels.len();
+        line_charts(
+            &add("training_curves.png", "Training curves"),
+            &panels,
+            columns,
+            PANEL,
+        )?;
+    }
 
     // 2. Attention.
     let heads = c.n_heads;

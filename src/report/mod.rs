@@ -318,6 +318,8 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     let attention = attention_summary(&acts.attn_pattern, c.n_heads);
     let neurons = neuron_summary(&neuron_fractions, &clusters, &mlp_post);
     let last = metrics.last();
+    // Test losses may be recorded only every few epochs.
+    let last_tested = metrics.iter().rev().find(|m| m.test_loss.is_finite());
     let summary = Summary {
         run: run.to_path_buf(),
         epoch,
@@ -328,7 +330,7 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
             grokked: phases.grokked,
         },
         final_train_loss: last.map_or(f64::NAN, |m| m.train_loss as f64),
-        final_test_loss: last.map_or(f64::NAN, |m| m.test_loss as f64),
+        final_test_loss: last_tested.map_or(f64::NAN, |m| m.test_loss as f64),
         final_test_acc: last.map_or(f64::NAN, |m| m.test_acc as f64),
         accuracy_all_pairs,
         key_frequencies: keys.freqs.clone(),
