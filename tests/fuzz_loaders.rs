@@ -1,11 +1,12 @@
 //! Files from other people: every loader (checkpoint, resume point, run config, metrics, test
-//! vector) meets corrupt, truncated and hostile input with an error, never a panic or an
+//! vector, import of an external checkpoint) meets corrupt, truncated and hostile input with an error, never a panic or an
 //! unbounded allocation. A kept corpus of hostile files (tests/corpus/loaders) runs first, then a
 //! bounded proptest pass mutates valid files and the corpus.
 
 use std::path::{Path, PathBuf};
 
 use bitgrok::engine::OptimizerState;
+use bitgrok::interop::import;
 use bitgrok::model::{ModelConfig, Params, Preset};
 use bitgrok::report::metrics;
 use bitgrok::run::{ResumePoint, RunConfig, RunDir};
@@ -80,8 +81,8 @@ fn valid_files() -> Vec<(String, Vec<u8>)> {
 }
 
 /// Feeds `bytes` to every loader as each kind of file; returns which loaders accepted it
-/// (checkpoint, resume point, config, metrics, test vector). A panic fails the test.
-fn load_everywhere(bytes: &[u8]) -> [bool; 5] {
+/// (checkpoint, resume point, config, metrics, test vector, import). A panic fails the test.
+fn load_everywhere(bytes: &[u8]) -> [bool; 6] {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let config = small_config();
@@ -95,17 +96,22 @@ fn load_everywhere(bytes: &[u8]) -> [bool; 5] {
     let run_config = run.read_config().is_ok();
     let metrics = metrics::read(&file).is_ok();
     let vector = testvectors::load(&file).is_ok();
-    [checkpoint, resume, run_config, metrics, vector]
+    let imported =
+        import::import(&file, &Default::default(), &root.join("imported"), false).is_ok();
+    [checkpoint, resume, run_config, metrics, vector, imported]
 }
 
 #[test]
 fn valid_files_load() {
-    let accepted: Vec<[bool; 5]> = valid_files()
+    let accepted: Vec<[bool; 6]> = valid_files()
         .iter()
         .map(|(_, b)| load_everywhere(b))
         .collect();
     assert!(accepted[0][2], "config");
-    assert!(accepted[1][0], "checkpoint");
+    assert!(
+        accepted[1][0] && accepted[1][5],
+        "checkpoint (and its import)"
+    );
     assert!(accepted[2][0] && accepted[2][1], "resume point");
     assert!(accepted[3][3], "metrics");
     assert!(accepted[4][4], "test vector");
@@ -115,7 +121,7 @@ fn valid_files_load() {
 fn every_corpus_file_is_refused_by_every_loader() {
     for (name, bytes) in corpus() {
         let accepted = load_everywhere(&bytes);
-        assert_eq!(accepted, [false; 5], "{name} was accepted by a loader");
+        assert_eq!(accepted, [false; 6], "{name} was accepted by a loader");
     }
 }
 
@@ -189,7 +195,7 @@ fn seeds() -> &'static [(String, Vec<u8>)] {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 400,
+        cases: 2000,
         failure_persistence: Some(Box::new(
             proptest::test_runner::FileFailurePersistence::WithSource("regressions")
         )),
