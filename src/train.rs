@@ -41,7 +41,7 @@ const SUBMISSION_SECONDS: f64 = 0.5;
 
 /// The last epoch of the chunk starting at `start`: chunks end at checkpoints and the budget.
 fn chunk_end(start: usize, budget: usize, checkpoint_every: usize, max_len: usize) -> usize {
-    let next_checkpoint = (start / checkpoint_every + 1) * checkpoint_every;
+    let next_checkpoint = start.div_ceil(checkpoint_every) * checkpoint_every;
     (start + max_len.clamp(1, MAX_EPOCHS_PER_SUBMIT) - 1)
         .min(next_checkpoint)
         .min(budget)
@@ -272,5 +272,7 @@ mod tests {
         assert_eq!(chunk_end(1, 5000, 1000, 1000), 256);
         assert_eq!(chunk_end(1, 5000, 1000, 10), 10);
         assert_eq!(chunk_end(7, 5000, 1000, 0), 7);
+        // A chunk that starts on a checkpoint ends there.
+        assert_eq!(chunk_end(25, 1000, 25, 100), 25);
     }
 }
