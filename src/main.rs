@@ -35,6 +35,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// What `bitgrok train` was asked to do, and the run directory.
+enum TrainJob<'a> {
+    New(bitgrok::run::RunConfig, &'a std::path::PathBuf),
+    Resume(train::Resumption, &'a std::path::PathBuf),
+}
+
 /// A flag SIGINT and SIGTERM set, so that training checkpoints and stops at the next submission;
 /// a second signal exits at once.
 fn stop_on_signals() -> Result<Arc<AtomicBool>> {
@@ -64,9 +70,14 @@ fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Train(args) => {
             // Validated before the adapter is opened.
-            let config = match &args.resume {
-                Some(_) => None,
-                None => Some(args.run_config()?),
+            let job = match &args.resume {
+                Some(dir) => TrainJob::Resume(train::Resumption::prepare(dir, args.epochs)?, dir),
+                None => TrainJob::New(
+                    args.run_config()?,
+                    args.out
+                        .as_ref()
+                        .expect("clap requires --out without --resume"),
+                ),
             };
             let gpu = Gpu::new(args.adapter.as_deref())?;
             eprintln!("adapter: {}", gpu.describe());
@@ -75,16 +86,11 @@ fn run(command: Command) -> Result<ExitCode> {
                 progress: true,
                 stop: Some(&stop),
             };
-            let (s, out) = match (&args.resume, config) {
-                (Some(dir), _) => (train::resume(&gpu, dir, args.epochs, control)?, dir),
-                (None, Some(config)) => {
-                    let out = args
-                        .out
-                        .as_ref()
-                        .expect("clap requires --out without --resume");
+            let (s, out) = match job {
+                TrainJob::Resume(r, dir) => (train::resume(&gpu, r, control)?, dir),
+                TrainJob::New(config, out) => {
                     (train::train(&gpu, &config, out, args.force, control)?, out)
                 }
-                (None, None) => unreachable!("a config is built whenever --resume is absent"),
             };
             let m = s.final_metrics;
             println!(

@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{EpochMetrics, OptimizerState};
@@ -355,7 +355,7 @@ impl RunDir {
         let epochs = self.checkpoint_epochs()?;
         let epoch = match epoch {
             Some(e) if epochs.contains(&e) => e,
-            Some(e) => bail!(
+            Some(e) => usage_bail!(
                 "no checkpoint for epoch {e} in {} (have {:?})",
                 self.root.display(),
                 epochs

@@ -75,38 +75,63 @@ pub fn train(
     run(gpu, &dir, &config, Start::default(), control)
 }
 
-/// Continues the run in `out` from its newest resume point (from the start if it has none),
-/// optionally with a new epoch budget.
-pub fn resume(gpu: &Gpu, out: &Path, epochs: Option<usize>, control: Control) -> Result<Summary> {
-    let dir = RunDir::open(out)?;
-    dir.remove_temporaries()?;
-    let mut config = dir.read_config()?;
-    if let Some(epochs) = epochs {
-        config.epochs = epochs;
-        dir.write_config(&config)?;
+/// A run to continue from its newest resume point (from the start if it has none), read and
+/// checked before any GPU work.
+pub struct Resumption {
+    dir: RunDir,
+    config: RunConfig,
+    start: Start,
+}
+
+impl Resumption {
+    /// Reads the run in `out`; `epochs` sets a new epoch budget.
+    pub fn prepare(out: &Path, epochs: Option<usize>) -> Result<Self> {
+        let dir = RunDir::open(out)?;
+        let mut config = dir.read_config()?;
+        if config.imported_from.is_some() {
+            crate::usage_bail!(
+                "{} was imported: it has no optimiser state to resume from",
+                out.display()
+            );
+        }
+        let point = dir.read_resume_point(&config.model)?;
+        if let Some(epochs) = epochs {
+            let done = point.as_ref().map_or(0, |p| p.epoch);
+            if epochs < done.max(1) {
+                crate::usage_bail!(
+                    "--epochs {epochs}: must be at least {} (the run is at epoch {done})",
+                    done.max(1)
+                );
+            }
+            config.epochs = epochs;
+        }
+        let start = match point {
+            None => Start::default(),
+            Some(point) => {
+                let mut history = metrics::read(&dir.metrics_path())?;
+                history.retain(|m| m.epoch <= point.epoch);
+                if history.last().map(|m| m.epoch) != Some(point.epoch) {
+                    bail!(
+                        "{} ends before the resume point's epoch {}",
+                        dir.metrics_path().display(),
+                        point.epoch
+                    );
+                }
+                Start {
+                    point: Some(point),
+                    history,
+                }
+            }
+        };
+        Ok(Resumption { dir, config, start })
     }
-    let Some(point) = dir.read_resume_point(&config.model)? else {
-        return run(gpu, &dir, &config, Start::default(), control);
-    };
-    let mut history = metrics::read(&dir.metrics_path())?;
-    history.retain(|m| m.epoch <= point.epoch);
-    if history.last().map(|m| m.epoch) != Some(point.epoch) {
-        bail!(
-            "{} ends before the resume point's epoch {}",
-            dir.metrics_path().display(),
-            point.epoch
-        );
-    }
-    run(
-        gpu,
-        &dir,
-        &config,
-        Start {
-            point: Some(point),
-            history,
-        },
-        control,
-    )
+}
+
+/// Continues a run.
+pub fn resume(gpu: &Gpu, r: Resumption, control: Control) -> Result<Summary> {
+    r.dir.remove_temporaries()?;
+    r.dir.write_config(&r.config)?;
+    run(gpu, &r.dir, &r.config, r.start, control)
 }
 
 fn run(

@@ -102,11 +102,15 @@ fn train_eval_and_refusing_to_overwrite_a_run() {
         stderr(&again)
     );
 
+    let shorter = bitgrok(&["train", "--resume", out, "--epochs", "10"]);
+    assert_eq!(shorter.status.code(), Some(2));
+    assert!(stderr(&shorter).contains("--epochs 10"), "{}", stderr(&shorter));
+
     let eval = bitgrok(&["eval", out, "--epoch", "20"]);
     assert!(eval.status.success(), "{}", stderr(&eval));
     assert!(String::from_utf8_lossy(&eval.stdout).contains("epoch 20: train loss"));
     let missing = bitgrok(&["eval", out, "--epoch", "25"]);
-    assert!(!missing.status.success());
+    assert_eq!(missing.status.code(), Some(2));
     assert!(
         stderr(&missing).contains("no checkpoint for epoch 25"),
         "{}",

@@ -105,7 +105,12 @@ impl Gpu {
         let sink = error.clone();
         device.set_device_lost_callback(move |reason, message| {
             let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
-            slot.get_or_insert_with(|| format!("the GPU device was lost ({reason:?}): {message}"));
+            slot.get_or_insert_with(|| {
+                format!(
+                    "the GPU device was lost ({reason:?}: {message}); the driver may have reset \
+                     it. Check `bitgrok devices`, then continue with `bitgrok train --resume RUN`"
+                )
+            });
         });
         Ok(Gpu {
             device,
