@@ -38,7 +38,7 @@ fn main() -> ExitCode {
 /// What `bitgrok train` was asked to do, and the run directory.
 enum TrainJob<'a> {
     New(bitgrok::run::RunConfig, &'a std::path::PathBuf),
-    Resume(train::Resumption, &'a std::path::PathBuf),
+    Resume(Box<train::Resumption>, &'a std::path::PathBuf),
 }
 
 /// A flag SIGINT and SIGTERM set, so that training checkpoints and stops at the next submission;
@@ -71,7 +71,9 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Train(args) => {
             // Validated before the adapter is opened.
             let job = match &args.resume {
-                Some(dir) => TrainJob::Resume(train::Resumption::prepare(dir, args.epochs)?, dir),
+                Some(dir) => {
+                    TrainJob::Resume(Box::new(train::Resumption::prepare(dir, args.epochs)?), dir)
+                }
                 None => TrainJob::New(
                     args.run_config()?,
                     args.out
@@ -87,7 +89,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 stop: Some(&stop),
             };
             let (s, out) = match job {
-                TrainJob::Resume(r, dir) => (train::resume(&gpu, r, control)?, dir),
+                TrainJob::Resume(r, dir) => (train::resume(&gpu, *r, control)?, dir),
                 TrainJob::New(config, out) => {
                     (train::train(&gpu, &config, out, args.force, control)?, out)
                 }

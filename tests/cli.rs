@@ -104,7 +104,11 @@ fn train_eval_and_refusing_to_overwrite_a_run() {
 
     let shorter = bitgrok(&["train", "--resume", out, "--epochs", "10"]);
     assert_eq!(shorter.status.code(), Some(2));
-    assert!(stderr(&shorter).contains("--epochs 10"), "{}", stderr(&shorter));
+    assert!(
+        stderr(&shorter).contains("--epochs 10"),
+        "{}",
+        stderr(&shorter)
+    );
 
     let eval = bitgrok(&["eval", out, "--epoch", "20"]);
     assert!(eval.status.success(), "{}", stderr(&eval));

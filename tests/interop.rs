@@ -262,9 +262,12 @@ fn zeros_file(path: &Path, tensors: &[(&str, Vec<usize>)]) {
     std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
 }
 
+/// Tensor names and shapes.
+type Tensors = Vec<(&'static str, Vec<usize>)>;
+
 /// A TransformerLens-layout model (p = 5, D 8, 2 heads × 4, M 16), with one tensor's shape
 /// replaced.
-fn tl_tensors(bad: Option<(&'static str, Vec<usize>)>) -> Vec<(&'static str, Vec<usize>)> {
+fn tl_tensors(bad: Option<(&'static str, Vec<usize>)>) -> Tensors {
     let config = ModelConfig {
         p: 5,
         d_model: 8,
@@ -288,7 +291,7 @@ fn tl_tensors(bad: Option<(&'static str, Vec<usize>)>) -> Vec<(&'static str, Vec
 #[test]
 fn bad_files_are_refused_naming_the_tensor() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: Vec<(Vec<(&str, Vec<usize>)>, &str)> = vec![
+    let cases: Vec<(Tensors, &str)> = vec![
         (
             tl_tensors(Some(("blocks.0.attn.W_K", vec![2, 8, 5]))),
             "blocks.0.attn.W_K",
