@@ -35,10 +35,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// What `bitgrok train` was asked to do, and the run directory.
+/// What `bitgrok train` was asked to do, and the run directory (one value per process, so the
+/// variants' sizes do not matter).
+#[allow(clippy::large_enum_variant)]
 enum TrainJob<'a> {
     New(bitgrok::run::RunConfig, &'a std::path::PathBuf),
-    Resume(Box<train::Resumption>, &'a std::path::PathBuf),
+    Resume(train::Resumption, &'a std::path::PathBuf),
 }
 
 /// A flag SIGINT and SIGTERM set, so that training checkpoints and stops at the next submission;
@@ -71,9 +73,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Train(args) => {
             // Validated before the adapter is opened.
             let job = match &args.resume {
-                Some(dir) => {
-                    TrainJob::Resume(Box::new(train::Resumption::prepare(dir, args.epochs)?), dir)
-                }
+                Some(dir) => TrainJob::Resume(train::Resumption::prepare(dir, args.epochs)?, dir),
                 None => TrainJob::New(
                     args.run_config()?,
                     args.out
@@ -89,7 +89,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 stop: Some(&stop),
             };
             let (s, out) = match job {
-                TrainJob::Resume(r, dir) => (train::resume(&gpu, *r, control)?, dir),
+                TrainJob::Resume(r, dir) => (train::resume(&gpu, r, control)?, dir),
                 TrainJob::New(config, out) => {
                     (train::train(&gpu, &config, out, args.force, control)?, out)
                 }
