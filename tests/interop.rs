@@ -3,6 +3,8 @@
 //! original-layout checkpoint imports, generalises and analyses, and bad files are refused with
 //! the tensor named.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -14,48 +16,21 @@ use bitgrok::model::{ModelConfig, ParamId, Params};
 use bitgrok::report;
 use bitgrok::run::RunDir;
 use bitgrok::task::Examples;
+use common::{bitgrok_ok, small_model};
 use safetensors::SafeTensors;
 
 fn gpu() -> Gpu {
     Gpu::new(None).expect("these tests need a GPU adapter (lavapipe will do)")
 }
 
-fn bitgrok(args: &[&str]) {
-    let o = Command::new(env!("CARGO_BIN_EXE_bitgrok"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 /// Trains a small run of `preset` in `dir/name`.
 fn small_run(dir: &Path, name: &str, preset: &str) -> PathBuf {
     let out = dir.join(name);
-    bitgrok(&[
-        "train",
-        "--preset",
-        preset,
-        "--p",
-        "11",
-        "--frac",
-        "0.7",
-        "--d-model",
-        "32",
-        "--d-head",
-        "8",
-        "--d-mlp",
-        "64",
-        "--epochs",
-        "40",
-        "--checkpoint-every",
-        "20",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let mut args = vec!["train", "--preset", preset];
+    args.extend(small_model("11", "0.7"));
+    args.extend(["--epochs", "40", "--checkpoint-every", "20"]);
+    args.extend(["--out", out.to_str().unwrap()]);
+    bitgrok_ok(&args);
     out
 }
 

@@ -2,9 +2,11 @@
 //! always parse whenever the process dies, resumes that end bit for bit where an uninterrupted run
 //! ends, a clean stop on SIGINT, and divergence reported with its epoch.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -12,50 +14,16 @@ use bitgrok::model::Params;
 use bitgrok::report::metrics;
 use bitgrok::run::RunDir;
 use bitgrok::task::Split;
+use common::{bitgrok, bitgrok_ok, small_model};
 use rand::{Rng, SeedableRng};
 
 /// A small run: 300 epochs at p = 11 take a few seconds on lavapipe.
-const RUN: [&str; 16] = [
-    "--preset",
-    "nanda",
-    "--p",
-    "11",
-    "--frac",
-    "0.7",
-    "--d-model",
-    "32",
-    "--d-head",
-    "8",
-    "--d-mlp",
-    "64",
-    "--epochs",
-    "300",
-    "--checkpoint-every",
-    "25",
-];
-
-fn bitgrok(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bitgrok"));
-    c.args(args);
-    c
-}
-
 fn train_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut argv = vec!["train"];
-    argv.extend(RUN);
-    argv.extend(["--out", out]);
+    let mut argv = vec!["train", "--preset", "nanda"];
+    argv.extend(small_model("11", "0.7"));
+    argv.extend(["--epochs", "300", "--checkpoint-every", "25", "--out", out]);
     argv.extend(extra);
     argv
-}
-
-fn run_to_end(args: &[&str]) -> Output {
-    let o = bitgrok(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
 }
 
 /// Every file of a run directory, by relative path (temporary files excluded).
@@ -92,7 +60,7 @@ fn reference() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("run");
-        run_to_end(&train_args(out.to_str().unwrap(), &[]));
+        bitgrok_ok(&train_args(out.to_str().unwrap(), &[]));
         dir
     })
     .path()
@@ -125,7 +93,7 @@ fn assert_files_parse(root: &Path) {
 fn identical_settings_give_identical_runs() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    run_to_end(&train_args(out.to_str().unwrap(), &[]));
+    bitgrok_ok(&train_args(out.to_str().unwrap(), &[]));
     assert_same_files(&reference_run(), &out);
 }
 
@@ -204,7 +172,7 @@ fn sigint_checkpoints_and_exits_then_resume_finishes_the_run() {
     assert!(point.epoch < 300, "the run finished before the signal");
     assert!(dir_run.checkpoint_path(point.epoch).exists());
 
-    run_to_end(&["train", "--resume", out_s]);
+    bitgrok_ok(&["train", "--resume", out_s]);
     // The interrupt's extra checkpoint aside, the run matches the uninterrupted one.
     let extra = PathBuf::from(format!("checkpoints/epoch_{:05}.safetensors", point.epoch));
     let mut ours = files(&out);
@@ -229,8 +197,8 @@ fn a_finished_run_extended_with_resume_matches_a_longer_run() {
     let mut short = train_args(out_s, &[]);
     let epochs = short.iter().position(|a| *a == "300").unwrap();
     short[epochs] = "150";
-    run_to_end(&short);
-    run_to_end(&["train", "--resume", out_s, "--epochs", "300"]);
+    bitgrok_ok(&short);
+    bitgrok_ok(&["train", "--resume", out_s, "--epochs", "300"]);
     assert_same_files(&reference_run(), &out);
 }
 

@@ -1,43 +1,17 @@
 //! `analyze` and `compare` on small trained runs: every figure is a valid, non-blank PNG, the
 //! numbers are written, and the comparison has a verdict.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn bitgrok(args: &[&str]) {
-    let o = Command::new(env!("CARGO_BIN_EXE_bitgrok"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "bitgrok {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
+use std::path::Path;
+
+use common::{bitgrok_ok as bitgrok, small_model};
 
 fn train(dir: &Path, name: &str, extra: &[&str]) -> String {
     let out = dir.join(name).to_str().unwrap().to_string();
-    let mut args = vec![
-        "train",
-        "--p",
-        "13",
-        "--frac",
-        "0.6",
-        "--d-model",
-        "32",
-        "--d-head",
-        "8",
-        "--d-mlp",
-        "64",
-        "--epochs",
-        "300",
-        "--checkpoint-every",
-        "50",
-        "--out",
-        &out,
-    ];
+    let mut args = vec!["train"];
+    args.extend(small_model("13", "0.6"));
+    args.extend(["--epochs", "300", "--checkpoint-every", "50", "--out", &out]);
     args.extend_from_slice(extra);
     bitgrok(&args);
     out
