@@ -72,8 +72,17 @@ pub enum Command {
         #[arg(long)]
         adapter: Option<String>,
     },
-    /// Time training epochs of each preset's seed configuration on this adapter.
+    /// Time training epochs of each preset's seed configuration, at each weight precision, on
+    /// this adapter.
     Bench {
+        /// Weight precisions to time, comma-separated.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "f32,binary,ternary"
+        )]
+        weights: Vec<Weights>,
         #[arg(long, default_value_t = 113)]
         p: usize,
         /// d_model (d_head = d_model / 4, d_mlp = 4 d_model); default: the presets' 128.

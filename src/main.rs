@@ -177,6 +177,7 @@ fn run(command: Command) -> Result<ExitCode> {
             reproduce::reproduce(&gpu, &out, full, force)?;
         }
         Command::Bench {
+            weights,
             p,
             d_model,
             epochs,
@@ -188,6 +189,7 @@ fn run(command: Command) -> Result<ExitCode> {
             let results = bench::bench(
                 &gpu,
                 &[Preset::Nanda, Preset::SeedBitnet],
+                &weights,
                 p,
                 widths,
                 epochs.max(1),
@@ -196,20 +198,27 @@ fn run(command: Command) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&results)?);
             } else {
                 println!("adapter: {}", gpu.describe());
+                println!("preset       weights  ms/epoch  ms/train step  epochs/s  GFLOP/epoch  GFLOP/s  GPU MiB  dispatches");
                 for r in &results {
+                    let flops = (r.flops_per_train_step + r.flops_per_test_eval) as f64;
                     println!(
-                        "{:<12} p={} d_model={} d_mlp={}: {:.1} ms/epoch (train step + test eval), {:.1} ms/train step, {:.2} epochs/s; {} + {} dispatches",
+                        "{:<12} {:<8} {:>8.1} {:>14.1} {:>9.2} {:>12.3} {:>8.2} {:>8} {:>6} + {}",
                         format!("{:?}", r.preset),
-                        r.p,
-                        r.d_model,
-                        r.d_mlp,
+                        format!("{:?}", r.weights).to_lowercase(),
                         r.ms_per_epoch,
                         r.ms_per_train_step,
-                        1e3 / r.ms_per_epoch,
+                        r.epochs_per_second,
+                        flops / 1e9,
+                        r.gflops_per_second,
+                        r.gpu_memory_bytes.map_or("-".into(), |b| format!(
+                            "{:.1}",
+                            b as f64 / (1 << 20) as f64
+                        )),
                         r.dispatches_per_train_step,
                         r.dispatches_per_test_eval
                     );
                 }
+                println!("(p = {p}; FLOPs: the matrix products of the minimal-work epoch, train step + test evaluation)");
             }
         }
         Command::Export { run, epoch, out } => {

@@ -154,3 +154,33 @@ fn check_against_a_reference_file_passes() {
     assert!(o.status.success(), "{stdout}{}", stderr(&o));
     assert!(stdout.contains("grad.blocks.0.mlp.W_in"));
 }
+
+#[test]
+fn bench_reports_work_memory_and_dispatches_as_json() {
+    let o = bitgrok(&[
+        "bench",
+        "--p",
+        "7",
+        "--d-model",
+        "16",
+        "--epochs",
+        "1",
+        "--weights",
+        "f32,ternary",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rows.len(), 4, "two presets × two precisions");
+    for r in &rows {
+        for key in [
+            "flops_per_train_step",
+            "flops_per_test_eval",
+            "dispatches_per_train_step",
+        ] {
+            assert!(r[key].as_u64().unwrap() > 0, "{key}: {r}");
+        }
+        assert!(r["epochs_per_second"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["gpu_memory_bytes"].as_u64().unwrap() > 0, "{r}");
+    }
+}

@@ -101,6 +101,9 @@ pub struct Dispatch {
     pub kernel: Kernel,
     pub bind_group: wgpu::BindGroup,
     pub groups: [u32; 3],
+    /// Floating-point operations of its matrix product (2 per multiply-add; 0 for the
+    /// element-wise kernels, whose work is linear in the activations).
+    pub flops: u64,
 }
 
 pub struct Kernels {
@@ -198,6 +201,7 @@ impl Kernels {
             kernel,
             bind_group,
             groups,
+            flops: 0,
         }
     }
 

@@ -172,6 +172,13 @@ impl<'g> Engine<'g> {
         (self.train_step.len(), self.eval_test.len())
     }
 
+    /// Matrix-product FLOPs per training epoch, and per test evaluation: the work of the
+    /// minimal-work formulation (tables over (token, position), the last position only).
+    pub fn flop_counts(&self) -> (u64, u64) {
+        let sum = |ds: &[Dispatch]| ds.iter().map(|d| d.flops).sum();
+        (sum(&self.train_step), sum(&self.eval_test))
+    }
+
     /// Runs `epochs` training epochs (at most [`MAX_EPOCHS_PER_SUBMIT`]) in one submission,
     /// evaluating the test batch after the epochs for which `eval(epoch)` is true. `first_epoch`
     /// is the 1-based number of the first epoch, used only to label the metrics.

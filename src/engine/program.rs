@@ -291,7 +291,7 @@ impl Recorder<'_> {
             p.m.div_ceil(64) as u32,
             p.batch as u32,
         ];
-        out.push(self.kernels.dispatch(
+        let mut dispatch = self.kernels.dispatch(
             self.device,
             Kernel::Matmul,
             Some(bytemuck::bytes_of(&params)),
@@ -303,7 +303,9 @@ impl Recorder<'_> {
                 (5, &self.shared.qparams),
             ],
             groups,
-        ));
+        );
+        dispatch.flops = 2 * (p.batch * p.m * p.n * p.k) as u64;
+        out.push(dispatch);
     }
 
     /// `y = a @ W (+ residual) (+ b)` for a row-major `rows x k` input and the `k x n` parameter
