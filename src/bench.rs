@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::cli::TrainArgs;
 use crate::engine::device::Gpu;
-use crate::engine::Engine;
+use crate::engine::{DispatchInfo, Engine, Program};
 use crate::model::{Params, Preset, Weights};
 use crate::task::Split;
 
@@ -36,6 +36,37 @@ pub struct BenchResult {
     pub dispatches_per_test_eval: usize,
 }
 
+/// An engine for `preset` at `weights` with the seed configuration at modulus `p` (and the
+/// given d_model, d_mlp), after one warm-up epoch.
+fn seed_engine<'g>(
+    gpu: &'g Gpu,
+    preset: Preset,
+    weights: Weights,
+    p: usize,
+    widths: Option<(usize, usize)>,
+) -> Result<Engine<'g>> {
+    let mut args = TrainArgs::defaults(preset);
+    args.p = p;
+    args.weights = Some(weights);
+    if let Some((d_model, d_mlp)) = widths {
+        args.d_model = d_model;
+        args.d_head = d_model / args.n_heads;
+        args.d_mlp = d_mlp;
+    }
+    let config = args.run_config()?;
+    let split = Split::new(p, config.frac, config.data_seed);
+    let params = Params::init(&config.model, config.seed);
+    let mut engine = Engine::new(
+        gpu,
+        &params,
+        &split.train_examples(),
+        Some(&split.test_examples()),
+        &config.adamw,
+    )?;
+    engine.run_epochs(1, 1, |_| true)?;
+    Ok(engine)
+}
+
 /// Times `epochs` epochs (after one warm-up submission) of each preset at each weight precision
 /// and the given sizes.
 pub fn bench(
@@ -49,25 +80,7 @@ pub fn bench(
     let mut results = Vec::new();
     for &preset in presets {
         for &w in weights {
-            let mut args = TrainArgs::defaults(preset);
-            args.p = p;
-            args.weights = Some(w);
-            if let Some((d_model, d_mlp)) = widths {
-                args.d_model = d_model;
-                args.d_head = d_model / args.n_heads;
-                args.d_mlp = d_mlp;
-            }
-            let config = args.run_config()?;
-            let split = Split::new(p, config.frac, config.data_seed);
-            let params = Params::init(&config.model, config.seed);
-            let mut engine = Engine::new(
-                gpu,
-                &params,
-                &split.train_examples(),
-                Some(&split.test_examples()),
-                &config.adamw,
-            )?;
-            engine.run_epochs(1, 1, |_| true)?;
+            let mut engine = seed_engine(gpu, preset, w, p, widths)?;
             let gpu_memory_bytes = gpu
                 .device
                 .generate_allocator_report()
@@ -85,8 +98,8 @@ pub fn bench(
                 preset,
                 weights: w,
                 p,
-                d_model: config.model.d_model,
-                d_mlp: config.model.d_mlp,
+                d_model: engine.config.d_model,
+                d_mlp: engine.config.d_mlp,
                 ms_per_epoch,
                 ms_per_train_step,
                 epochs_per_second: 1e3 / ms_per_epoch,
@@ -101,4 +114,111 @@ pub fn bench(
         }
     }
     Ok(results)
+}
+
+/// One dispatch of an epoch, timed alone.
+#[derive(Debug, Serialize)]
+pub struct KernelTiming {
+    pub program: &'static str,
+    pub index: usize,
+    pub kernel: String,
+    pub workgroups: [u32; 3],
+    pub flops: u64,
+    pub ms: f64,
+}
+
+/// Per-dispatch times of the train step and the test evaluation of `preset` at `weights`: each
+/// dispatch replayed `repeats` times in one submission (after one warm-up replay).
+pub fn profile(
+    gpu: &Gpu,
+    preset: Preset,
+    weights: Weights,
+    p: usize,
+    widths: Option<(usize, usize)>,
+    repeats: usize,
+) -> Result<Vec<KernelTiming>> {
+    let mut engine = seed_engine(gpu, preset, weights, p, widths)?;
+    let mut out = Vec::new();
+    for (program, name) in [
+        (Program::TrainStep, "train step"),
+        (Program::TestEval, "test eval"),
+    ] {
+        for (
+            index,
+            DispatchInfo {
+                kernel,
+                workgroups,
+                flops,
+            },
+        ) in engine.dispatches(program).into_iter().enumerate()
+        {
+            engine.replay_dispatch(program, index, 1)?;
+            let start = Instant::now();
+            engine.replay_dispatch(program, index, repeats)?;
+            let (file, entry) = kernel.entry();
+            out.push(KernelTiming {
+                program: name,
+                index,
+                kernel: format!("{file}::{entry}"),
+                workgroups,
+                flops,
+                ms: start.elapsed().as_secs_f64() * 1e3 / repeats as f64,
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub fn print_results(results: &[BenchResult]) {
+    println!("preset       weights  ms/epoch  ms/train step  epochs/s  GFLOP/epoch  GFLOP/s  GPU MiB  dispatches");
+    for r in results {
+        let flops = (r.flops_per_train_step + r.flops_per_test_eval) as f64;
+        println!(
+            "{:<12} {:<8} {:>8.1} {:>14.1} {:>9.2} {:>12.3} {:>8.2} {:>8} {:>6} + {}",
+            format!("{:?}", r.preset),
+            format!("{:?}", r.weights).to_lowercase(),
+            r.ms_per_epoch,
+            r.ms_per_train_step,
+            r.epochs_per_second,
+            flops / 1e9,
+            r.gflops_per_second,
+            r.gpu_memory_bytes.map_or("-".into(), |b| format!(
+                "{:.1}",
+                b as f64 / (1 << 20) as f64
+            )),
+            r.dispatches_per_train_step,
+            r.dispatches_per_test_eval
+        );
+    }
+    if let Some(r) = results.first() {
+        println!(
+            "(p = {}; FLOPs: the matrix products of the minimal-work epoch, train step + test evaluation)",
+            r.p
+        );
+    }
+}
+
+pub fn print_profile(preset: Preset, weights: Weights, timings: &[KernelTiming]) {
+    let total: f64 = timings.iter().map(|t| t.ms).sum();
+    println!("\n{preset:?}, {weights:?} weights: {total:.1} ms in all dispatches");
+    println!("program     #  kernel                        workgroups        GFLOP       ms  GFLOP/s  share");
+    for t in timings {
+        let [x, y, z] = t.workgroups;
+        let gflop = t.flops as f64 / 1e9;
+        println!(
+            "{:<10} {:>2}  {:<28} {:>16} {:>8.3} {:>8.2} {:>8} {:>5.1}%",
+            t.program,
+            t.index,
+            t.kernel,
+            format!("{x}x{y}x{z}"),
+            gflop,
+            t.ms,
+            if t.flops > 0 {
+                format!("{:.2}", gflop / (t.ms / 1e3))
+            } else {
+                "-".into()
+            },
+            100.0 * t.ms / total
+        );
+    }
 }

@@ -94,6 +94,9 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Time every dispatch of the epoch alone instead (per preset and weight precision).
+        #[arg(long)]
+        kernels: bool,
         #[arg(long)]
         adapter: Option<String>,
     },

@@ -182,43 +182,36 @@ fn run(command: Command) -> Result<ExitCode> {
             d_model,
             epochs,
             json,
+            kernels,
             adapter,
         } => {
             let gpu = Gpu::new(adapter.as_deref())?;
             let widths = d_model.map(|d| (d, 4 * d));
-            let results = bench::bench(
-                &gpu,
-                &[Preset::Nanda, Preset::SeedBitnet],
-                &weights,
-                p,
-                widths,
-                epochs.max(1),
-            )?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&results)?);
-            } else {
-                println!("adapter: {}", gpu.describe());
-                println!("preset       weights  ms/epoch  ms/train step  epochs/s  GFLOP/epoch  GFLOP/s  GPU MiB  dispatches");
-                for r in &results {
-                    let flops = (r.flops_per_train_step + r.flops_per_test_eval) as f64;
-                    println!(
-                        "{:<12} {:<8} {:>8.1} {:>14.1} {:>9.2} {:>12.3} {:>8.2} {:>8} {:>6} + {}",
-                        format!("{:?}", r.preset),
-                        format!("{:?}", r.weights).to_lowercase(),
-                        r.ms_per_epoch,
-                        r.ms_per_train_step,
-                        r.epochs_per_second,
-                        flops / 1e9,
-                        r.gflops_per_second,
-                        r.gpu_memory_bytes.map_or("-".into(), |b| format!(
-                            "{:.1}",
-                            b as f64 / (1 << 20) as f64
-                        )),
-                        r.dispatches_per_train_step,
-                        r.dispatches_per_test_eval
-                    );
+            let presets = [Preset::Nanda, Preset::SeedBitnet];
+            if kernels {
+                let mut profiles = Vec::new();
+                for preset in presets {
+                    for &w in &weights {
+                        let timings = bench::profile(&gpu, preset, w, p, widths, epochs.max(1))?;
+                        profiles.push((preset, w, timings));
+                    }
                 }
-                println!("(p = {p}; FLOPs: the matrix products of the minimal-work epoch, train step + test evaluation)");
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&profiles)?);
+                } else {
+                    println!("adapter: {}", gpu.describe());
+                    for (preset, w, timings) in &profiles {
+                        bench::print_profile(*preset, *w, timings);
+                    }
+                }
+            } else {
+                let results = bench::bench(&gpu, &presets, &weights, p, widths, epochs.max(1))?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&results)?);
+                } else {
+                    println!("adapter: {}", gpu.describe());
+                    bench::print_results(&results);
+                }
             }
         }
         Command::Export { run, epoch, out } => {

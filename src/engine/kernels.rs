@@ -75,7 +75,8 @@ impl Kernel {
     ];
 
     /// (shader file, entry point)
-    fn entry(self) -> (&'static str, &'static str) {
+    /// Shader file and entry point.
+    pub fn entry(self) -> (&'static str, &'static str) {
         match self {
             Kernel::Matmul => ("matmul", "main"),
             Kernel::Quantize => ("quantize", "main"),

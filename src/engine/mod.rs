@@ -14,7 +14,7 @@ use crate::optim::AdamW;
 use crate::task::Examples;
 use buffers::{Batch, Tables};
 use device::Gpu;
-use kernels::{Dispatch, Kernels};
+use kernels::{Dispatch, Kernel, Kernels};
 use layout::ParamLayout;
 use program::{Metric, Recorder, Shared, METRIC_COLUMNS};
 
@@ -73,6 +73,21 @@ pub struct Activations {
     pub attn_pattern: Vec<f32>,
     /// [n, d_mlp] before the ReLU.
     pub mlp_pre: Vec<f32>,
+}
+
+/// The recorded programs an epoch consists of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Program {
+    TrainStep,
+    TestEval,
+}
+
+/// One dispatch of a program, as profiles show it.
+#[derive(Clone, Debug)]
+pub struct DispatchInfo {
+    pub kernel: Kernel,
+    pub workgroups: [u32; 3],
+    pub flops: u64,
 }
 
 /// Epochs whose metrics fit in the metrics buffer: one submission's worth.
@@ -177,6 +192,48 @@ impl<'g> Engine<'g> {
     pub fn flop_counts(&self) -> (u64, u64) {
         let sum = |ds: &[Dispatch]| ds.iter().map(|d| d.flops).sum();
         (sum(&self.train_step), sum(&self.eval_test))
+    }
+
+    fn program(&self, program: Program) -> &[Dispatch] {
+        match program {
+            Program::TrainStep => &self.train_step,
+            Program::TestEval => &self.eval_test,
+        }
+    }
+
+    /// The dispatches of a program, in order.
+    pub fn dispatches(&self, program: Program) -> Vec<DispatchInfo> {
+        self.program(program)
+            .iter()
+            .map(|d| DispatchInfo {
+                kernel: d.kernel,
+                workgroups: d.groups,
+                flops: d.flops,
+            })
+            .collect()
+    }
+
+    /// Replays dispatch `index` of a program `repeats` times in one submission and waits for it:
+    /// single-kernel timings on the buffers of a real epoch (the state it leaves is not an
+    /// epoch's; build a new engine to train after profiling).
+    pub fn replay_dispatch(
+        &mut self,
+        program: Program,
+        index: usize,
+        repeats: usize,
+    ) -> Result<()> {
+        let dispatch = &self.program(program)[index];
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for _ in 0..repeats {
+                self.kernels
+                    .encode(&mut pass, std::slice::from_ref(dispatch));
+            }
+        }
+        self.gpu.queue.submit([encoder.finish()]);
+        self.gpu.device.poll(wgpu::PollType::wait_indefinitely())?;
+        self.gpu.check()
     }
 
     /// Runs `epochs` training epochs (at most [`MAX_EPOCHS_PER_SUBMIT`]) in one submission,
