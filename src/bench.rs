@@ -38,7 +38,7 @@ pub struct BenchResult {
 
 /// An engine for `preset` at `weights` with the seed configuration at modulus `p` (and the
 /// given d_model, d_mlp), after one warm-up epoch.
-fn seed_engine<'g>(
+pub fn seed_engine<'g>(
     gpu: &'g Gpu,
     preset: Preset,
     weights: Weights,
