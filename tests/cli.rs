@@ -184,3 +184,39 @@ fn bench_reports_work_memory_and_dispatches_as_json() {
         assert!(r["gpu_memory_bytes"].as_u64().unwrap() > 0, "{r}");
     }
 }
+
+#[test]
+fn without_an_adapter_train_says_how_to_get_one_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    // No Metal adapter exists off Apple machines; on a Mac, pick another absent backend.
+    let backend = if cfg!(target_os = "macos") {
+        "dx12"
+    } else {
+        "metal"
+    };
+    let o = Command::new(env!("CARGO_BIN_EXE_bitgrok"))
+        .env("WGPU_BACKEND", backend)
+        .args([
+            "train",
+            "--preset",
+            "nanda",
+            "--p",
+            "7",
+            "--d-model",
+            "16",
+            "--d-head",
+            "4",
+        ])
+        .args(["--d-mlp", "32", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no GPU adapter found"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("mesa-vulkan-drivers"), "{}", stderr(&o));
+    assert!(!out.exists());
+}
