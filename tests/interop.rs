@@ -215,6 +215,15 @@ fn the_nanda_2023_model_imports_generalises_and_analyses() {
         s.neurons.clustered_fraction
     );
     assert!(an.out_dir.join("training_curves.png").exists());
+
+    // Through TransformerLens's layout and back, it is the same model: compare says so, counting
+    // accuracy on all pairs as grokking for runs without an accuracy curve.
+    let exported = export_run(&out, &dir.path().join("nanda2023-tl.safetensors"));
+    let back = import_export(&exported, &dir.path().join("back"));
+    let report =
+        report::compare::compare(&gpu, &[out, back.run], &dir.path().join("compare")).unwrap();
+    let text = std::fs::read_to_string(report).unwrap();
+    assert!(text.contains("**Same algorithm.**"), "{text}");
 }
 
 /// Writes a safetensors file of f32 zeros with the given names and shapes.

@@ -38,6 +38,13 @@ fn name(s: &Summary) -> String {
 
 /// The key-frequency rule only accepts a clear set: at most K/2 frequencies, set apart from the
 /// rest by a factor ≥ 2 in energy share and holding ≥ 50% of the energy.
+/// Grokked: test accuracy reached 99.9% during training or, for a run without an accuracy curve
+/// (an imported one), the final model gets 99.9% of all pairs right.
+fn generalised(s: &Summary) -> bool {
+    let threshold = crate::run::GROK_ACCURACY as f64;
+    s.phases.grokked.is_some() || (s.final_test_acc.is_nan() && s.accuracy_all_pairs >= threshold)
+}
+
 fn is_sparse(s: &Summary) -> bool {
     !s.key_frequencies.is_empty()
 }
@@ -64,7 +71,7 @@ pub fn verdict(runs: &[Summary]) -> String {
         .iter()
         .all(|r| r.neurons.clustered_fraction >= CLUSTERED);
     let same_kind = runs.iter().all(|r| kind(r) == kind(&runs[0]));
-    let all_grokked = runs.iter().all(|r| r.phases.grokked.is_some());
+    let all_grokked = runs.iter().all(generalised);
     let per_run = |f: &dyn Fn(&Summary) -> String| {
         names
             .iter()
@@ -85,7 +92,7 @@ pub fn verdict(runs: &[Summary]) -> String {
     let headline = if !all_grokked {
         format!(
             "Not comparable yet: {} did not grok",
-            failing(&|r| r.phases.grokked.is_some()).join(", ")
+            failing(&generalised).join(", ")
         )
     } else if !all_sparse {
         format!(
@@ -126,10 +133,11 @@ pub fn verdict(runs: &[Summary]) -> String {
         per_run(&|r| format!("{:.0}%", 100.0 * r.neurons.clustered_fraction)),
         per_run(&|r| format!("{:.2}", r.distance_irrelevance)),
         per_run(&|r| kind(r).to_string()),
-        per_run(&|r| r
-            .phases
-            .grokked
-            .map_or("no".into(), |e| format!("epoch {e}")))
+        per_run(&|r| match r.phases.grokked {
+            Some(e) => format!("epoch {e}"),
+            None if generalised(r) => "yes (no accuracy curve; accuracy on all pairs)".into(),
+            None => "no".into(),
+        })
     );
     let _ = write!(
         text,
@@ -138,7 +146,8 @@ pub fn verdict(runs: &[Summary]) -> String {
          of them, set apart from the rest by a factor ≥ 2 and holding ≥ 50% of the energy); its \
          neurons cluster when at least {:.0}% have ≥ 85% of their variance in one frequency; it is \
          clock-like when distance irrelevance ≥ {CLOCK_DI}. Runs learned the same algorithm when \
-         all of them grokked, use a sparse Fourier algorithm, cluster, and are of the same kind; \
+         all of them grokked (for a run without an accuracy curve, such as an imported one: 99.9% \
+         of all pairs right), use a sparse Fourier algorithm, cluster, and are of the same kind; \
          which frequencies they pick is a matter of initialisation (different seeds of the same \
          model pick different ones), so the overlap is reported but not required.",
         100.0 * CLUSTERED
