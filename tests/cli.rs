@@ -10,6 +10,20 @@ fn bitgrok(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A tiny full-precision model.
+const TINY: [&str; 10] = [
+    "--preset",
+    "nanda",
+    "--p",
+    "7",
+    "--d-model",
+    "16",
+    "--d-head",
+    "4",
+    "--d-mlp",
+    "32",
+];
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -64,25 +78,9 @@ fn train_eval_and_refusing_to_overwrite_a_run() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let out = out.to_str().unwrap();
-    let train = [
-        "train",
-        "--preset",
-        "nanda",
-        "--p",
-        "7",
-        "--d-model",
-        "16",
-        "--d-head",
-        "4",
-        "--d-mlp",
-        "32",
-        "--epochs",
-        "30",
-        "--checkpoint-every",
-        "10",
-        "--out",
-        out,
-    ];
+    let mut train = vec!["train"];
+    train.extend(TINY);
+    train.extend(["--epochs", "30", "--checkpoint-every", "10", "--out", out]);
     let o = bitgrok(&train);
     assert!(o.status.success(), "train failed: {}", stderr(&o));
     for f in [
@@ -197,18 +195,9 @@ fn without_an_adapter_train_says_how_to_get_one_and_writes_nothing() {
     };
     let o = Command::new(env!("CARGO_BIN_EXE_bitgrok"))
         .env("WGPU_BACKEND", backend)
-        .args([
-            "train",
-            "--preset",
-            "nanda",
-            "--p",
-            "7",
-            "--d-model",
-            "16",
-            "--d-head",
-            "4",
-        ])
-        .args(["--d-mlp", "32", "--out", out.to_str().unwrap()])
+        .arg("train")
+        .args(TINY)
+        .args(["--out", out.to_str().unwrap()])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
