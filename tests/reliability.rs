@@ -43,13 +43,16 @@ fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 fn assert_same_files(a: &Path, b: &Path) {
-    let (fa, fb) = (files(a), files(b));
+    assert_same(&files(a), &files(b));
+}
+
+fn assert_same(fa: &BTreeMap<PathBuf, Vec<u8>>, fb: &BTreeMap<PathBuf, Vec<u8>>) {
     assert_eq!(
         fa.keys().collect::<Vec<_>>(),
         fb.keys().collect::<Vec<_>>(),
         "the runs hold different files"
     );
-    for (name, bytes) in &fa {
+    for (name, bytes) in fa {
         assert!(bytes == &fb[name], "{} differs", name.display());
     }
 }
@@ -179,14 +182,7 @@ fn sigint_checkpoints_and_exits_then_resume_finishes_the_run() {
     if !point.epoch.is_multiple_of(25) {
         ours.remove(&extra);
     }
-    let theirs = files(&reference_run());
-    assert_eq!(
-        ours.keys().collect::<Vec<_>>(),
-        theirs.keys().collect::<Vec<_>>()
-    );
-    for (name, bytes) in &ours {
-        assert!(bytes == &theirs[name], "{} differs", name.display());
-    }
+    assert_same(&ours, &files(&reference_run()));
 }
 
 #[test]

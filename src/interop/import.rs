@@ -70,6 +70,8 @@ pub struct ExportedRun {
 const IGNORED: [&str; 2] = ["blocks.0.attn.mask", "blocks.0.attn.IGNORE"];
 const TRAIN_LOSSES: &str = "train_losses";
 const TEST_LOSSES: &str = "test_losses";
+/// Loss curves a Nanda et al. 2023 file may carry beside its parameters.
+const CURVES: [&str; 2] = [TRAIN_LOSSES, TEST_LOSSES];
 /// Epochs between two entries of a Nanda et al. test-loss curve.
 const TEST_LOSS_EVERY: usize = 10;
 
@@ -191,11 +193,10 @@ impl<'a> Tensors<'a> {
         let known: Vec<&str> = ParamId::ALL.iter().map(|id| id.name()).collect();
         let mut shapes = HashMap::new();
         for (name, view) in st.tensors() {
-            let extra = [TRAIN_LOSSES, TEST_LOSSES];
             if IGNORED.contains(&name.as_str()) {
                 continue;
             }
-            if !known.contains(&name.as_str()) && !extra.contains(&name.as_str()) {
+            if !known.contains(&name.as_str()) && !CURVES.contains(&name.as_str()) {
                 usage_bail!(
                     "tensor {name} {:?} is not part of a one-layer transformer without LayerNorm \
                      that bitgrok can analyse",
