@@ -31,6 +31,8 @@ struct Params {
 @group(0) @binding(13) var<storage, read_write> dk_tab: array<f32>;
 @group(0) @binding(14) var<storage, read_write> dv_tab: array<f32>;
 @group(0) @binding(15) var<storage, read_write> dq: array<f32>;
+@group(0) @binding(16) var<storage, read_write> row_ds: array<f32>; // [H, 2p+1]: d score summed per row
+@group(0) @binding(17) var<storage, read> row_ds_in: array<f32>;
 
 fn table_row(n: u32, slot: u32) -> u32 {
     if (slot == 0u) {
@@ -110,41 +112,64 @@ fn score_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-// Gradients of the K and V tables, one thread per (head, row, e). Rows of a and b gather the
-// examples that use them through a CSR index built on the host; the `=` row is used by all.
+// Gradients of the K and V tables, one thread per (head, row, e), for the rows of a and b:
+// each gathers the examples that use its row through a CSR index built on the host. The
+// summed d score of each row is kept for query_grad.
 @compute @workgroup_size(64)
 fn table_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
     let rows = 2u * prm.p + 1u;
     let t = gid.x;
-    if (t >= prm.n_heads * rows * prm.d_head) {
-        return;
-    }
     let e = t % prm.d_head;
     let row = (t / prm.d_head) % rows;
     let h = t / (prm.d_head * rows);
+    if (h >= prm.n_heads || row == 2u * prm.p) {
+        return;
+    }
     let width = prm.n_heads * prm.d_head;
     var sum_ds = 0.0;
     var sum_dv = 0.0;
-    if (row == 2u * prm.p) {
-        for (var n = 0u; n < prm.n; n++) {
-            let i = (n * prm.n_heads + h) * 3u + 2u;
-            sum_ds += ds_in[i];
-            sum_dv = fma(pattern_in[i], dz[n * width + h * prm.d_head + e], sum_dv);
-        }
-    } else {
-        for (var c = csr_start[row]; c < csr_start[row + 1u]; c++) {
-            let item = csr_items[c];
-            let n = item / 3u;
-            let i = (n * prm.n_heads + h) * 3u + item % 3u;
-            sum_ds += ds_in[i];
-            sum_dv = fma(pattern_in[i], dz[n * width + h * prm.d_head + e], sum_dv);
-        }
+    for (var c = csr_start[row]; c < csr_start[row + 1u]; c++) {
+        let item = csr_items[c];
+        let n = item / 3u;
+        let i = (n * prm.n_heads + h) * 3u + item % 3u;
+        sum_ds += ds_in[i];
+        sum_dv = fma(pattern_in[i], dz[n * width + h * prm.d_head + e], sum_dv);
     }
-    dk_tab[t] = sum_ds * q[h * prm.d_head + e] * prm.scale;
-    dv_tab[t] = sum_dv;
+    write_table_grad(h, row, e, sum_ds, sum_dv);
 }
 
-// Gradient of the single query row: sum over examples and slots of d score * k.
+fn write_table_grad(h: u32, row: u32, e: u32, sum_ds: f32, sum_dv: f32) {
+    let t = tab_index(h, row, e);
+    dk_tab[t] = sum_ds * q[h * prm.d_head + e] * prm.scale;
+    dv_tab[t] = sum_dv;
+    if (e == 0u) {
+        row_ds[h * (2u * prm.p + 1u) + row] = sum_ds;
+    }
+}
+
+// The same for the `=` row, which every example uses: one workgroup per (head, e) sums over
+// the examples in a fixed tree.
+@compute @workgroup_size(SUM_THREADS)
+fn eq_row_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let h = wg.x / prm.d_head;
+    let e = wg.x % prm.d_head;
+    let width = prm.n_heads * prm.d_head;
+    var sum_ds = 0.0;
+    var sum_dv = 0.0;
+    for (var n = lid.x; n < prm.n; n += SUM_THREADS) {
+        let i = (n * prm.n_heads + h) * 3u + 2u;
+        sum_ds += ds_in[i];
+        sum_dv = fma(pattern_in[i], dz[n * width + h * prm.d_head + e], sum_dv);
+    }
+    let total_ds = workgroup_sum(sum_ds, lid.x);
+    let total_dv = workgroup_sum(sum_dv, lid.x);
+    if (lid.x == 0u) {
+        write_table_grad(h, 2u * prm.p, e, total_ds, total_dv);
+    }
+}
+
+// Gradient of the single query row: d score times the key, summed over examples and slots,
+// which is each table row's summed d score times its key.
 @compute @workgroup_size(64)
 fn query_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t = gid.x;
@@ -153,11 +178,10 @@ fn query_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let h = t / prm.d_head;
     let e = t % prm.d_head;
+    let rows = 2u * prm.p + 1u;
     var acc = 0.0;
-    for (var n = 0u; n < prm.n; n++) {
-        for (var j = 0u; j < 3u; j++) {
-            acc = fma(ds_in[(n * prm.n_heads + h) * 3u + j], k_tab[tab_index(h, table_row(n, j), e)], acc);
-        }
+    for (var row = 0u; row < rows; row++) {
+        acc = fma(row_ds_in[h * rows + row], k_tab[tab_index(h, row, e)], acc);
     }
     dq[t] = acc * prm.scale;
 }

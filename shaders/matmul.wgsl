@@ -4,6 +4,12 @@
 // per-head weight layouts need no copies. The contraction index k may be split in two,
 // k = k_hi * k_div + k_lo, with a stride for each part: this sums over (head, d_head) pairs of
 // [H, ., Dh] tensors in one product. Each thread computes a 4x4 register block (four vec4 rows) of a 64x64 tile.
+//
+// Split-K: a product with few output tiles and a long contraction (a weight gradient summed over
+// the batch) would leave most of a GPU idle, so it may run as `k_splits` chunks of the
+// contraction (workgroup z = batch * k_splits + chunk), each writing its partial product to a
+// scratch matrix, followed by `reduce_split`, which sums the partials in a fixed order and
+// applies residual, bias and accumulation as an unsplit product would.
 
 struct Operand {
     off: u32,
@@ -27,9 +33,10 @@ struct Params {
     flags: u32,
     bias_off: u32,
     bias_s_batch: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    k_splits: u32,
+    // Contraction length of one chunk (k itself when k_splits is 1).
+    k_chunk: u32,
+    _pad: u32,
 }
 
 const ADD_RESIDUAL: u32 = 1u;
@@ -45,6 +52,8 @@ const TK: u32 = 16u;
 @group(0) @binding(3) var<storage, read_write> c_buf: array<f32>;
 @group(0) @binding(4) var<storage, read> r_buf: array<f32>;
 @group(0) @binding(5) var<storage, read> bias_buf: array<f32>;
+// reduce_split only: the chunks' partial products, [batch * k_splits + chunk, m, n].
+@group(0) @binding(6) var<storage, read> partials: array<f32>;
 
 // a_tile[kk * 16 + g] holds rows 4g..4g+3 of the tile at contraction step kk; b_tile columns.
 var<workgroup> a_tile: array<vec4<f32>, 256>;
@@ -54,15 +63,15 @@ fn k_offset(k: u32, s_lo: u32, s_hi: u32) -> u32 {
     return (k / prm.k_div) * s_hi + (k % prm.k_div) * s_lo;
 }
 
-fn load_a(base: u32, i: u32, k: u32) -> f32 {
-    if (i < prm.m && k < prm.k) {
+fn load_a(base: u32, i: u32, k: u32, k_end: u32) -> f32 {
+    if (i < prm.m && k < k_end) {
         return a_buf[base + i * prm.a.s_row + k_offset(k, prm.a.s_col, prm.a_k_hi)];
     }
     return 0.0;
 }
 
-fn load_b(base: u32, k: u32, j: u32) -> f32 {
-    if (k < prm.k && j < prm.n) {
+fn load_b(base: u32, k: u32, j: u32, k_end: u32) -> f32 {
+    if (k < k_end && j < prm.n) {
         return b_buf[base + k_offset(k, prm.b.s_row, prm.b_k_hi) + j * prm.b.s_col];
     }
     return 0.0;
@@ -70,7 +79,10 @@ fn load_b(base: u32, k: u32, j: u32) -> f32 {
 
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let batch = wg.z;
+    // Output batch wg.z: the product's batch, or with split-K a chunk's partial product.
+    let batch = wg.z / prm.k_splits;
+    let k_begin = (wg.z % prm.k_splits) * prm.k_chunk;
+    let k_end = min(prm.k, k_begin + prm.k_chunk);
     let row0 = wg.y * TILE;
     let col0 = wg.x * TILE;
     let tx = lid.x;
@@ -83,15 +95,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var k0 = 0u; k0 < prm.k; k0 += TK) {
+    for (var k0 = k_begin; k0 < k_end; k0 += TK) {
         // Thread (tx, ty) loads four rows of A and four columns of B at step k0 + ty.
         let k = k0 + ty;
         let i = row0 + 4u * tx;
         a_tile[ty * 16u + tx] = vec4<f32>(
-            load_a(a_base, i, k), load_a(a_base, i + 1u, k), load_a(a_base, i + 2u, k), load_a(a_base, i + 3u, k));
+            load_a(a_base, i, k, k_end), load_a(a_base, i + 1u, k, k_end),
+            load_a(a_base, i + 2u, k, k_end), load_a(a_base, i + 3u, k, k_end));
         let j = col0 + 4u * tx;
         b_tile[ty * 16u + tx] = vec4<f32>(
-            load_b(b_base, k, j), load_b(b_base, k, j + 1u), load_b(b_base, k, j + 2u), load_b(b_base, k, j + 3u));
+            load_b(b_base, k, j, k_end), load_b(b_base, k, j + 1u, k_end),
+            load_b(b_base, k, j + 2u, k_end), load_b(b_base, k, j + 3u, k_end));
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
             let a = a_tile[kk * 16u + ty];
@@ -103,10 +117,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         }
         workgroupBarrier();
     }
-    store_row(batch, row0 + 4u * ty, col0 + 4u * tx, acc0);
-    store_row(batch, row0 + 4u * ty + 1u, col0 + 4u * tx, acc1);
-    store_row(batch, row0 + 4u * ty + 2u, col0 + 4u * tx, acc2);
-    store_row(batch, row0 + 4u * ty + 3u, col0 + 4u * tx, acc3);
+    store_row(wg.z, row0 + 4u * ty, col0 + 4u * tx, acc0);
+    store_row(wg.z, row0 + 4u * ty + 1u, col0 + 4u * tx, acc1);
+    store_row(wg.z, row0 + 4u * ty + 2u, col0 + 4u * tx, acc2);
+    store_row(wg.z, row0 + 4u * ty + 3u, col0 + 4u * tx, acc3);
 }
 
 fn store_row(batch: u32, i: u32, j0: u32, acc: vec4<f32>) {
@@ -118,17 +132,36 @@ fn store_row(batch: u32, i: u32, j0: u32, acc: vec4<f32>) {
         if (j >= prm.n) {
             return;
         }
-        var v = acc[c];
-        if ((prm.flags & ADD_RESIDUAL) != 0u) {
-            v += r_buf[prm.r.off + batch * prm.r.s_batch + i * prm.r.s_row + j * prm.r.s_col];
-        }
-        if ((prm.flags & ADD_BIAS) != 0u) {
-            v += bias_buf[prm.bias_off + batch * prm.bias_s_batch + j];
-        }
-        let ci = prm.c.off + batch * prm.c.s_batch + i * prm.c.s_row + j * prm.c.s_col;
-        if ((prm.flags & ACCUMULATE) != 0u) {
-            v += c_buf[ci];
-        }
-        c_buf[ci] = v;
+        store(batch, i, j, acc[c]);
     }
+}
+
+fn store(batch: u32, i: u32, j: u32, product: f32) {
+    var v = product;
+    if ((prm.flags & ADD_RESIDUAL) != 0u) {
+        v += r_buf[prm.r.off + batch * prm.r.s_batch + i * prm.r.s_row + j * prm.r.s_col];
+    }
+    if ((prm.flags & ADD_BIAS) != 0u) {
+        v += bias_buf[prm.bias_off + batch * prm.bias_s_batch + j];
+    }
+    let ci = prm.c.off + batch * prm.c.s_batch + i * prm.c.s_row + j * prm.c.s_col;
+    if ((prm.flags & ACCUMULATE) != 0u) {
+        v += c_buf[ci];
+    }
+    c_buf[ci] = v;
+}
+
+// One thread per output element (workgroup z = batch): the sum of its k_splits partials.
+@compute @workgroup_size(256)
+fn reduce_split(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let idx = gid.x;
+    if (idx >= prm.m * prm.n) {
+        return;
+    }
+    let batch = gid.z;
+    var v = 0.0;
+    for (var s = 0u; s < prm.k_splits; s++) {
+        v += partials[(batch * prm.k_splits + s) * prm.m * prm.n + idx];
+    }
+    store(batch, idx / prm.n, idx % prm.n, v);
 }

@@ -114,16 +114,17 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     }
 }
 
-// d gain[j] = sum over rows of dy * x * inv_rms (one thread per column, fixed order).
-@compute @workgroup_size(64)
-fn gain_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let j = gid.x;
-    if (j >= prm.width) {
-        return;
-    }
+// d gain[j] = sum over rows of dy * x * inv_rms: one workgroup per column sums over the rows
+// in a fixed tree (a column's thousands of rows would serialise one thread).
+@compute @workgroup_size(SUM_THREADS)
+fn gain_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let j = wg.x;
     var s = 0.0;
-    for (var r = 0u; r < prm.rows; r++) {
+    for (var r = lid.x; r < prm.rows; r += SUM_THREADS) {
         s = fma(dy[r * prm.width + j], x[r * prm.width + j] * inv_rms_in[r], s);
     }
-    dx[prm.gain_off + j] = s;
+    let total = workgroup_sum(s, lid.x);
+    if (lid.x == 0u) {
+        dx[prm.gain_off + j] = total;
+    }
 }

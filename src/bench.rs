@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::cli::TrainArgs;
 use crate::engine::device::Gpu;
-use crate::engine::{DispatchInfo, Engine, Program};
+use crate::engine::{DispatchInfo, Engine, Program, MAX_EPOCHS_PER_SUBMIT};
 use crate::model::{Params, Preset, Weights};
 use crate::task::Split;
 
@@ -67,7 +67,8 @@ pub fn seed_engine<'g>(
     Ok(engine)
 }
 
-/// Times `epochs` epochs (after one warm-up submission) of each preset at each weight precision
+/// Times `epochs` epochs (after one warm-up submission; at most [`MAX_EPOCHS_PER_SUBMIT`] per
+/// submission, as in training) of each preset at each weight precision
 /// and the given sizes.
 pub fn bench(
     gpu: &Gpu,
@@ -87,7 +88,12 @@ pub fn bench(
                 .map(|r| r.total_allocated_bytes);
             let mut time = |eval: bool| -> Result<f64> {
                 let start = Instant::now();
-                engine.run_epochs(2, epochs, |_| eval)?;
+                let mut done = 0;
+                while done < epochs {
+                    let chunk = (epochs - done).min(MAX_EPOCHS_PER_SUBMIT);
+                    engine.run_epochs(2 + done, chunk, |_| eval)?;
+                    done += chunk;
+                }
                 Ok(start.elapsed().as_secs_f64() * 1e3 / epochs as f64)
             };
             let ms_per_epoch = time(true)?;

@@ -2,24 +2,52 @@
 //! vectors, on whatever adapter is present (lavapipe in CI). No adapter is a failure.
 
 use bitgrok::check::{self, print_table};
-use bitgrok::engine::device::Gpu;
+use bitgrok::engine::device::{Gpu, GPU_SPLIT_TARGET};
 use bitgrok::testvectors;
 
 fn gpu() -> Gpu {
     Gpu::new(None).unwrap_or_else(|e| panic!("a GPU adapter is required for these tests: {e:#}"))
 }
 
-#[test]
-fn engine_matches_reference_for_every_switch_combination() {
-    let gpu = gpu();
+fn check_every_switch_combination(gpu: &Gpu) {
     let mut rows = Vec::new();
     for (i, config) in check::switch_combinations().iter().enumerate() {
-        rows.extend(check::check_against_reference(&gpu, config, 100 + i as u64).unwrap());
+        rows.extend(check::check_against_reference(gpu, config, 100 + i as u64).unwrap());
     }
     assert!(
         print_table(&rows),
         "engine disagrees with the CPU reference (table above)"
     );
+}
+
+#[test]
+fn engine_matches_reference_for_every_switch_combination() {
+    check_every_switch_combination(&gpu());
+}
+
+/// The same with split-K products, which GPUs use for weight gradients (CPU adapters do not
+/// split; here it is forced on whatever adapter is present).
+#[test]
+fn split_k_products_match_reference() {
+    use bitgrok::engine::kernels::Kernel;
+    use bitgrok::engine::{Engine, Program};
+    use bitgrok::model::Params;
+    use bitgrok::optim::AdamW;
+    use bitgrok::task::Examples;
+
+    let mut gpu = gpu();
+    gpu.split_target = GPU_SPLIT_TARGET;
+    let config = &check::switch_combinations()[0];
+    let params = Params::init(config, 1);
+    let examples = Examples::all(config.p);
+    let engine = Engine::new(&gpu, &params, &examples, None, &AdamW::default()).unwrap();
+    let splits = engine
+        .dispatches(Program::TrainStep)
+        .iter()
+        .filter(|d| d.kernel == Kernel::ReduceSplit)
+        .count();
+    assert!(splits >= 4, "only {splits} split products: the test would not test them");
+    check_every_switch_combination(&gpu);
 }
 
 #[test]

@@ -50,6 +50,8 @@ pub struct Tables {
     pub dk: wgpu::Buffer,
     pub dv: wgpu::Buffer,
     pub dq: wgpu::Buffer,
+    /// [H, rows]: the attention score gradient summed over the examples that use each row.
+    pub row_ds: wgpu::Buffer,
     pub da0: wgpu::Buffer,
     pub dx0: wgpu::Buffer,
 }
@@ -69,6 +71,7 @@ impl Tables {
             dk: zeros(device, "dk_table", rows * a),
             dv: zeros(device, "dv_table", rows * a),
             dq: zeros(device, "dq", a),
+            row_ds: zeros(device, "row_ds", c.n_heads * rows),
             da0: zeros(device, "da0_table", rows * d),
             dx0: zeros(device, "dx0_table", rows * d),
         }

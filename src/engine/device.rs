@@ -9,11 +9,19 @@ pub const NO_ADAPTER_HELP: &str = "no GPU adapter found. On a headless Linux mac
 Mesa's CPU Vulkan driver (lavapipe): `apt-get install -y mesa-vulkan-drivers`; on a GPU machine, \
 install the vendor's Vulkan driver. `bitgrok devices` lists what wgpu can see.";
 
+/// [`Gpu::split_target`] on GPUs: a few workgroups for each multiprocessor of a large one.
+pub const GPU_SPLIT_TARGET: usize = 512;
+
 pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    /// Workgroups a matrix product should occupy before its contraction is split across more
+    /// (split-K, shaders/matmul.wgsl); 0 never splits. GPUs need thousands of threads in flight,
+    /// and a weight gradient's few output tiles, each summing over the whole batch, leave most
+    /// of one idle; a CPU adapter's few cores are busy with the tiles alone.
+    pub split_target: usize,
     /// The first error wgpu reported outside an error scope (validation, out of memory, device
     /// lost), kept so that it surfaces as an error instead of aborting the process.
     error: Arc<Mutex<Option<String>>>,
@@ -112,11 +120,16 @@ impl Gpu {
                 )
             });
         });
+        let split_target = match info.device_type {
+            wgpu::DeviceType::Cpu => 0,
+            _ => GPU_SPLIT_TARGET,
+        };
         Ok(Gpu {
             device,
             queue,
             info,
             limits,
+            split_target,
             error,
         })
     }

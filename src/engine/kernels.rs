@@ -19,11 +19,13 @@ pub const SHADER_FILES: [(&str, &str); 7] = [
 ];
 
 /// Constants shared by the host and every shader, generated from the Rust definitions so the
-/// two can never disagree.
+/// two can never disagree, and the helpers every shader may use.
 pub fn prelude() -> String {
     format!(
-        "const NORM_EPS: f32 = {:e};\nconst QUANT_EPS: f32 = {:e};\n",
-        NORM_EPS as f32, QUANT_EPS as f32
+        "const NORM_EPS: f32 = {:e};\nconst QUANT_EPS: f32 = {:e};\n{}",
+        NORM_EPS as f32,
+        QUANT_EPS as f32,
+        include_str!("../../shaders/include/workgroup_sum.wgsl")
     )
 }
 
@@ -39,6 +41,7 @@ pub fn shader_source(name: &str) -> Option<String> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Matmul,
+    ReduceSplit,
     Quantize,
     BeginStep,
     AdamW,
@@ -50,14 +53,16 @@ pub enum Kernel {
     AttnForward,
     ScoreGrad,
     TableGrad,
+    EqRowGrad,
     QueryGrad,
     ExampleLoss,
     ReduceMetrics,
 }
 
 impl Kernel {
-    const ALL: [Kernel; 15] = [
+    const ALL: [Kernel; 17] = [
         Kernel::Matmul,
+        Kernel::ReduceSplit,
         Kernel::Quantize,
         Kernel::BeginStep,
         Kernel::AdamW,
@@ -69,16 +74,17 @@ impl Kernel {
         Kernel::AttnForward,
         Kernel::ScoreGrad,
         Kernel::TableGrad,
+        Kernel::EqRowGrad,
         Kernel::QueryGrad,
         Kernel::ExampleLoss,
         Kernel::ReduceMetrics,
     ];
 
-    /// (shader file, entry point)
     /// Shader file and entry point.
     pub fn entry(self) -> (&'static str, &'static str) {
         match self {
             Kernel::Matmul => ("matmul", "main"),
+            Kernel::ReduceSplit => ("matmul", "reduce_split"),
             Kernel::Quantize => ("quantize", "main"),
             Kernel::BeginStep => ("optimizer", "begin_step"),
             Kernel::AdamW => ("optimizer", "adamw"),
@@ -90,6 +96,7 @@ impl Kernel {
             Kernel::AttnForward => ("attention", "forward"),
             Kernel::ScoreGrad => ("attention", "score_grad"),
             Kernel::TableGrad => ("attention", "table_grad"),
+            Kernel::EqRowGrad => ("attention", "eq_row_grad"),
             Kernel::QueryGrad => ("attention", "query_grad"),
             Kernel::ExampleLoss => ("loss", "per_example_loss"),
             Kernel::ReduceMetrics => ("loss", "reduce"),

@@ -139,6 +139,11 @@ impl<'g> Engine<'g> {
             metric_slots: MAX_EPOCHS_PER_SUBMIT,
             quant_descs: buffers::with_data(device, "quant_descs", &descs),
             one: buffers::with_data(device, "one", &[1.0f32]),
+            split_partials: buffers::zeros(
+                device,
+                "split_partials",
+                program::split_partials_len(gpu.split_target),
+            ),
         };
         let kernels = Kernels::new(device);
         let tables = Tables::new(device, &config);
@@ -151,6 +156,7 @@ impl<'g> Engine<'g> {
             layout: &layout,
             shared: &shared,
             tables: &tables,
+            split_target: gpu.split_target,
         };
         let mut train_step = vec![rec.begin_step(), rec.quantize()];
         train_step.extend(rec.tables()?);

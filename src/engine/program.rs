@@ -28,6 +28,32 @@ pub struct Shared {
     pub quant_descs: wgpu::Buffer,
     /// A single 1.0, for column sums as products.
     pub one: wgpu::Buffer,
+    /// Partial products of split-K products ([`split_partials_len`] floats).
+    pub split_partials: wgpu::Buffer,
+}
+
+/// Contraction steps per tile of shaders/matmul.wgsl (TK), and its output tile (TILE x TILE).
+const MATMUL_TK: usize = 16;
+const MATMUL_TILE: usize = 64;
+/// The shortest chunk a split-K product's contraction is cut into.
+const MIN_SPLIT_CHUNK: usize = 2 * MATMUL_TK;
+
+/// Floats the split-K scratch needs for a split target: a product is split into at most
+/// `target / tiles` chunks, each a partial product of at most `tiles` full tiles.
+pub fn split_partials_len(split_target: usize) -> usize {
+    (split_target * MATMUL_TILE * MATMUL_TILE).max(1)
+}
+
+/// Chunks a product of `tiles` output tiles and contraction length k runs as, and the length
+/// of each: enough to bring its workgroups up to `target`, each chunk at least
+/// [`MIN_SPLIT_CHUNK`] long and a whole number of tile steps. (1, k) when it is not split.
+fn split_k(target: usize, tiles: usize, k: usize) -> (usize, usize) {
+    let wanted = (target / tiles).min(k / MIN_SPLIT_CHUNK);
+    if wanted < 2 {
+        return (1, k);
+    }
+    let chunk = k.div_ceil(wanted).next_multiple_of(MATMUL_TK);
+    (k.div_ceil(chunk), chunk)
 }
 
 /// Columns of the metrics buffer (shaders/loss.wgsl).
@@ -65,7 +91,9 @@ struct MatmulParams {
     flags: u32,
     bias_off: u32,
     bias_s_batch: u32,
-    _pad: [u32; 3],
+    k_splits: u32,
+    k_chunk: u32,
+    _pad: u32,
 }
 
 #[repr(C)]
@@ -224,6 +252,8 @@ pub struct Recorder<'a> {
     pub layout: &'a ParamLayout,
     pub shared: &'a Shared,
     pub tables: &'a Tables,
+    /// [`crate::engine::device::Gpu::split_target`]
+    pub split_target: usize,
 }
 
 impl Recorder<'_> {
@@ -270,6 +300,8 @@ impl Recorder<'_> {
         let (bias_off, bias_s_batch) = p.bias.unwrap_or((0, 0));
         // An unused residual binding still needs a buffer; A's is always valid to read.
         let r = p.residual.unwrap_or(p.a);
+        let tiles = p.batch * p.m.div_ceil(MATMUL_TILE) * p.n.div_ceil(MATMUL_TILE);
+        let (splits, k_chunk) = split_k(self.split_target, tiles, p.k);
         let params = MatmulParams {
             m: p.m as u32,
             n: p.n as u32,
@@ -284,28 +316,54 @@ impl Recorder<'_> {
             flags,
             bias_off: bias_off as u32,
             bias_s_batch: bias_s_batch as u32,
-            _pad: [0; 3],
+            k_splits: splits as u32,
+            k_chunk: k_chunk as u32,
+            _pad: 0,
         };
-        let groups = [
-            p.n.div_ceil(64) as u32,
-            p.m.div_ceil(64) as u32,
-            p.batch as u32,
-        ];
+        let tile_groups = |z: usize| {
+            [
+                p.n.div_ceil(MATMUL_TILE) as u32,
+                p.m.div_ceil(MATMUL_TILE) as u32,
+                z as u32,
+            ]
+        };
+        let qp = &self.shared.qparams;
+        let flops = 2 * (p.batch * p.m * p.n * p.k) as u64;
+        if splits == 1 {
+            let mut dispatch = self.kernels.dispatch(
+                self.device,
+                Kernel::Matmul,
+                Some(bytemuck::bytes_of(&params)),
+                &[(1, p.a.buf), (2, p.b.buf), (3, p.c.buf), (4, r.buf), (5, qp)],
+                tile_groups(p.batch),
+            );
+            dispatch.flops = flops;
+            out.push(dispatch);
+            return;
+        }
+        // The chunks' plain partial products into the scratch, then their sums into C.
+        let partials = &self.shared.split_partials;
+        let chunks = MatmulParams {
+            c: op(partials, 0, p.m * p.n, p.n, 1).params(),
+            flags: 0,
+            ..params
+        };
         let mut dispatch = self.kernels.dispatch(
             self.device,
             Kernel::Matmul,
-            Some(bytemuck::bytes_of(&params)),
-            &[
-                (1, p.a.buf),
-                (2, p.b.buf),
-                (3, p.c.buf),
-                (4, r.buf),
-                (5, &self.shared.qparams),
-            ],
-            groups,
+            Some(bytemuck::bytes_of(&chunks)),
+            &[(1, p.a.buf), (2, p.b.buf), (3, partials), (4, r.buf), (5, qp)],
+            tile_groups(p.batch * splits),
         );
-        dispatch.flops = 2 * (p.batch * p.m * p.n * p.k) as u64;
+        dispatch.flops = flops;
         out.push(dispatch);
+        out.push(self.kernels.dispatch(
+            self.device,
+            Kernel::ReduceSplit,
+            Some(bytemuck::bytes_of(&params)),
+            &[(3, p.c.buf), (4, r.buf), (5, qp), (6, partials)],
+            [(p.m * p.n).div_ceil(256) as u32, 1, p.batch as u32],
+        ));
     }
 
     /// `y = a @ W (+ residual) (+ b)` for a row-major `rows x k` input and the `k x n` parameter
@@ -708,7 +766,7 @@ impl Recorder<'_> {
                 Kernel::GainGrad,
                 Some(bytemuck::bytes_of(&params)),
                 &[(1, &b.x2), (5, &g.dx2n), (7, gr), (8, &b.inv_f)],
-                groups_1d(d, 64)?,
+                [d as u32, 1, 1],
             ));
         }
 
@@ -753,27 +811,36 @@ impl Recorder<'_> {
             ],
             groups_1d(n * h, 64)?,
         ));
+        let table_grad = [
+            (4, &t.q),
+            (7, &b.pattern),
+            (8, &g.dz),
+            (10, &g.ds),
+            (13, &t.dk),
+            (14, &t.dv),
+            (16, &t.row_ds),
+        ];
+        let mut csr = table_grad.to_vec();
+        csr.extend([(11, &g.csr_start), (12, &g.csr_items)]);
         out.push(self.kernels.dispatch(
             self.device,
             Kernel::TableGrad,
             attn,
-            &[
-                (4, &t.q),
-                (7, &b.pattern),
-                (8, &g.dz),
-                (10, &g.ds),
-                (11, &g.csr_start),
-                (12, &g.csr_items),
-                (13, &t.dk),
-                (14, &t.dv),
-            ],
+            &csr,
             groups_1d(h * rows * dh, 64)?,
+        ));
+        out.push(self.kernels.dispatch(
+            self.device,
+            Kernel::EqRowGrad,
+            attn,
+            &table_grad,
+            [(h * dh) as u32, 1, 1],
         ));
         out.push(self.kernels.dispatch(
             self.device,
             Kernel::QueryGrad,
             attn,
-            &[(1, &b.examples), (2, &t.k), (10, &g.ds), (15, &t.dq)],
+            &[(2, &t.k), (15, &t.dq), (17, &t.row_ds)],
             groups_1d(a, 64)?,
         ));
 
