@@ -1,4 +1,7 @@
-// Row-wise normalisation and activation quantisation, one thread per row (token):
+// Row-wise normalisation and activation quantisation. Each row (token) gets `lanes` threads
+// that stride over it and reduce in a fixed tree: 64 (a workgroup per row) on GPUs, where
+// coalesced loads and parallel sums matter; 1 on CPU adapters, whose SIMD lanes then run
+// separate rows without barriers in between:
 //   forward:  y = Qa(N(relu?(x))) (* gain), keeping inv_rms for the backward pass;
 //   backward: dx = (base +) N'(x)^T dy, masked by the ReLU when the input went through one.
 // `Linear` uses it without gain (N = rms or identity, Qa = int8 or identity); the final
@@ -9,6 +12,10 @@ struct Params {
     width: u32,
     flags: u32,
     gain_off: u32,
+    lanes: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 const RELU_INPUT: u32 = 1u;
@@ -47,36 +54,59 @@ fn gain_at(j: u32) -> f32 {
     return 1.0;
 }
 
-fn row_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 64u;
+// A thread's row and its lane within the row; rows fold into two dispatch dimensions
+// (kernels::groups_2d).
+struct RowLane {
+    row: u32,
+    lane: u32,
+    // The row exists: threads past the last row still take part in the reductions.
+    in_range: bool,
 }
 
-@compute @workgroup_size(64)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = row_id(gid, nwg);
-    if (row >= prm.rows) {
-        return;
-    }
-    let base_i = row * prm.width;
+fn row_lane(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> RowLane {
+    let row = (wg.x + wg.y * nwg.x) * (SUM_THREADS / prm.lanes) + lid / prm.lanes;
+    return RowLane(row, lid % prm.lanes, row < prm.rows);
+}
+
+fn row_sum(value: f32, lid: u32) -> f32 {
+    return segment_reduce(value, lid, prm.lanes, false);
+}
+
+fn row_max(value: f32, lid: u32) -> f32 {
+    return segment_reduce(value, lid, prm.lanes, true);
+}
+
+@compute @workgroup_size(SUM_THREADS)
+fn forward(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let t = row_lane(wg, nwg, lid);
+    let base_i = t.row * prm.width;
+    // Threads past the last row loop over nothing.
+    let width = select(0u, prm.width, t.in_range);
     var inv = 1.0;
     if (has(RMS)) {
         var ss = 0.0;
-        for (var j = 0u; j < prm.width; j++) {
+        for (var j = t.lane; j < width; j += prm.lanes) {
             let v = input(base_i + j);
             ss = fma(v, v, ss);
         }
-        inv = inverseSqrt(ss / f32(prm.width) + NORM_EPS);
+        inv = inverseSqrt(row_sum(ss, lid) / f32(prm.width) + NORM_EPS);
     }
-    inv_rms[row] = inv;
+    if (t.in_range && t.lane == 0u) {
+        inv_rms[t.row] = inv;
+    }
     var scale = 1.0;
     if (has(INT8)) {
         var amax = 0.0;
-        for (var j = 0u; j < prm.width; j++) {
+        for (var j = t.lane; j < width; j += prm.lanes) {
             amax = max(amax, abs(input(base_i + j) * inv));
         }
-        scale = 127.0 / max(amax, QUANT_EPS);
+        scale = 127.0 / max(row_max(amax, lid), QUANT_EPS);
     }
-    for (var j = 0u; j < prm.width; j++) {
+    for (var j = t.lane; j < width; j += prm.lanes) {
         var v = input(base_i + j) * inv;
         if (has(INT8)) {
             v = clamp(round(v * scale), -128.0, 127.0) / scale;
@@ -85,23 +115,26 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     }
 }
 
-@compute @workgroup_size(64)
-fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = row_id(gid, nwg);
-    if (row >= prm.rows) {
-        return;
-    }
-    let base_i = row * prm.width;
-    let inv = inv_rms_in[row];
+@compute @workgroup_size(SUM_THREADS)
+fn backward(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let t = row_lane(wg, nwg, lid);
+    let base_i = t.row * prm.width;
+    let width = select(0u, prm.width, t.in_range);
+    let inv = select(0.0, inv_rms_in[min(t.row, prm.rows - 1u)], t.in_range);
     // For y = x * inv: dx = inv * dy - inv^3 * x * mean(dy * x).
     var dot = 0.0;
     if (has(RMS)) {
-        for (var j = 0u; j < prm.width; j++) {
+        for (var j = t.lane; j < width; j += prm.lanes) {
             dot = fma(dy[base_i + j] * gain_at(j), input(base_i + j), dot);
         }
+        dot = row_sum(dot, lid);
     }
     let k = inv * inv * inv * dot / f32(prm.width);
-    for (var j = 0u; j < prm.width; j++) {
+    for (var j = t.lane; j < width; j += prm.lanes) {
         let i = base_i + j;
         var g = inv * dy[i] * gain_at(j) - k * input(i);
         if (has(RELU_INPUT) && x[i] <= 0.0) {

@@ -9,19 +9,46 @@ pub const NO_ADAPTER_HELP: &str = "no GPU adapter found. On a headless Linux mac
 Mesa's CPU Vulkan driver (lavapipe): `apt-get install -y mesa-vulkan-drivers`; on a GPU machine, \
 install the vendor's Vulkan driver. `bitgrok devices` lists what wgpu can see.";
 
-/// [`Gpu::split_target`] on GPUs: a few workgroups for each multiprocessor of a large one.
-pub const GPU_SPLIT_TARGET: usize = 512;
+/// How the kernels spread work over an adapter: GPUs need thousands of threads in flight,
+/// while a CPU adapter's few cores are best kept busy with independent work and no barriers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parallelism {
+    /// Workgroups a matrix product should occupy before its contraction is split across more
+    /// (split-K, shaders/matmul.wgsl): a weight gradient's few output tiles, each summing over
+    /// the whole batch, would leave most of a GPU idle. 0 never splits.
+    pub split_target: usize,
+    /// Threads that share one row of a row-wise kernel (shaders/norm.wgsl): a power of two
+    /// dividing 64.
+    pub row_lanes: usize,
+}
+
+impl Parallelism {
+    /// For GPUs: a few workgroups for each multiprocessor of a large one; a workgroup per row.
+    pub const GPU: Parallelism = Parallelism {
+        split_target: 512,
+        row_lanes: 64,
+    };
+    /// For CPU adapters: no split products; a thread per row.
+    pub const CPU: Parallelism = Parallelism {
+        split_target: 0,
+        row_lanes: 1,
+    };
+
+    pub fn for_device(device_type: wgpu::DeviceType) -> Parallelism {
+        match device_type {
+            wgpu::DeviceType::Cpu => Parallelism::CPU,
+            _ => Parallelism::GPU,
+        }
+    }
+}
 
 pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
-    /// Workgroups a matrix product should occupy before its contraction is split across more
-    /// (split-K, shaders/matmul.wgsl); 0 never splits. GPUs need thousands of threads in flight,
-    /// and a weight gradient's few output tiles, each summing over the whole batch, leave most
-    /// of one idle; a CPU adapter's few cores are busy with the tiles alone.
-    pub split_target: usize,
+    /// Chosen from the adapter's type; tests may set another.
+    pub parallelism: Parallelism,
     /// The first error wgpu reported outside an error scope (validation, out of memory, device
     /// lost), kept so that it surfaces as an error instead of aborting the process.
     error: Arc<Mutex<Option<String>>>,
@@ -120,16 +147,13 @@ impl Gpu {
                 )
             });
         });
-        let split_target = match info.device_type {
-            wgpu::DeviceType::Cpu => 0,
-            _ => GPU_SPLIT_TARGET,
-        };
+        let parallelism = Parallelism::for_device(info.device_type);
         Ok(Gpu {
             device,
             queue,
             info,
             limits,
-            split_target,
+            parallelism,
             error,
         })
     }

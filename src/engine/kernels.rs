@@ -25,7 +25,7 @@ pub fn prelude() -> String {
         "const NORM_EPS: f32 = {:e};\nconst QUANT_EPS: f32 = {:e};\n{}",
         NORM_EPS as f32,
         QUANT_EPS as f32,
-        include_str!("../../shaders/include/workgroup_sum.wgsl")
+        include_str!("../../shaders/include/workgroup_reduce.wgsl")
     )
 }
 

@@ -142,7 +142,7 @@ impl<'g> Engine<'g> {
             split_partials: buffers::zeros(
                 device,
                 "split_partials",
-                program::split_partials_len(gpu.split_target),
+                program::split_partials_len(gpu.parallelism.split_target),
             ),
         };
         let kernels = Kernels::new(device);
@@ -156,7 +156,7 @@ impl<'g> Engine<'g> {
             layout: &layout,
             shared: &shared,
             tables: &tables,
-            split_target: gpu.split_target,
+            parallelism: gpu.parallelism,
         };
         let mut train_step = vec![rec.begin_step(), rec.quantize()];
         train_step.extend(rec.tables()?);

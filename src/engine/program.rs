@@ -6,6 +6,7 @@ use anyhow::Result;
 use bytemuck::{Pod, Zeroable};
 
 use super::buffers::{Batch, Tables};
+use super::device::Parallelism;
 use super::kernels::{groups_1d, groups_2d, Dispatch, Kernel, Kernels};
 use super::layout::ParamLayout;
 use crate::model::{ActQuant, LinearNorm, ModelConfig, ParamId};
@@ -35,6 +36,9 @@ pub struct Shared {
 /// Contraction steps per tile of shaders/matmul.wgsl (TK), and its output tile (TILE x TILE).
 const MATMUL_TK: usize = 16;
 const MATMUL_TILE: usize = 64;
+/// Threads of a workgroup that reduces rows or columns together (SUM_THREADS in
+/// shaders/include/workgroup_reduce.wgsl).
+const REDUCE_THREADS: usize = 64;
 /// The shortest chunk a split-K product's contraction is cut into.
 const MIN_SPLIT_CHUNK: usize = 2 * MATMUL_TK;
 
@@ -103,6 +107,8 @@ struct NormParams {
     width: u32,
     flags: u32,
     gain_off: u32,
+    lanes: u32,
+    _pad: [u32; 3],
 }
 
 #[repr(C)]
@@ -252,8 +258,7 @@ pub struct Recorder<'a> {
     pub layout: &'a ParamLayout,
     pub shared: &'a Shared,
     pub tables: &'a Tables,
-    /// [`crate::engine::device::Gpu::split_target`]
-    pub split_target: usize,
+    pub parallelism: Parallelism,
 }
 
 impl Recorder<'_> {
@@ -301,7 +306,7 @@ impl Recorder<'_> {
         // An unused residual binding still needs a buffer; A's is always valid to read.
         let r = p.residual.unwrap_or(p.a);
         let tiles = p.batch * p.m.div_ceil(MATMUL_TILE) * p.n.div_ceil(MATMUL_TILE);
-        let (splits, k_chunk) = split_k(self.split_target, tiles, p.k);
+        let (splits, k_chunk) = split_k(self.parallelism.split_target, tiles, p.k);
         let params = MatmulParams {
             m: p.m as u32,
             n: p.n as u32,
@@ -457,7 +462,19 @@ impl Recorder<'_> {
             width: width as u32,
             flags,
             gain_off: self.off(ParamId::LnFinal) as u32,
+            lanes: self.parallelism.row_lanes as u32,
+            _pad: [0; 3],
         }
+    }
+
+    /// Workgroups of a row-wise kernel over `rows` rows.
+    fn row_groups(&self, rows: usize) -> [u32; 3] {
+        let lanes = self.parallelism.row_lanes;
+        assert!(
+            lanes.is_power_of_two() && REDUCE_THREADS % lanes == 0,
+            "{lanes} lanes per row do not divide a workgroup"
+        );
+        groups_2d(rows, (REDUCE_THREADS / lanes) as u32)
     }
 
     fn norm_forward(
@@ -475,7 +492,7 @@ impl Recorder<'_> {
             Kernel::NormForward,
             Some(bytemuck::bytes_of(&params)),
             &[(1, x), (2, y), (3, inv), (4, &self.shared.qparams)],
-            groups_2d(rows, 64),
+            self.row_groups(rows),
         ));
     }
 
@@ -504,7 +521,7 @@ impl Recorder<'_> {
                 (7, dx),
                 (8, inv),
             ],
-            groups_2d(rows, 64),
+            self.row_groups(rows),
         ));
     }
 
