@@ -100,12 +100,17 @@ pub struct Engine<'g> {
     shared: Shared,
     pub train: Batch,
     pub test: Option<Batch>,
-    /// begin step, quantise, forward, backward, AdamW on the train batch.
+    /// begin step, forward, backward, AdamW on the train batch, then `prepare` for the new
+    /// parameters, which the test evaluation after the step (as in the reference notebooks)
+    /// and the next step both use.
     train_step: Vec<Dispatch>,
-    /// quantise, forward on the test batch (after the step, as in the reference notebooks).
+    /// forward on the test batch.
     eval_test: Vec<Dispatch>,
-    /// quantise, forward on the train batch, without a step.
+    /// forward on the train batch, without a step.
     eval_train: Vec<Dispatch>,
+    /// Quantised weights and the tables of the current parameters; run at the end of each
+    /// step and whenever parameters are uploaded.
+    prepare: Vec<Dispatch>,
     kernels: Kernels,
     _tables: Tables,
 }
@@ -128,9 +133,15 @@ impl<'g> Engine<'g> {
             .iter()
             .map(|&(id, off, len)| [off as u32, len as u32, quant_mode(id, config.weights), 0])
             .collect();
+        let params_buf = buffers::with_data(device, "params", &flat);
+        // Full-precision weights are their own effective values: no copy to keep.
+        let qparams = match config.weights {
+            Weights::F32 => params_buf.clone(),
+            _ => buffers::zeros(device, "qparams", flat.len()),
+        };
         let shared = Shared {
-            params: buffers::with_data(device, "params", &flat),
-            qparams: buffers::zeros(device, "qparams", flat.len()),
+            params: params_buf,
+            qparams,
             grads: buffers::zeros(device, "grads", flat.len()),
             m: buffers::zeros(device, "adam_m", flat.len()),
             v: buffers::zeros(device, "adam_v", flat.len()),
@@ -158,22 +169,18 @@ impl<'g> Engine<'g> {
             tables: &tables,
             parallelism: gpu.parallelism,
         };
-        let mut train_step = vec![rec.begin_step(), rec.quantize()];
-        train_step.extend(rec.tables()?);
+        let prepare = rec.prepare()?;
+        let mut train_step = vec![rec.begin_step()];
         train_step.extend(rec.forward(&train, Metric::Train)?);
         train_step.extend(rec.backward(&train)?);
         train_step.push(rec.adamw(hp));
-        let mut eval_train = vec![rec.quantize()];
-        eval_train.extend(rec.tables()?);
-        eval_train.extend(rec.forward(&train, Metric::Train)?);
-        let mut eval_test = Vec::new();
-        if let Some(test) = &test {
-            eval_test.push(rec.quantize());
-            eval_test.extend(rec.tables()?);
-            eval_test.extend(rec.forward(test, Metric::Test)?);
-        }
-        gpu.check()?;
-        Ok(Engine {
+        train_step.extend(rec.prepare()?);
+        let eval_train = rec.forward(&train, Metric::Train)?;
+        let eval_test = match &test {
+            Some(test) => rec.forward(test, Metric::Test)?,
+            None => Vec::new(),
+        };
+        let engine = Engine {
             gpu,
             config,
             layout,
@@ -183,9 +190,23 @@ impl<'g> Engine<'g> {
             train_step,
             eval_test,
             eval_train,
+            prepare,
             kernels,
             _tables: tables,
-        })
+        };
+        engine.run_prepare();
+        gpu.check()?;
+        Ok(engine)
+    }
+
+    /// Submits the `prepare` program (quantised weights and tables of the current parameters).
+    fn run_prepare(&self) {
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.kernels.encode(&mut pass, &self.prepare);
+        }
+        self.gpu.queue.submit([encoder.finish()]);
     }
 
     /// Dispatches per training epoch, and per test evaluation.
@@ -312,6 +333,7 @@ impl<'g> Engine<'g> {
         self.gpu
             .queue
             .write_buffer(&self.shared.params, 0, bytemuck::cast_slice(&flat));
+        self.run_prepare();
         Ok(())
     }
 
@@ -370,13 +392,6 @@ impl<'g> Engine<'g> {
         Ok(self
             .layout
             .unpack(&self.read_f32(&self.shared.grads, self.layout.total())?))
-    }
-
-    /// Effective (quantised) parameters of the last forward pass.
-    pub fn quantised_params(&self) -> Result<Params> {
-        Ok(self
-            .layout
-            .unpack(&self.read_f32(&self.shared.qparams, self.layout.total())?))
     }
 
     /// Reads `len` floats from the start of one of the engine's buffers.

@@ -9,7 +9,7 @@ use super::buffers::{Batch, Tables};
 use super::device::Parallelism;
 use super::kernels::{groups_1d, groups_2d, Dispatch, Kernel, Kernels};
 use super::layout::ParamLayout;
-use crate::model::{ActQuant, LinearNorm, ModelConfig, ParamId};
+use crate::model::{ActQuant, LinearNorm, ModelConfig, ParamId, Weights};
 use crate::optim::AdamW;
 
 /// Buffers shared by every program.
@@ -559,7 +559,7 @@ impl Recorder<'_> {
     }
 
     /// `qparams = Qw(params)` for every parameter.
-    pub fn quantize(&self) -> Dispatch {
+    fn quantize(&self) -> Dispatch {
         self.kernels.dispatch(
             self.device,
             Kernel::Quantize,
@@ -573,8 +573,19 @@ impl Recorder<'_> {
         )
     }
 
+    /// What every forward pass of the current parameters shares: the effective weights
+    /// (full-precision ones are their own, in the same buffer) and the tables.
+    pub fn prepare(&self) -> Result<Vec<Dispatch>> {
+        let mut out = Vec::new();
+        if self.config.weights != Weights::F32 {
+            out.push(self.quantize());
+        }
+        out.extend(self.tables()?);
+        Ok(out)
+    }
+
     /// Embedding table, its `Linear` input, the K and V tables and the query of `=`.
-    pub fn tables(&self) -> Result<Vec<Dispatch>> {
+    fn tables(&self) -> Result<Vec<Dispatch>> {
         let c = self.config;
         let t = self.tables;
         let (d, dh, h, rows) = (c.d_model, c.d_head, c.n_heads, t.rows);
