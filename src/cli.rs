@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+use crate::error::UsageError;
 use crate::model::{ActQuant, LinearNorm, ModelConfig, Preset, Weights};
 use crate::optim::AdamW;
 use crate::run::RunConfig;
+use crate::sweep::{parse_seeds, Shard, SweepSpec};
 
 #[derive(Parser)]
 #[command(
@@ -72,6 +74,19 @@ pub enum Command {
         #[arg(long)]
         adapter: Option<String>,
     },
+    /// Train a grid of models (weight precisions × activation quantisations × weight decays ×
+    /// learning rates × seeds), each into OUT/NAME, with a row per model in OUT/sweep.csv.
+    /// Running the same command again continues an interrupted sweep.
+    Sweep(SweepArgs),
+    /// Join the shard directories of one sweep (`sweep --shard I/N`) into OUT.
+    SweepMerge {
+        #[arg(required = true, num_args = 1..)]
+        shards: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Statistics per variant, figures and a verdict for a sweep, in DIR/report.
+    SweepReport { dir: PathBuf },
     /// Time training epochs of each preset's seed configuration, at each weight precision, on
     /// this adapter.
     Bench {
@@ -212,6 +227,117 @@ pub struct TrainArgs {
     /// Adapter to use: a substring of its name (see `bitgrok devices`).
     #[arg(long)]
     pub adapter: Option<String>,
+}
+
+#[derive(Args)]
+pub struct SweepArgs {
+    /// Architecture and defaults, as for `train`.
+    #[arg(long, value_enum, default_value = "seed-bitnet")]
+    pub preset: Preset,
+    #[arg(long, default_value_t = 113)]
+    pub p: usize,
+    #[arg(long, default_value_t = 0.3, allow_negative_numbers = true)]
+    pub frac: f64,
+    /// Seed s of the sweep splits the data with DATA_SEED + s (seed 0: `train`'s default split).
+    #[arg(long, default_value_t = 598)]
+    pub data_seed: u64,
+    #[arg(long, default_value_t = 128)]
+    pub d_model: usize,
+    #[arg(long, default_value_t = 4)]
+    pub n_heads: usize,
+    #[arg(long, default_value_t = 32)]
+    pub d_head: usize,
+    #[arg(long, default_value_t = 512)]
+    pub d_mlp: usize,
+    /// Weight precisions, comma-separated [default: the preset's].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub weights: Vec<Weights>,
+    /// Activation quantisations, comma-separated [default: the preset's].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub act_quant: Vec<ActQuant>,
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1",
+        allow_negative_numbers = true
+    )]
+    pub weight_decay: Vec<f64>,
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.001",
+        allow_negative_numbers = true
+    )]
+    pub lr: Vec<f64>,
+    /// Seeds (initialisation and data split): ranges and lists, e.g. 0-15 or 0,3,7-9.
+    #[arg(long, default_value = "0")]
+    pub seeds: String,
+    #[arg(long, default_value_t = DEFAULT_EPOCHS)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 1)]
+    pub eval_every: usize,
+    #[arg(long, default_value_t = 100)]
+    pub checkpoint_every: usize,
+    /// Stop each model N epochs after it groks (rounded up to a checkpoint).
+    #[arg(long)]
+    pub stop_after_grok: Option<usize>,
+    /// Train only slice I of N of the grid (models I, I + N, I + 2N, ... in plan order), e.g.
+    /// one Slurm array task each; join the slices with `sweep-merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Retrain models whose run directories exist, and replace another sweep in OUT.
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long)]
+    pub adapter: Option<String>,
+}
+
+/// `values`, or the preset's `default` when none were given.
+fn or_preset<T: Clone>(values: &[T], default: T) -> Vec<T> {
+    if values.is_empty() {
+        vec![default]
+    } else {
+        values.to_vec()
+    }
+}
+
+impl SweepArgs {
+    /// The sweep's specification, every model's configuration validated.
+    pub fn spec(&self) -> Result<SweepSpec> {
+        let preset = ModelConfig::preset(self.preset, self.p);
+        let seeds = parse_seeds(&self.seeds).map_err(|e| UsageError(format!("--seeds {e}")))?;
+        let spec = SweepSpec {
+            preset: self.preset,
+            p: self.p,
+            frac: self.frac,
+            d_model: self.d_model,
+            n_heads: self.n_heads,
+            d_head: self.d_head,
+            d_mlp: self.d_mlp,
+            epochs: self.epochs,
+            eval_every: self.eval_every,
+            checkpoint_every: self.checkpoint_every,
+            stop_after_grok: self.stop_after_grok,
+            data_seed: self.data_seed,
+            weights: or_preset(&self.weights, preset.weights),
+            act_quant: or_preset(&self.act_quant, preset.act_quant),
+            weight_decay: self.weight_decay.clone(),
+            lr: self.lr.clone(),
+            seeds,
+        };
+        let plan = spec.plan()?;
+        let mut names: Vec<&str> = plan.iter().map(|(s, _)| s.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            crate::usage_bail!(
+                "a setting is listed twice: two models would be named {}",
+                w[0]
+            );
+        }
+        Ok(spec)
+    }
 }
 
 /// Default epoch budget of a new run.

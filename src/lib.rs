@@ -15,6 +15,7 @@ pub mod reference;
 pub mod report;
 pub mod reproduce;
 pub mod run;
+pub mod sweep;
 pub mod task;
 pub mod testvectors;
 pub mod train;

@@ -12,6 +12,7 @@ use bitgrok::engine::Engine;
 use bitgrok::error::is_usage_error;
 use bitgrok::model::Preset;
 use bitgrok::run::RunDir;
+use bitgrok::sweep::{self, Shard};
 use bitgrok::task::Split;
 use bitgrok::{bench, interop, report, reproduce, train};
 
@@ -175,6 +176,45 @@ fn run(command: Command) -> Result<ExitCode> {
         } => {
             let gpu = Gpu::new(adapter.as_deref())?;
             reproduce::reproduce(&gpu, &out, full, force)?;
+        }
+        Command::Sweep(args) => {
+            // Every model's configuration is validated before the adapter is opened.
+            let spec = args.spec()?;
+            let shard = args.shard.unwrap_or(Shard::WHOLE);
+            sweep::run::check_out_dir(&args.out, &spec, shard, args.force)?;
+            let gpu = Gpu::new(args.adapter.as_deref())?;
+            eprintln!("adapter: {}", gpu.describe());
+            let stop = stop_on_signals()?;
+            let outcome =
+                sweep::run::sweep(&gpu, &spec, shard, &args.out, args.force, Some(&stop))?;
+            let csv = args.out.join(sweep::file::CSV_NAME);
+            if outcome.interrupted {
+                eprintln!(
+                    "interrupted after {} models (listed in {}); run the same command again to \
+                     continue",
+                    outcome.file.rows.len(),
+                    csv.display()
+                );
+                return Ok(ExitCode::from(INTERRUPTED));
+            }
+            println!(
+                "{} models in {}; next: `bitgrok sweep-report {}`",
+                outcome.file.rows.len(),
+                csv.display(),
+                args.out.display()
+            );
+        }
+        Command::SweepMerge { shards, out } => {
+            let merged = sweep::merge::merge(&shards, &out)?;
+            println!(
+                "{} models from {} shards in {}",
+                merged.rows.len(),
+                shards.len(),
+                out.join(sweep::file::CSV_NAME).display()
+            );
+        }
+        Command::SweepReport { dir } => {
+            println!("report: {}", sweep::report::sweep_report(&dir)?.display());
         }
         Command::Bench {
             weights,

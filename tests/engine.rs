@@ -51,7 +51,10 @@ fn other_parallelism_matches_reference() {
         .filter(|d| d.kernel == Kernel::ReduceSplit)
         .count();
     if gpu.parallelism == Parallelism::GPU {
-        assert!(splits >= 4, "only {splits} split products: the test would not test them");
+        assert!(
+            splits >= 4,
+            "only {splits} split products: the test would not test them"
+        );
     } else {
         assert_eq!(splits, 0);
     }

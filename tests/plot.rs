@@ -158,6 +158,7 @@ fn scatter(title: &str) -> Scatter {
         y_label: "PC 2".into(),
         labels: (0..points.len()).map(|i| i.to_string()).collect(),
         points,
+        ..Default::default()
     }
 }
 
@@ -846,13 +847,22 @@ fn render_examples() {
                 y_label: "PC 2".into(),
                 labels: (0..p).map(|t| t.to_string()).collect(),
                 points: embed.clone(),
+                ..Default::default()
             },
             Scatter {
-                title: "Unlabelled".into(),
-                x_label: "PC 1".into(),
+                title: "Strip plot: categories on x".into(),
+                x_label: "variant".into(),
                 y_label: "PC 2".into(),
-                points: embed,
+                points: embed
+                    .iter()
+                    .map(|&(x, y)| ((x > 0.0) as u8 as f64, y))
+                    .collect(),
                 labels: vec![],
+                x_ticks: vec![
+                    (0.0, "left".into()),
+                    (1.0, "right".into()),
+                    (2.0, "empty".into()),
+                ],
             },
         ],
         2,

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -14,7 +13,7 @@ use bitgrok::model::Params;
 use bitgrok::report::metrics;
 use bitgrok::run::RunDir;
 use bitgrok::task::Split;
-use common::{bitgrok, bitgrok_ok, small_model};
+use common::{assert_same, assert_same_files, bitgrok, bitgrok_ok, files, small_model};
 use rand::{Rng, SeedableRng};
 
 /// A small run: 300 epochs at p = 11 take a few seconds on lavapipe.
@@ -24,37 +23,6 @@ fn train_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     argv.extend(["--epochs", "300", "--checkpoint-every", "25", "--out", out]);
     argv.extend(extra);
     argv
-}
-
-/// Every file of a run directory, by relative path (temporary files excluded).
-fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for dir in [root.to_path_buf(), root.join("checkpoints")] {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if path.is_file() && !name.ends_with(".tmp") {
-                let rel = path.strip_prefix(root).unwrap().to_path_buf();
-                out.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
-}
-
-fn assert_same_files(a: &Path, b: &Path) {
-    assert_same(&files(a), &files(b));
-}
-
-fn assert_same(fa: &BTreeMap<PathBuf, Vec<u8>>, fb: &BTreeMap<PathBuf, Vec<u8>>) {
-    assert_eq!(
-        fa.keys().collect::<Vec<_>>(),
-        fb.keys().collect::<Vec<_>>(),
-        "the runs hold different files"
-    );
-    for (name, bytes) in fa {
-        assert!(bytes == &fb[name], "{} differs", name.display());
-    }
 }
 
 /// The uninterrupted run every test compares against (trained once per test binary).

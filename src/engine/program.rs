@@ -339,7 +339,13 @@ impl Recorder<'_> {
                 self.device,
                 Kernel::Matmul,
                 Some(bytemuck::bytes_of(&params)),
-                &[(1, p.a.buf), (2, p.b.buf), (3, p.c.buf), (4, r.buf), (5, qp)],
+                &[
+                    (1, p.a.buf),
+                    (2, p.b.buf),
+                    (3, p.c.buf),
+                    (4, r.buf),
+                    (5, qp),
+                ],
                 tile_groups(p.batch),
             );
             dispatch.flops = flops;
@@ -357,7 +363,13 @@ impl Recorder<'_> {
             self.device,
             Kernel::Matmul,
             Some(bytemuck::bytes_of(&chunks)),
-            &[(1, p.a.buf), (2, p.b.buf), (3, partials), (4, r.buf), (5, qp)],
+            &[
+                (1, p.a.buf),
+                (2, p.b.buf),
+                (3, partials),
+                (4, r.buf),
+                (5, qp),
+            ],
             tile_groups(p.batch * splits),
         );
         dispatch.flops = flops;
@@ -471,7 +483,7 @@ impl Recorder<'_> {
     fn row_groups(&self, rows: usize) -> [u32; 3] {
         let lanes = self.parallelism.row_lanes;
         assert!(
-            lanes.is_power_of_two() && REDUCE_THREADS % lanes == 0,
+            lanes.is_power_of_two() && REDUCE_THREADS.is_multiple_of(lanes),
             "{lanes} lanes per row do not divide a workgroup"
         );
         groups_2d(rows, (REDUCE_THREADS / lanes) as u32)

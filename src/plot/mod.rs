@@ -101,6 +101,9 @@ pub struct Scatter {
     pub points: Vec<(f64, f64)>,
     /// Empty, or one text per point drawn beside it.
     pub labels: Vec<String>,
+    /// Categorical x axis: labels at these positions (e.g. a strip plot's groups at 0, 1, ...);
+    /// empty: round numbers.
+    pub x_ticks: Vec<(f64, String)>,
 }
 
 /// Heatmaps in a grid, each with its own colour bar labelled with its limits.

@@ -40,11 +40,20 @@ impl Panel for Scatter {
                 });
             padded(lo, hi, 0.06)
         };
-        let ((x_lo, x_hi), (y_lo, y_hi)) = (range(|p| p.0), range(|p| p.1));
+        let ((mut x_lo, mut x_hi), (y_lo, y_hi)) = (range(|p| p.0), range(|p| p.1));
+        let ticks = if self.x_ticks.is_empty() {
+            Ticks::Linear
+        } else {
+            // Every category keeps its slot, with or without points.
+            for (x, _) in &self.x_ticks {
+                (x_lo, x_hi) = (x_lo.min(x - 0.5), x_hi.max(x + 0.5));
+            }
+            Ticks::Fixed(self.x_ticks.clone())
+        };
         let x = Axis {
             lo: x_lo,
             hi: x_hi,
-            ticks: Ticks::Linear,
+            ticks,
             label: self.x_label.clone(),
         };
         let y = Axis {

@@ -14,9 +14,9 @@ use crate::run::write_atomic;
 
 /// The verdict's criteria (a run's sparseness is [`is_sparse`]).
 /// Neurons cluster by frequency when at least this fraction is clustered.
-const CLUSTERED: f64 = 0.5;
+pub const CLUSTERED: f64 = 0.5;
 /// Clock-like when distance irrelevance is above this, pizza-like below.
-const CLOCK_DI: f64 = 0.5;
+pub const CLOCK_DI: f64 = 0.5;
 
 /// The analysis of a run: read from `analysis/analysis.json`, or computed when missing.
 pub fn load_or_analyze(gpu: &Gpu, run: &Path) -> Result<Summary> {
@@ -49,8 +49,13 @@ fn is_sparse(s: &Summary) -> bool {
     !s.key_frequencies.is_empty()
 }
 
-fn kind(s: &Summary) -> &'static str {
-    if s.distance_irrelevance >= CLOCK_DI {
+pub fn kind(s: &Summary) -> &'static str {
+    kind_of(s.distance_irrelevance)
+}
+
+/// Clock-like or pizza-like, from distance irrelevance.
+pub fn kind_of(distance_irrelevance: f64) -> &'static str {
+    if distance_irrelevance >= CLOCK_DI {
         "clock-like"
     } else {
         "pizza-like"

@@ -2,6 +2,8 @@
 // Each test crate uses its own subset.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn bitgrok(args: &[&str]) -> Command {
@@ -37,4 +39,35 @@ pub fn small_model(p: &'static str, frac: &'static str) -> Vec<&'static str> {
         "--d-mlp",
         "64",
     ]
+}
+
+/// Every file of a run directory, by relative path (temporary files excluded).
+pub fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for dir in [root.to_path_buf(), root.join("checkpoints")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_file() && !name.ends_with(".tmp") {
+                let rel = path.strip_prefix(root).unwrap().to_path_buf();
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+pub fn assert_same_files(a: &Path, b: &Path) {
+    assert_same(&files(a), &files(b));
+}
+
+pub fn assert_same(fa: &BTreeMap<PathBuf, Vec<u8>>, fb: &BTreeMap<PathBuf, Vec<u8>>) {
+    assert_eq!(
+        fa.keys().collect::<Vec<_>>(),
+        fb.keys().collect::<Vec<_>>(),
+        "the runs hold different files"
+    );
+    for (name, bytes) in fa {
+        assert!(bytes == &fb[name], "{} differs", name.display());
+    }
 }

@@ -1,0 +1,224 @@
+//! Seed and hyper-parameter sweeps: a grid of models (weight precision × activation
+//! quantisation × weight decay × learning rate × seed) over one base configuration, each trained
+//! into its own run directory and summarised as one row of `sweep.json` / `sweep.csv`.
+//! `--shard I/N` takes a deterministic slice of the grid; `sweep-merge` joins the slices;
+//! `sweep-report` turns the rows into statistics, figures and a verdict.
+
+pub mod file;
+pub mod merge;
+pub mod report;
+pub mod run;
+pub mod stats;
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::TrainArgs;
+use crate::model::{ActQuant, Preset, Weights};
+use crate::run::RunConfig;
+
+/// What a sweep trains: the base configuration shared by every model and the axes of the grid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepSpec {
+    pub preset: Preset,
+    pub p: usize,
+    pub frac: f64,
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub d_head: usize,
+    pub d_mlp: usize,
+    pub epochs: usize,
+    pub eval_every: usize,
+    pub checkpoint_every: usize,
+    pub stop_after_grok: Option<usize>,
+    /// Seed s of the grid initialises with seed s and splits with `data_seed + s`, so seed 0 is
+    /// `train`'s default run.
+    pub data_seed: u64,
+    pub weights: Vec<Weights>,
+    pub act_quant: Vec<ActQuant>,
+    pub weight_decay: Vec<f64>,
+    pub lr: Vec<f64>,
+    pub seeds: Vec<u64>,
+}
+
+/// The settings of one model of the grid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSettings {
+    /// Its run directory's name, unique within the sweep.
+    pub name: String,
+    pub weights: Weights,
+    pub act_quant: ActQuant,
+    pub weight_decay: f64,
+    pub lr: f64,
+    pub seed: u64,
+    pub data_seed: u64,
+}
+
+impl ModelSettings {
+    /// The settings other than the seed: models of one variant differ only in their seed.
+    pub fn variant(&self) -> String {
+        format!(
+            "{} {} wd={} lr={}",
+            name_of(self.weights),
+            name_of(self.act_quant),
+            self.weight_decay,
+            self.lr
+        )
+    }
+}
+
+/// The command-line name of a setting (`ternary`, `int8`).
+pub fn name_of(v: impl clap::ValueEnum) -> String {
+    v.to_possible_value()
+        .map_or_else(String::new, |p| p.get_name().to_string())
+}
+
+impl SweepSpec {
+    /// Every model of the grid, in a fixed order (seed fastest), each with a validated run
+    /// configuration.
+    pub fn plan(&self) -> Result<Vec<(ModelSettings, RunConfig)>> {
+        let mut out = Vec::new();
+        for &weights in &self.weights {
+            for &act_quant in &self.act_quant {
+                for &weight_decay in &self.weight_decay {
+                    for &lr in &self.lr {
+                        for &seed in &self.seeds {
+                            let settings = ModelSettings {
+                                name: format!(
+                                    "{}-{}-wd{weight_decay}-lr{lr}-s{seed}",
+                                    name_of(weights),
+                                    name_of(act_quant)
+                                ),
+                                weights,
+                                act_quant,
+                                weight_decay,
+                                lr,
+                                seed,
+                                data_seed: self.data_seed.wrapping_add(seed),
+                            };
+                            let config = self.run_config(&settings)?;
+                            out.push((settings, config));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn run_config(&self, s: &ModelSettings) -> Result<RunConfig> {
+        let mut args = TrainArgs::defaults(self.preset);
+        args.p = self.p;
+        args.frac = self.frac;
+        args.d_model = self.d_model;
+        args.n_heads = self.n_heads;
+        args.d_head = self.d_head;
+        args.d_mlp = self.d_mlp;
+        args.epochs = Some(self.epochs);
+        args.eval_every = self.eval_every;
+        args.checkpoint_every = self.checkpoint_every;
+        args.stop_after_grok = self.stop_after_grok;
+        args.weights = Some(s.weights);
+        args.act_quant = Some(s.act_quant);
+        args.weight_decay = s.weight_decay;
+        args.lr = s.lr;
+        args.seed = s.seed;
+        args.data_seed = s.data_seed;
+        args.run_config()
+    }
+}
+
+/// Slice `index` (from 0) of `count` of a sweep: the models whose position in the plan is
+/// `index` modulo `count`, so slices stay balanced across the grid's axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    pub fn contains(&self, position: usize) -> bool {
+        position % self.count == self.index
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("{s:?}: expected I/N with 0 <= I < N, e.g. 3/16");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// Seeds given as ranges and single values, e.g. `0-15` or `0,3,7-9`.
+pub fn parse_seeds(s: &str) -> std::result::Result<Vec<u64>, String> {
+    let mut seeds = Vec::new();
+    for part in s.split(',') {
+        let bad = || format!("{part:?} in {s:?}: expected a seed or a range A-B with A <= B");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u64, u64) = (
+                    a.trim().parse().map_err(|_| bad())?,
+                    b.trim().parse().map_err(|_| bad())?,
+                );
+                if a > b || b - a >= 100_000 {
+                    return Err(bad());
+                }
+                seeds.extend(a..=b);
+            }
+            None => seeds.push(part.trim().parse().map_err(|_| bad())?),
+        }
+    }
+    let mut sorted = seeds.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != seeds.len() {
+        return Err(format!("{s:?} names a seed twice"));
+    }
+    Ok(seeds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_parse_as_ranges_and_lists() {
+        assert_eq!(parse_seeds("0-3").unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!(parse_seeds("5,1-2").unwrap(), vec![5, 1, 2]);
+        for bad in ["", "3-1", "a", "1,1", "0-1,1", "-2"] {
+            assert!(parse_seeds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shards_partition_the_plan() {
+        let shards: Vec<Shard> = (0..3).map(|i| format!("{i}/3").parse().unwrap()).collect();
+        for position in 0..10 {
+            assert_eq!(shards.iter().filter(|s| s.contains(position)).count(), 1);
+        }
+        for bad in ["3/3", "1/0", "1", "a/2", "-1/2"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
+}

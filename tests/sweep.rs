@@ -1,0 +1,157 @@
+//! Sweeps through the binary: each model of a sweep is exactly the run `train` gives with its
+//! settings; shards merged equal the whole sweep; a rerun continues instead of retraining; the
+//! report is written; bad input is refused with exit 2.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use bitgrok::sweep::file::SweepFile;
+use common::{assert_same_files, bitgrok, bitgrok_ok, small_model};
+
+/// A sweep of 2 weight precisions × 2 seeds of a tiny model (p = 7, 80 epochs).
+fn sweep_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut argv = vec!["sweep", "--preset", "nanda"];
+    argv.extend(small_model("7", "0.7"));
+    argv.extend([
+        "--weights",
+        "f32,ternary",
+        "--seeds",
+        "0-1",
+        "--epochs",
+        "80",
+        "--checkpoint-every",
+        "40",
+        "--out",
+        out,
+    ]);
+    argv.extend(extra);
+    argv
+}
+
+fn rows_without_paths(dir: &Path) -> Vec<String> {
+    SweepFile::read(dir)
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|mut r| {
+            r.run = PathBuf::new();
+            serde_json::to_string(&r).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn sweep_models_are_train_runs_and_shards_merge_into_the_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    bitgrok_ok(&sweep_args(whole.to_str().unwrap(), &[]));
+    let file = SweepFile::read(&whole).unwrap();
+    let names: Vec<&str> = file.rows.iter().map(|r| r.settings.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "f32-none-wd1-lr0.001-s0",
+            "f32-none-wd1-lr0.001-s1",
+            "ternary-none-wd1-lr0.001-s0",
+            "ternary-none-wd1-lr0.001-s1"
+        ]
+    );
+    let csv = std::fs::read_to_string(whole.join("sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+
+    // The ternary model of seed 1 is `train --seed 1 --data-seed 599 --weights ternary`.
+    let alone = tmp.path().join("alone");
+    let mut argv = vec!["train", "--preset", "nanda"];
+    argv.extend(small_model("7", "0.7"));
+    argv.extend([
+        "--weights",
+        "ternary",
+        "--seed",
+        "1",
+        "--data-seed",
+        "599",
+        "--epochs",
+        "80",
+        "--checkpoint-every",
+        "40",
+        "--out",
+        alone.to_str().unwrap(),
+    ]);
+    bitgrok_ok(&argv);
+    assert_same_files(&whole.join("ternary-none-wd1-lr0.001-s1"), &alone);
+
+    // Two shards, merged, hold the same models with the same results.
+    let mut shards = Vec::new();
+    for i in 0..2 {
+        let dir = tmp.path().join(format!("shard{i}"));
+        let shard = format!("{i}/2");
+        bitgrok_ok(&sweep_args(dir.to_str().unwrap(), &["--shard", &shard]));
+        assert_eq!(SweepFile::read(&dir).unwrap().rows.len(), 2);
+        shards.push(dir);
+    }
+    let merged = tmp.path().join("merged");
+    let (s0, s1, m) = (
+        shards[0].to_str().unwrap(),
+        shards[1].to_str().unwrap(),
+        merged.to_str().unwrap(),
+    );
+    bitgrok_ok(&["sweep-merge", s1, s0, "--out", m]);
+    assert_eq!(rows_without_paths(&merged), rows_without_paths(&whole));
+    for row in SweepFile::read(&merged).unwrap().rows {
+        assert_same_files(&merged.join(&row.run), &whole.join(&row.settings.name));
+    }
+    // A missing shard is named.
+    let o = bitgrok(&["sweep-merge", s0, "--out", m]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("shards 1/2 are missing"));
+
+    // Run again, the sweep keeps its finished models (same files, nothing retrained).
+    let before = std::fs::read(whole.join("sweep.json")).unwrap();
+    let checkpoint = whole.join("f32-none-wd1-lr0.001-s0/checkpoints/epoch_00080.safetensors");
+    let modified = std::fs::metadata(&checkpoint).unwrap().modified().unwrap();
+    bitgrok_ok(&sweep_args(whole.to_str().unwrap(), &[]));
+    assert_eq!(std::fs::read(whole.join("sweep.json")).unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&checkpoint).unwrap().modified().unwrap(),
+        modified
+    );
+
+    // The report: statistics per variant, the answer, figures.
+    bitgrok_ok(&["sweep-report", whole.to_str().unwrap()]);
+    let md = std::fs::read_to_string(whole.join("report/sweep_report.md")).unwrap();
+    assert!(
+        md.contains("| f32 | 2 |") && md.contains("| ternary | 2 |"),
+        "{md}"
+    );
+    assert!(md.contains("Criteria:"), "{md}");
+    assert!(whole.join("report/grokked_fraction.png").exists());
+    let json = std::fs::read_to_string(whole.join("report/sweep_report.json")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["variants"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bad_sweeps_are_refused_before_any_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("s");
+    let out = out.to_str().unwrap();
+    for (extra, message) in [
+        (&["--seeds", "3-1"][..], "--seeds"),
+        (&["--shard", "2/2"][..], "I/N"),
+        (&["--weights", "f32,f32"][..], "listed twice"),
+        (&["--lr", "-1"][..], "lr"),
+    ] {
+        let o = bitgrok(&sweep_args(out, extra)).output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(message), "{extra:?}: {stderr}");
+        assert!(
+            !Path::new(out).exists(),
+            "{extra:?} created the sweep directory"
+        );
+    }
+    let o = bitgrok(&["sweep-report", out]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a sweep directory"));
+}
