@@ -104,6 +104,9 @@ pub struct Scatter {
     /// Categorical x axis: labels at these positions (e.g. a strip plot's groups at 0, 1, ...);
     /// empty: round numbers.
     pub x_ticks: Vec<(f64, String)>,
+    /// Fixed y limits, widened to the data if it falls outside; otherwise the data range plus
+    /// a margin.
+    pub y_range: Option<(f64, f64)>,
 }
 
 /// Heatmaps in a grid, each with its own colour bar labelled with its limits.

@@ -262,7 +262,7 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
         y_label: format!("PC {}", j + 1),
         points: (0..p).map(|t| (pcs[(t, i)], pcs[(t, j)])).collect(),
         labels: (0..p).map(|t| t.to_string()).collect(),
-        x_ticks: Vec::new(),
+        ..Default::default()
     };
     let mut pc_panels = vec![pc_panel(0, 1)];
     if pcs.ncols() >= 4 {

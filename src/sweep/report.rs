@@ -12,7 +12,7 @@ use super::stats::{mann_whitney_p, spread, Spread};
 use super::{name_of, ModelSettings};
 use crate::model::Weights;
 use crate::plot::{self, BarChart, Scatter};
-use crate::report::compare::{kind_of, CLUSTERED};
+use crate::report::compare::kind_of;
 use crate::run::write_atomic;
 
 /// Grokked runs a variant needs before its algorithm is compared.
@@ -411,8 +411,8 @@ const FIGURES: [(&str, &str); 3] = [
 /// stay visible).
 fn strip(
     variants: &[VariantStats],
-    title: &str,
-    y_label: &str,
+    (title, y_label): (&str, &str),
+    y_range: (f64, f64),
     f: &dyn Fn(&SweepRow) -> f64,
 ) -> Scatter {
     let mut points = Vec::new();
@@ -438,6 +438,7 @@ fn strip(
             .enumerate()
             .map(|(i, v)| (i as f64, v.label.clone()))
             .collect(),
+        y_range: Some(y_range),
     }
 }
 
@@ -446,9 +447,12 @@ fn figures(variants: &[VariantStats], out: &Path) -> Result<()> {
     if any_grokked {
         plot::scatters(
             &out.join(FIGURES[0].0),
-            &[strip(variants, "Grokking epoch", "epoch", &|r| {
-                r.grokked_at.unwrap_or(0) as f64
-            })],
+            &[strip(
+                variants,
+                ("Grokking epoch", "epoch"),
+                (0.0, 1.0),
+                &|r| r.grokked_at.unwrap_or(0) as f64,
+            )],
             1,
             (160 * variants.len().max(4) as u32, 420),
         )?;
@@ -472,24 +476,27 @@ fn figures(variants: &[VariantStats], out: &Path) -> Result<()> {
     )?;
     if any_grokked {
         let panels = [
-            strip(variants, "Key frequencies", "count", &|r| {
+            strip(variants, ("Key frequencies", "count"), (0.0, 1.0), &|r| {
                 r.key_frequencies.len() as f64
             }),
             strip(
                 variants,
-                &format!(
-                    "Neurons clustered by frequency (≥ {:.0}%: clustered)",
-                    100.0 * CLUSTERED
-                ),
-                "fraction",
+                ("Clustered-neuron fraction", "fraction"),
+                (0.0, 1.0),
                 &|r| r.clustered_fraction,
             ),
-            strip(variants, "Distance irrelevance (≈1 clock)", "", &|r| {
-                r.distance_irrelevance
-            }),
-            strip(variants, "Gradient symmetricity (≈1 pizza)", "", &|r| {
-                r.gradient_symmetricity
-            }),
+            strip(
+                variants,
+                ("Distance irrelevance (≈1 clock)", ""),
+                (0.0, 1.0),
+                &|r| r.distance_irrelevance,
+            ),
+            strip(
+                variants,
+                ("Gradient symmetricity (≈1 pizza)", ""),
+                (0.0, 1.0),
+                &|r| r.gradient_symmetricity,
+            ),
         ];
         plot::scatters(
             &out.join(FIGURES[2].0),
