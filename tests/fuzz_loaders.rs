@@ -1,15 +1,18 @@
 //! Files from other people: every loader (checkpoint, resume point, run config, metrics, test
-//! vector, import of an external checkpoint) meets corrupt, truncated and hostile input with an error, never a panic or an
-//! unbounded allocation. A kept corpus of hostile files (tests/corpus/loaders) runs first, then a
-//! bounded proptest pass mutates valid files and the corpus.
+//! vector, import of an external checkpoint, sweep.json) meets corrupt, truncated and hostile input
+//! with an error, never a panic or an unbounded allocation. A kept corpus of hostile files
+//! (tests/corpus/loaders) runs first, then a bounded proptest pass mutates valid files and the
+//! corpus.
 
 use std::path::{Path, PathBuf};
 
 use bitgrok::engine::OptimizerState;
 use bitgrok::interop::import;
-use bitgrok::model::{ModelConfig, Params, Preset};
+use bitgrok::model::{ModelConfig, Params, Preset, Weights};
 use bitgrok::report::metrics;
 use bitgrok::run::{ResumePoint, RunConfig, RunDir};
+use bitgrok::sweep::file::SweepFile;
+use bitgrok::sweep::{Shard, SweepSpec};
 use bitgrok::testvectors;
 use proptest::prelude::*;
 
@@ -77,12 +80,46 @@ fn valid_files() -> Vec<(String, Vec<u8>)> {
         ("resume.safetensors".into(), read(run.resume_path())),
         ("metrics.csv".into(), b"epoch,train_loss,test_loss,train_acc,test_acc,test_acc_transpose_seen,test_acc_transpose_unseen\n1,4.5e0,4.6e0,0.1,0,0,0\n".to_vec()),
         ("vector.safetensors".into(), read(vector)),
+        ("sweep.json".into(), sweep_json()),
     ]
 }
 
+/// A sweep's sweep.json as `bitgrok sweep` writes it before its first model finishes.
+fn sweep_json() -> Vec<u8> {
+    let c = small_config();
+    let spec = SweepSpec {
+        preset: c.preset,
+        p: c.model.p,
+        frac: c.frac,
+        d_model: c.model.d_model,
+        n_heads: c.model.n_heads,
+        d_head: c.model.d_head,
+        d_mlp: c.model.d_mlp,
+        epochs: c.epochs,
+        eval_every: c.eval_every,
+        checkpoint_every: c.checkpoint_every,
+        stop_after_grok: None,
+        data_seed: c.data_seed,
+        weights: vec![Weights::F32, Weights::Ternary],
+        act_quant: vec![c.model.act_quant],
+        weight_decay: vec![1.0],
+        lr: vec![1e-3],
+        seeds: vec![0, 1],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = SweepFile {
+        spec,
+        shard: Shard { index: 1, count: 2 },
+        rows: Vec::new(),
+    };
+    file.write(dir.path()).unwrap();
+    std::fs::read(dir.path().join("sweep.json")).unwrap()
+}
+
 /// Feeds `bytes` to every loader as each kind of file; returns which loaders accepted it
-/// (checkpoint, resume point, config, metrics, test vector, import). A panic fails the test.
-fn load_everywhere(bytes: &[u8]) -> [bool; 6] {
+/// (checkpoint, resume point, config, metrics, test vector, import, sweep with its plan). A
+/// panic fails the test.
+fn load_everywhere(bytes: &[u8]) -> [bool; 7] {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let config = small_config();
@@ -98,12 +135,16 @@ fn load_everywhere(bytes: &[u8]) -> [bool; 6] {
     let vector = testvectors::load(&file).is_ok();
     let imported =
         import::import(&file, &Default::default(), &root.join("imported"), false).is_ok();
-    [checkpoint, resume, run_config, metrics, vector, imported]
+    std::fs::write(root.join("sweep.json"), bytes).unwrap();
+    let sweep = SweepFile::read(root).and_then(|f| f.spec.plan()).is_ok();
+    [
+        checkpoint, resume, run_config, metrics, vector, imported, sweep,
+    ]
 }
 
 #[test]
 fn valid_files_load() {
-    let accepted: Vec<[bool; 6]> = valid_files()
+    let accepted: Vec<[bool; 7]> = valid_files()
         .iter()
         .map(|(_, b)| load_everywhere(b))
         .collect();
@@ -115,13 +156,14 @@ fn valid_files_load() {
     assert!(accepted[2][0] && accepted[2][1], "resume point");
     assert!(accepted[3][3], "metrics");
     assert!(accepted[4][4], "test vector");
+    assert!(accepted[5][6], "sweep");
 }
 
 #[test]
 fn every_corpus_file_is_refused_by_every_loader() {
     for (name, bytes) in corpus() {
         let accepted = load_everywhere(&bytes);
-        assert_eq!(accepted, [false; 6], "{name} was accepted by a loader");
+        assert_eq!(accepted, [false; 7], "{name} was accepted by a loader");
     }
 }
 

@@ -863,6 +863,7 @@ fn render_examples() {
                     (1.0, "right".into()),
                     (2.0, "empty".into()),
                 ],
+                y_range: Some((-1.5, 1.5)),
             },
         ],
         2,

@@ -43,7 +43,11 @@ impl Panel for Scatter {
         let ((mut x_lo, mut x_hi), (mut y_lo, mut y_hi)) = (range(|p| p.0), range(|p| p.1));
         if let Some((lo, hi)) = self.y_range {
             let data = shown().map(|p| p.1);
-            (y_lo, y_hi) = padded(data.clone().fold(lo, f64::min), data.fold(hi, f64::max), 0.04);
+            (y_lo, y_hi) = padded(
+                data.clone().fold(lo, f64::min),
+                data.fold(hi, f64::max),
+                0.04,
+            );
         }
         let ticks = if self.x_ticks.is_empty() {
             Ticks::Linear

@@ -84,7 +84,17 @@ impl SweepFile {
         }
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        let file: SweepFile =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if file.shard.count == 0 || file.shard.index >= file.shard.count {
+            crate::usage_bail!(
+                "{}: shard {}/{} does not exist",
+                path.display(),
+                file.shard.index,
+                file.shard.count
+            );
+        }
+        Ok(file)
     }
 
     /// Writes sweep.json and sweep.csv atomically.

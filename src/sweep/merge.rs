@@ -15,7 +15,15 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<SweepFile> {
         .map(|d| SweepFile::read(d))
         .collect::<Result<_>>()?;
     let spec = &files[0].spec;
+    let plan = spec.plan()?;
     let count = files[0].shard.count;
+    if count > plan.len() {
+        usage_bail!(
+            "{} is one of {count} shards of a sweep of {} models",
+            shards[0].display(),
+            plan.len()
+        );
+    }
     let mut seen = vec![None; count];
     for (file, dir) in files.iter().zip(shards) {
         if file.spec != *spec {
@@ -54,7 +62,7 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<SweepFile> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut rows = Vec::new();
     let mut unfinished = Vec::new();
-    for (position, (settings, _)) in spec.plan()?.into_iter().enumerate() {
+    for (position, (settings, _)) in plan.into_iter().enumerate() {
         let index = position % count;
         let (file, dir) = files
             .iter()
