@@ -9,22 +9,18 @@ use std::path::{Path, PathBuf};
 use bitgrok::sweep::file::SweepFile;
 use common::{assert_same_files, bitgrok, bitgrok_ok, small_model};
 
-/// A sweep of 2 weight precisions × 2 seeds of a tiny model (p = 7, 80 epochs).
-fn sweep_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut argv = vec!["sweep", "--preset", "nanda"];
+/// The tiny model every run here trains (p = 7, 80 epochs), after `command`.
+fn tiny(command: &str) -> Vec<&str> {
+    let mut argv = vec![command, "--preset", "nanda"];
     argv.extend(small_model("7", "0.7"));
-    argv.extend([
-        "--weights",
-        "f32,ternary",
-        "--seeds",
-        "0-1",
-        "--epochs",
-        "80",
-        "--checkpoint-every",
-        "40",
-        "--out",
-        out,
-    ]);
+    argv.extend(["--epochs", "80", "--checkpoint-every", "40"]);
+    argv
+}
+
+/// A sweep of 2 weight precisions × 2 seeds of the tiny model.
+fn sweep_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut argv = tiny("sweep");
+    argv.extend(["--weights", "f32,ternary", "--seeds", "0-1", "--out", out]);
     argv.extend(extra);
     argv
 }
@@ -62,8 +58,7 @@ fn sweep_models_are_train_runs_and_shards_merge_into_the_whole() {
 
     // The ternary model of seed 1 is `train --seed 1 --data-seed 599 --weights ternary`.
     let alone = tmp.path().join("alone");
-    let mut argv = vec!["train", "--preset", "nanda"];
-    argv.extend(small_model("7", "0.7"));
+    let mut argv = tiny("train");
     argv.extend([
         "--weights",
         "ternary",
@@ -71,10 +66,6 @@ fn sweep_models_are_train_runs_and_shards_merge_into_the_whole() {
         "1",
         "--data-seed",
         "599",
-        "--epochs",
-        "80",
-        "--checkpoint-every",
-        "40",
         "--out",
         alone.to_str().unwrap(),
     ]);
