@@ -31,7 +31,8 @@ def quantise_weight(w, mode):
     if mode == "f32":
         return w
     if mode == "binary":
-        q = torch.sign(w - w.mean()) * w.abs().mean()
+        # Exactly two values, as bitgrok packs them: a weight equal to the mean counts as +1.
+        q = torch.where(w < w.mean(), -1.0, 1.0) * w.abs().mean()
     else:
         gamma = w.abs().mean().clamp(min=EPS)
         q = torch.clamp(torch.round(w / gamma), -1, 1) * gamma

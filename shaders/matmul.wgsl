@@ -36,12 +36,24 @@ struct Params {
     k_splits: u32,
     // Contraction length of one chunk (k itself when k_splits is 1).
     k_chunk: u32,
-    _pad: u32,
+    // B is a quantised weight matrix read from its packed codes (PACKED_*, or 0: from b_buf):
+    // the matrix starts at element b_param_off of the parameters, its codes at word
+    // b_packed_off of `packed`, its scale is scales[b_scale].
+    b_packed: u32,
+    b_param_off: u32,
+    b_packed_off: u32,
+    b_scale: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 const ADD_RESIDUAL: u32 = 1u;
 const ACCUMULATE: u32 = 2u;
 const ADD_BIAS: u32 = 4u;
+
+// b_packed: the quantisation mode of shaders/quantize.wgsl (2: ternary).
+const PACKED_BINARY: u32 = 1u;
 
 const TILE: u32 = 64u;
 const TK: u32 = 16u;
@@ -54,6 +66,9 @@ const TK: u32 = 16u;
 @group(0) @binding(5) var<storage, read> bias_buf: array<f32>;
 // reduce_split only: the chunks' partial products, [batch * k_splits + chunk, m, n].
 @group(0) @binding(6) var<storage, read> partials: array<f32>;
+// main only: packed quantised weights and their scales (shaders/quantize.wgsl).
+@group(0) @binding(7) var<storage, read> packed: array<u32>;
+@group(0) @binding(8) var<storage, read> scales: array<f32>;
 
 // a_tile[kk * 16 + g] holds rows 4g..4g+3 of the tile at contraction step kk; b_tile columns.
 var<workgroup> a_tile: array<vec4<f32>, 256>;
@@ -72,9 +87,25 @@ fn load_a(base: u32, i: u32, k: u32, k_end: u32) -> f32 {
 
 fn load_b(base: u32, k: u32, j: u32, k_end: u32) -> f32 {
     if (k < k_end && j < prm.n) {
-        return b_buf[base + k_offset(k, prm.b.s_row, prm.b_k_hi) + j * prm.b.s_col];
+        let i = base + k_offset(k, prm.b.s_row, prm.b_k_hi) + j * prm.b.s_col;
+        if (prm.b_packed != 0u) {
+            return packed_weight(i - prm.b_param_off);
+        }
+        return b_buf[i];
     }
     return 0.0;
+}
+
+// Element e of the packed weight matrix: its code times the matrix's scale, exactly the value
+// Qw gives it.
+fn packed_weight(e: u32) -> f32 {
+    let scale = scales[prm.b_scale];
+    if (prm.b_packed == PACKED_BINARY) {
+        let bit = (packed[prm.b_packed_off + e / 32u] >> (e % 32u)) & 1u;
+        return select(scale, -scale, bit == 1u);
+    }
+    let code = (packed[prm.b_packed_off + e / 16u] >> (2u * (e % 16u))) & 3u;
+    return select(select(0.0, scale, code == 1u), -scale, code == 2u);
 }
 
 @compute @workgroup_size(16, 16, 1)

@@ -1,12 +1,16 @@
-// Qw for every parameter: one workgroup per parameter writes its effective (quantised) value
-// into `qparams`, the buffer every forward kernel reads. Means are over the whole matrix and
-// reduced in a fixed order, so the result is deterministic.
+// Qw for every parameter, one workgroup per parameter. Full-precision parameters are copied to
+// `qparams`, the buffer the kernels read them from. Quantised ones are packed instead: binary
+// weights as sign bits, 32 per u32 (bit set: -1), ternary ones as 2-bit codes, 16 per u32
+// (0: 0, 1: +1, 2: -1), with the matrix's scale in `scales`; products read them from there
+// (shaders/matmul.wgsl), never as floats. Means are over the whole matrix and reduced in a fixed
+// order, so the result is deterministic.
 
 struct ParamDesc {
     off: u32,
     len: u32,
     mode: u32,
-    _pad: u32,
+    // First word of its packed codes in `packed`.
+    packed_off: u32,
 }
 
 const MODE_COPY: u32 = 0u;
@@ -16,6 +20,8 @@ const MODE_TERNARY: u32 = 2u;
 @group(0) @binding(0) var<storage, read> descs: array<ParamDesc>;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
 @group(0) @binding(2) var<storage, read_write> qparams: array<f32>;
+@group(0) @binding(3) var<storage, read_write> packed: array<u32>;
+@group(0) @binding(4) var<storage, read_write> scales: array<f32>; // one per parameter
 
 var<workgroup> red_sum: array<f32, 256>;
 var<workgroup> red_abs: array<f32, 256>;
@@ -48,15 +54,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     let mean = red_sum[0] / f32(d.len);
     let mean_abs = red_abs[0] / f32(d.len);
-    for (var i = lid; i < d.len; i += 256u) {
-        let w = params[d.off + i];
-        var q: f32;
-        if (d.mode == MODE_BINARY) {
-            q = sign(w - mean) * mean_abs;
-        } else {
-            let gamma = max(mean_abs, QUANT_EPS);
-            q = clamp(round(w / gamma), -1.0, 1.0) * gamma;
+    let gamma = max(mean_abs, QUANT_EPS);
+    if (lid == 0u) {
+        scales[wg.x] = select(gamma, mean_abs, d.mode == MODE_BINARY);
+    }
+    let per_word = select(16u, 32u, d.mode == MODE_BINARY);
+    for (var word = lid; word * per_word < d.len; word += 256u) {
+        var bits = 0u;
+        for (var e = 0u; e < per_word && word * per_word + e < d.len; e++) {
+            let w = params[d.off + word * per_word + e];
+            if (d.mode == MODE_BINARY) {
+                // Exactly two values: a weight equal to the mean counts as +1.
+                bits |= select(0u, 1u, w < mean) << e;
+            } else {
+                let q = clamp(round(w / gamma), -1.0, 1.0);
+                bits |= select(select(0u, 1u, q > 0.0), 2u, q < 0.0) << (2u * e);
+            }
         }
-        qparams[d.off + i] = q;
+        packed[d.packed_off + word] = bits;
     }
 }

@@ -25,8 +25,9 @@ fn engine_matches_reference_for_every_switch_combination() {
     check_every_switch_combination(&gpu());
 }
 
-/// The same with the other layout of the work: the GPU one (split-K products for weight
-/// gradients, a workgroup per row in row-wise kernels) on a CPU adapter, the CPU one on a GPU.
+/// The same with the other layouts of the work: the GPU one (split-K products, a workgroup per
+/// row in row-wise kernels; its split thresholds scaled down to these small problems) and the
+/// CPU one (unsplit products, a thread per row), whichever the adapter does not use already.
 #[test]
 fn other_parallelism_matches_reference() {
     use bitgrok::engine::kernels::Kernel;
@@ -35,30 +36,37 @@ fn other_parallelism_matches_reference() {
     use bitgrok::optim::AdamW;
     use bitgrok::task::Examples;
 
-    let mut gpu = gpu();
-    gpu.parallelism = if gpu.parallelism == Parallelism::CPU {
-        Parallelism::GPU
-    } else {
-        Parallelism::CPU
+    let small_gpu = Parallelism {
+        min_splits: 2,
+        min_split_chunk: 32,
+        ..Parallelism::GPU
     };
-    let config = &check::switch_combinations()[0];
-    let params = Params::init(config, 1);
-    let examples = Examples::all(config.p);
-    let engine = Engine::new(&gpu, &params, &examples, None, &AdamW::default()).unwrap();
-    let splits = engine
-        .dispatches(Program::TrainStep)
-        .iter()
-        .filter(|d| d.kernel == Kernel::ReduceSplit)
-        .count();
-    if gpu.parallelism == Parallelism::GPU {
-        assert!(
-            splits >= 4,
-            "only {splits} split products: the test would not test them"
-        );
-    } else {
-        assert_eq!(splits, 0);
+    let mut gpu = gpu();
+    let default = gpu.parallelism;
+    for parallelism in [small_gpu, Parallelism::CPU] {
+        if parallelism == default {
+            continue;
+        }
+        gpu.parallelism = parallelism;
+        let config = &check::switch_combinations()[0];
+        let params = Params::init(config, 1);
+        let examples = Examples::all(config.p);
+        let engine = Engine::new(&gpu, &params, &examples, None, &AdamW::default()).unwrap();
+        let splits = engine
+            .dispatches(Program::TrainStep)
+            .iter()
+            .filter(|d| d.kernel == Kernel::ReduceSplit)
+            .count();
+        if parallelism == small_gpu {
+            assert!(
+                splits >= 4,
+                "only {splits} split products: the test would not test them"
+            );
+        } else {
+            assert_eq!(splits, 0);
+        }
+        check_every_switch_combination(&gpu);
     }
-    check_every_switch_combination(&gpu);
 }
 
 #[test]
@@ -207,4 +215,53 @@ fn tiny_losses_are_reported_accurately() {
         (got - want).abs() < 1e-3 * want,
         "GPU loss {got:e} vs f64 {want:e}"
     );
+}
+
+/// The packed codes of every quantised matrix are the reference quantiser's, bit for bit, except
+/// where a weight lies within f32 rounding of a decision boundary (the GPU takes the means in
+/// f32). The kernels read quantised weights only in this form: their float copies are never
+/// written, so every comparison with the reference goes through the packed codes.
+#[test]
+fn packed_weight_codes_match_reference() {
+    use bitgrok::engine::Engine;
+    use bitgrok::model::{ModelConfig, Params, Preset, Weights};
+    use bitgrok::optim::AdamW;
+    use bitgrok::task::Examples;
+
+    let gpu = gpu();
+    for weights in [Weights::Binary, Weights::Ternary] {
+        let mut c = ModelConfig::preset(Preset::SeedBitnet, 13);
+        (c.d_model, c.n_heads, c.d_head, c.d_mlp) = (40, 2, 20, 72);
+        c.weights = weights;
+        let params = Params::init(&c, 4);
+        let engine =
+            Engine::new(&gpu, &params, &Examples::all(c.p), None, &AdamW::default()).unwrap();
+        let mut packed = 0;
+        for (id, w) in params.iter() {
+            let Some(codes) = engine.packed_codes(id).unwrap() else {
+                assert!(!id.is_quantised(), "{id:?} is not packed");
+                continue;
+            };
+            // The weights as the GPU holds them.
+            let w: Vec<f64> = w.iter().map(|&x| x as f32 as f64).collect();
+            let n = w.len() as f64;
+            let mean = w.iter().sum::<f64>() / n;
+            let scale = w.iter().map(|x| x.abs()).sum::<f64>() / n;
+            for (e, (&x, &code)) in w.iter().zip(&codes).enumerate() {
+                let (want, margin) = match weights {
+                    Weights::Binary => (if x < mean { -1 } else { 1 }, (x - mean).abs() / scale),
+                    _ => {
+                        let r = x / scale;
+                        (r.round().clamp(-1.0, 1.0) as i8, (r.abs() - 0.5).abs())
+                    }
+                };
+                assert!(
+                    code == want || margin < 1e-5,
+                    "{weights:?} {id:?}[{e}]: code {code}, reference {want}"
+                );
+            }
+            packed += 1;
+        }
+        assert_eq!(packed, 6, "{weights:?}: W_Q, W_K, W_V, W_O, W_in, W_out");
+    }
 }

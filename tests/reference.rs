@@ -579,11 +579,12 @@ fn ternary_of_a_zero_matrix_is_zero() {
 }
 
 #[test]
-fn binary_centres_on_the_mean_and_keeps_sign_zero() {
-    // mean 3, mean|W| 3: sign([-2, -1, 0, 3]) * 3, with sign(0) = 0.
+fn binary_centres_on_the_mean_and_has_two_values() {
+    // mean 3, mean|W| 3: the signs of [-2, -1, 0, 3] times 3, a weight at the mean counting as
+    // +1 (the sign bit the shaders pack it into has no zero).
     assert_eq!(
         quant::weight(&[1.0, 2.0, 3.0, 6.0], Weights::Binary),
-        vec![-3.0, -3.0, 0.0, 3.0]
+        vec![-3.0, -3.0, 3.0, 3.0]
     );
 }
 

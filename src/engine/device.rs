@@ -17,6 +17,10 @@ pub struct Parallelism {
     /// (split-K, shaders/matmul.wgsl): a weight gradient's few output tiles, each summing over
     /// the whole batch, would leave most of a GPU idle. 0 never splits.
     pub split_target: usize,
+    /// A product is split only into at least this many chunks of at least this length: fewer
+    /// or shorter ones do not repay the extra dispatch that sums them.
+    pub min_splits: usize,
+    pub min_split_chunk: usize,
     /// Threads that share one row of a row-wise kernel (shaders/norm.wgsl): a power of two
     /// dividing 64.
     pub row_lanes: usize,
@@ -26,12 +30,15 @@ impl Parallelism {
     /// For GPUs: a few workgroups for each multiprocessor of a large one; a workgroup per row.
     pub const GPU: Parallelism = Parallelism {
         split_target: 512,
+        min_splits: 8,
+        min_split_chunk: 128,
         row_lanes: 64,
     };
     /// For CPU adapters: no split products; a thread per row.
     pub const CPU: Parallelism = Parallelism {
         split_target: 0,
         row_lanes: 1,
+        ..Parallelism::GPU
     };
 
     pub fn for_device(device_type: wgpu::DeviceType) -> Parallelism {

@@ -128,10 +128,15 @@ impl<'g> Engine<'g> {
         let layout = ParamLayout::new(&config);
         check_limits(gpu, &config, train.len().max(test.map_or(0, |t| t.len())))?;
         let flat = layout.pack(params);
+        let packed_offsets = packed_offsets(&layout, config.weights);
         let descs: Vec<[u32; 4]> = layout
             .entries()
             .iter()
-            .map(|&(id, off, len)| [off as u32, len as u32, quant_mode(id, config.weights), 0])
+            .zip(&packed_offsets)
+            .map(|(&(id, off, len), &packed)| {
+                let mode = quant_mode(id, config.weights);
+                [off as u32, len as u32, mode, packed as u32]
+            })
             .collect();
         let params_buf = buffers::with_data(device, "params", &flat);
         // Full-precision weights are their own effective values: no copy to keep.
@@ -149,6 +154,13 @@ impl<'g> Engine<'g> {
             metrics: buffers::zeros(device, "metrics", MAX_EPOCHS_PER_SUBMIT * METRIC_COLUMNS),
             metric_slots: MAX_EPOCHS_PER_SUBMIT,
             quant_descs: buffers::with_data(device, "quant_descs", &descs),
+            packed: buffers::zeros(
+                device,
+                "packed",
+                packed_offsets[layout.entries().len()].max(1),
+            ),
+            scales: buffers::zeros(device, "scales", layout.entries().len()),
+            packed_offsets,
             one: buffers::with_data(device, "one", &[1.0f32]),
             split_partials: buffers::zeros(
                 device,
@@ -394,6 +406,33 @@ impl<'g> Engine<'g> {
             .unpack(&self.read_f32(&self.shared.grads, self.layout.total())?))
     }
 
+    /// The codes (-1, 0, +1) of a quantised weight matrix as the GPU packed them, in its
+    /// element order; None for a parameter that is not packed.
+    pub fn packed_codes(&self, id: ParamId) -> Result<Option<Vec<i8>>> {
+        let per_word = elements_per_word(self.config.weights);
+        let entries = self.layout.entries();
+        let index = entries.iter().position(|e| e.0 == id);
+        let Some(index) = index.filter(|_| per_word > 0 && id.is_quantised()) else {
+            return Ok(None);
+        };
+        let len = entries[index].2;
+        let first = self.shared.packed_offsets[index];
+        let words = self.read_u32(&self.shared.packed, first + len.div_ceil(per_word))?;
+        let bits = 32 / per_word;
+        let codes = (0..len)
+            .map(|e| {
+                let code =
+                    (words[first + e / per_word] >> (bits * (e % per_word))) & ((1 << bits) - 1);
+                match (bits, code) {
+                    (1, 1) | (2, 2) => -1,
+                    (1, _) | (2, 1) => 1,
+                    _ => 0,
+                }
+            })
+            .collect();
+        Ok(Some(codes))
+    }
+
     /// Reads `len` floats from the start of one of the engine's buffers.
     pub fn read_f32(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
         Ok(bytemuck::cast_slice(&self.read_bytes(buffer, len * 4)?).to_vec())
@@ -444,7 +483,30 @@ fn transpose_in(train: &Examples, set: &Examples) -> Vec<u32> {
         .collect()
 }
 
-fn quant_mode(id: ParamId, weights: Weights) -> u32 {
+/// Words of packed codes per element of a quantised parameter: 1/32 binary, 1/16 ternary.
+fn elements_per_word(weights: Weights) -> usize {
+    match weights {
+        Weights::F32 => 0,
+        Weights::Binary => 32,
+        Weights::Ternary => 16,
+    }
+}
+
+/// First word of each parameter's packed codes (layout order), and the total as a last entry.
+fn packed_offsets(layout: &ParamLayout, weights: Weights) -> Vec<usize> {
+    let mut offsets = vec![0];
+    for &(id, _, len) in layout.entries() {
+        let words = match elements_per_word(weights) {
+            0 => 0,
+            _ if !id.is_quantised() => 0,
+            per_word => len.div_ceil(per_word),
+        };
+        offsets.push(offsets.last().expect("starts with 0") + words);
+    }
+    offsets
+}
+
+pub(crate) fn quant_mode(id: ParamId, weights: Weights) -> u32 {
     if !id.is_quantised() {
         return 0;
     }

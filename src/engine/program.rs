@@ -27,6 +27,11 @@ pub struct Shared {
     pub metric_slots: usize,
     /// Quantiser descriptor per parameter (shaders/quantize.wgsl).
     pub quant_descs: wgpu::Buffer,
+    /// Packed codes of the quantised weights, and one scale per parameter (layout order); the
+    /// first word of each parameter's codes, then the total.
+    pub packed: wgpu::Buffer,
+    pub scales: wgpu::Buffer,
+    pub packed_offsets: Vec<usize>,
     /// A single 1.0, for column sums as products.
     pub one: wgpu::Buffer,
     /// Partial products of split-K products ([`split_partials_len`] floats).
@@ -39,9 +44,6 @@ const MATMUL_TILE: usize = 64;
 /// Threads of a workgroup that reduces rows or columns together (SUM_THREADS in
 /// shaders/include/workgroup_reduce.wgsl).
 const REDUCE_THREADS: usize = 64;
-/// The shortest chunk a split-K product's contraction is cut into.
-const MIN_SPLIT_CHUNK: usize = 2 * MATMUL_TK;
-
 /// Floats the split-K scratch needs for a split target: a product is split into at most
 /// `target / tiles` chunks, each a partial product of at most `tiles` full tiles.
 pub fn split_partials_len(split_target: usize) -> usize {
@@ -49,11 +51,11 @@ pub fn split_partials_len(split_target: usize) -> usize {
 }
 
 /// Chunks a product of `tiles` output tiles and contraction length k runs as, and the length
-/// of each: enough to bring its workgroups up to `target`, each chunk at least
-/// [`MIN_SPLIT_CHUNK`] long and a whole number of tile steps. (1, k) when it is not split.
-fn split_k(target: usize, tiles: usize, k: usize) -> (usize, usize) {
-    let wanted = (target / tiles).min(k / MIN_SPLIT_CHUNK);
-    if wanted < 2 {
+/// of each: enough to bring its workgroups up to the split target, within the limits of
+/// `parallelism`, each chunk a whole number of tile steps. (1, k) when it is not split.
+fn split_k(parallelism: &Parallelism, tiles: usize, k: usize) -> (usize, usize) {
+    let wanted = (parallelism.split_target / tiles).min(k / parallelism.min_split_chunk.max(1));
+    if wanted < parallelism.min_splits.max(2) {
         return (1, k);
     }
     let chunk = k.div_ceil(wanted).next_multiple_of(MATMUL_TK);
@@ -97,7 +99,11 @@ struct MatmulParams {
     bias_s_batch: u32,
     k_splits: u32,
     k_chunk: u32,
-    _pad: u32,
+    b_packed: u32,
+    b_param_off: u32,
+    b_packed_off: u32,
+    b_scale: u32,
+    _pad: [u32; 3],
 }
 
 #[repr(C)]
@@ -290,6 +296,33 @@ impl Recorder<'_> {
         self.product(out, Product::new(batch, 1, cols, rows, ones, dy, db));
     }
 
+    /// The packed-weight fields of a product whose B operand is a quantised weight matrix of
+    /// the effective parameters (its codes are all there is of it on the GPU), else zeros.
+    fn packed_operand(&self, b: &Op) -> MatmulParams {
+        let none = MatmulParams::default();
+        if *b.buf != self.shared.qparams || self.config.weights == Weights::F32 {
+            return none;
+        }
+        let entries = self.layout.entries();
+        let Some(index) = entries
+            .iter()
+            .position(|&(_, off, len)| (off..off + len).contains(&b.off))
+        else {
+            return none;
+        };
+        let (id, off, _) = entries[index];
+        if !id.is_quantised() {
+            return none;
+        }
+        MatmulParams {
+            b_packed: super::quant_mode(id, self.config.weights),
+            b_param_off: off as u32,
+            b_packed_off: self.shared.packed_offsets[index] as u32,
+            b_scale: index as u32,
+            ..none
+        }
+    }
+
     fn product(&self, out: &mut Vec<Dispatch>, p: Product) {
         let (k_div, a_hi, b_hi) = p.k_split.unwrap_or((p.k.max(1), 0, 0));
         let mut flags = 0;
@@ -306,7 +339,7 @@ impl Recorder<'_> {
         // An unused residual binding still needs a buffer; A's is always valid to read.
         let r = p.residual.unwrap_or(p.a);
         let tiles = p.batch * p.m.div_ceil(MATMUL_TILE) * p.n.div_ceil(MATMUL_TILE);
-        let (splits, k_chunk) = split_k(self.parallelism.split_target, tiles, p.k);
+        let (splits, k_chunk) = split_k(&self.parallelism, tiles, p.k);
         let params = MatmulParams {
             m: p.m as u32,
             n: p.n as u32,
@@ -323,7 +356,8 @@ impl Recorder<'_> {
             bias_s_batch: bias_s_batch as u32,
             k_splits: splits as u32,
             k_chunk: k_chunk as u32,
-            _pad: 0,
+            _pad: [0; 3],
+            ..self.packed_operand(&p.b)
         };
         let tile_groups = |z: usize| {
             [
@@ -345,6 +379,8 @@ impl Recorder<'_> {
                     (3, p.c.buf),
                     (4, r.buf),
                     (5, qp),
+                    (7, &self.shared.packed),
+                    (8, &self.shared.scales),
                 ],
                 tile_groups(p.batch),
             );
@@ -369,6 +405,8 @@ impl Recorder<'_> {
                 (3, partials),
                 (4, r.buf),
                 (5, qp),
+                (7, &self.shared.packed),
+                (8, &self.shared.scales),
             ],
             tile_groups(p.batch * splits),
         );
@@ -580,6 +618,8 @@ impl Recorder<'_> {
                 (0, &self.shared.quant_descs),
                 (1, &self.shared.params),
                 (2, &self.shared.qparams),
+                (3, &self.shared.packed),
+                (4, &self.shared.scales),
             ],
             [self.layout.entries().len() as u32, 1, 1],
         )

@@ -11,9 +11,13 @@ pub fn weight(w: &[f64], mode: Weights) -> Vec<f64> {
     match mode {
         Weights::F32 => w.to_vec(),
         Weights::Binary => {
+            // Exactly two values: a weight equal to the mean counts as +1 (where `torch.sign`
+            // would give 0), as the sign bits the shaders pack it into can only say.
             let mean = w.iter().sum::<f64>() / w.len() as f64;
             let scale = mean_abs(w);
-            w.iter().map(|&x| sign(x - mean) * scale).collect()
+            w.iter()
+                .map(|&x| if x < mean { -scale } else { scale })
+                .collect()
         }
         Weights::Ternary => {
             let gamma = mean_abs(w).max(QUANT_EPS);
@@ -64,15 +68,6 @@ pub fn rms_norm_backward(normed: &[f64], inv_rms: f64, d_normed: &[f64]) -> Vec<
 
 fn mean_abs(w: &[f64]) -> f64 {
     w.iter().map(|x| x.abs()).sum::<f64>() / w.len() as f64
-}
-
-/// `sign` with `sign(0) = 0` (unlike `f64::signum`).
-fn sign(x: f64) -> f64 {
-    if x == 0.0 {
-        0.0
-    } else {
-        x.signum()
-    }
 }
 
 /// The input of one `Linear` (the attention's Q, K and V share theirs).
