@@ -96,16 +96,15 @@ fn load_b(base: u32, k: u32, j: u32, k_end: u32) -> f32 {
     return 0.0;
 }
 
-// Element e of the packed weight matrix: its code times the matrix's scale, exactly the value
-// Qw gives it.
+// The code (-1, 0 or +1) of element e of the packed weight matrix; `main` multiplies the sums
+// by the matrix's scale once, at the end.
 fn packed_weight(e: u32) -> f32 {
-    let scale = scales[prm.b_scale];
     if (prm.b_packed == PACKED_BINARY) {
         let bit = (packed[prm.b_packed_off + e / 32u] >> (e % 32u)) & 1u;
-        return select(scale, -scale, bit == 1u);
+        return select(1.0, -1.0, bit == 1u);
     }
     let code = (packed[prm.b_packed_off + e / 16u] >> (2u * (e % 16u))) & 3u;
-    return select(select(0.0, scale, code == 1u), -scale, code == 2u);
+    return select(select(0.0, 1.0, code == 1u), -1.0, code == 2u);
 }
 
 @compute @workgroup_size(16, 16, 1)
@@ -147,6 +146,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             acc3 = fma(vec4<f32>(a.w), b, acc3);
         }
         workgroupBarrier();
+    }
+    if (prm.b_packed != 0u) {
+        let scale = scales[prm.b_scale];
+        acc0 *= scale;
+        acc1 *= scale;
+        acc2 *= scale;
+        acc3 *= scale;
     }
     store_row(wg.z, row0 + 4u * ty, col0 + 4u * tx, acc0);
     store_row(wg.z, row0 + 4u * ty + 1u, col0 + 4u * tx, acc1);

@@ -38,7 +38,7 @@ fn other_parallelism_matches_reference() {
 
     let small_gpu = Parallelism {
         min_splits: 2,
-        min_split_chunk: 32,
+        min_split_chunk: 16,
         ..Parallelism::GPU
     };
     let mut gpu = gpu();
