@@ -40,7 +40,7 @@ const VARIANTS: [Variant; 3] = [
 /// The configuration of one variant: the study's, or the reduced one for CPU adapters: p = 23
 /// with 70% of pairs for training; the full-precision model at d_model 64 (4 heads × 16,
 /// d_mlp 256), the bit models at d_model 32 (4 heads × 8, d_mlp 128). Measured on lavapipe
-/// (2 cores): at those widths the three grok at epochs ~900, ~1,700 and ~1,100, a few minutes in
+/// (2 cores): at those widths the three grok at epochs ~900, ~1,600 and ~1,300, a few minutes in
 /// all; the full-precision model did not grok within 4,000 epochs at width 32, nor the ternary
 /// one at width 64.
 fn config(v: &Variant, full: bool) -> Result<RunConfig> {
