@@ -359,59 +359,44 @@ impl Recorder<'_> {
             _pad: [0; 3],
             ..self.packed_operand(&p.b)
         };
-        let tile_groups = |z: usize| {
-            [
-                p.n.div_ceil(MATMUL_TILE) as u32,
-                p.m.div_ceil(MATMUL_TILE) as u32,
-                z as u32,
-            ]
-        };
         let qp = &self.shared.qparams;
-        let flops = 2 * (p.batch * p.m * p.n * p.k) as u64;
-        if splits == 1 {
-            let mut dispatch = self.kernels.dispatch(
-                self.device,
-                Kernel::Matmul,
-                Some(bytemuck::bytes_of(&params)),
-                &[
-                    (1, p.a.buf),
-                    (2, p.b.buf),
-                    (3, p.c.buf),
-                    (4, r.buf),
-                    (5, qp),
-                    (7, &self.shared.packed),
-                    (8, &self.shared.scales),
-                ],
-                tile_groups(p.batch),
-            );
-            dispatch.flops = flops;
-            out.push(dispatch);
-            return;
-        }
-        // The chunks' plain partial products into the scratch, then their sums into C.
         let partials = &self.shared.split_partials;
-        let chunks = MatmulParams {
-            c: op(partials, 0, p.m * p.n, p.n, 1).params(),
-            flags: 0,
-            ..params
+        // Unsplit, the product itself; split, the chunks' plain partial products into the
+        // scratch, then their sums into C.
+        let (main_params, c, z) = if splits == 1 {
+            (params, p.c.buf, p.batch)
+        } else {
+            let chunks = MatmulParams {
+                c: op(partials, 0, p.m * p.n, p.n, 1).params(),
+                flags: 0,
+                ..params
+            };
+            (chunks, partials, p.batch * splits)
         };
         let mut dispatch = self.kernels.dispatch(
             self.device,
             Kernel::Matmul,
-            Some(bytemuck::bytes_of(&chunks)),
+            Some(bytemuck::bytes_of(&main_params)),
             &[
                 (1, p.a.buf),
                 (2, p.b.buf),
-                (3, partials),
+                (3, c),
                 (4, r.buf),
                 (5, qp),
                 (7, &self.shared.packed),
                 (8, &self.shared.scales),
             ],
-            tile_groups(p.batch * splits),
+            [
+                p.n.div_ceil(MATMUL_TILE) as u32,
+                p.m.div_ceil(MATMUL_TILE) as u32,
+                z as u32,
+            ],
         );
-        dispatch.flops = flops;
+        dispatch.flops = 2 * (p.batch * p.m * p.n * p.k) as u64;
         out.push(dispatch);
+        if splits == 1 {
+            return;
+        }
         out.push(self.kernels.dispatch(
             self.device,
             Kernel::ReduceSplit,
