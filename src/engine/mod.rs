@@ -483,7 +483,8 @@ fn transpose_in(train: &Examples, set: &Examples) -> Vec<u32> {
         .collect()
 }
 
-/// Words of packed codes per element of a quantised parameter: 1/32 binary, 1/16 ternary.
+/// Elements of a quantised parameter per word of packed codes: 32 binary, 16 ternary (0: none
+/// are packed).
 fn elements_per_word(weights: Weights) -> usize {
     match weights {
         Weights::F32 => 0,

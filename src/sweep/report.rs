@@ -215,7 +215,7 @@ fn variants(file: &SweepFile) -> Vec<VariantStats> {
     let spec = &file.spec;
     let label = |s: &ModelSettings| {
         let mut parts = Vec::new();
-        if spec.weights.len() > 1 || (spec.act_quant.len() == 1 && spec.weight_decay.len() == 1) {
+        if spec.weights.len() > 1 {
             parts.push(name_of(s.weights));
         }
         if spec.act_quant.len() > 1 {
