@@ -36,10 +36,10 @@ struct Params {
 
 fn table_row(n: u32, slot: u32) -> u32 {
     if (slot == 0u) {
-        return examples[2u * n];
+        return examples[at(1u) + 2u * n];
     }
     if (slot == 1u) {
-        return prm.p + examples[2u * n + 1u];
+        return prm.p + examples[at(1u) + 2u * n + 1u];
     }
     return 2u * prm.p;
 }
@@ -49,7 +49,8 @@ fn tab_index(h: u32, row: u32, e: u32) -> u32 {
 }
 
 @compute @workgroup_size(64)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    enter_model(gid.z, nwg.z);
     let t = gid.x;
     if (t >= prm.n * prm.n_heads) {
         return;
@@ -61,7 +62,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
         let row = table_row(n, j);
         var acc = 0.0;
         for (var e = 0u; e < prm.d_head; e++) {
-            acc = fma(q[h * prm.d_head + e], k_tab[tab_index(h, row, e)], acc);
+            acc = fma(q[at(4u) + h * prm.d_head + e], k_tab[at(2u) + tab_index(h, row, e)], acc);
         }
         s[j] = acc * prm.scale;
     }
@@ -74,21 +75,22 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     for (var j = 0u; j < 3u; j++) {
         w[j] /= total;
-        pattern[t * 3u + j] = w[j];
+        pattern[at(5u) + t * 3u + j] = w[j];
     }
     let width = prm.n_heads * prm.d_head;
     for (var e = 0u; e < prm.d_head; e++) {
         var acc = 0.0;
         for (var j = 0u; j < 3u; j++) {
-            acc = fma(w[j], v_tab[tab_index(h, table_row(n, j), e)], acc);
+            acc = fma(w[j], v_tab[at(3u) + tab_index(h, table_row(n, j), e)], acc);
         }
-        z[n * width + h * prm.d_head + e] = acc;
+        z[at(6u) + n * width + h * prm.d_head + e] = acc;
     }
 }
 
 // d score_j = P_j (dP_j - sum_i P_i dP_i), dP_j = dz_h . v_j
 @compute @workgroup_size(64)
-fn score_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn score_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    enter_model(gid.z, nwg.z);
     let t = gid.x;
     if (t >= prm.n * prm.n_heads) {
         return;
@@ -102,13 +104,14 @@ fn score_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
         let row = table_row(n, j);
         var acc = 0.0;
         for (var e = 0u; e < prm.d_head; e++) {
-            acc = fma(dz[n * width + h * prm.d_head + e], v_tab[tab_index(h, row, e)], acc);
+            let dz_e = dz[at(8u) + n * width + h * prm.d_head + e];
+            acc = fma(dz_e, v_tab[at(3u) + tab_index(h, row, e)], acc);
         }
         dp[j] = acc;
-        mean = fma(pattern_in[t * 3u + j], acc, mean);
+        mean = fma(pattern_in[at(7u) + t * 3u + j], acc, mean);
     }
     for (var j = 0u; j < 3u; j++) {
-        ds[t * 3u + j] = pattern_in[t * 3u + j] * (dp[j] - mean);
+        ds[at(9u) + t * 3u + j] = pattern_in[at(7u) + t * 3u + j] * (dp[j] - mean);
     }
 }
 
@@ -116,7 +119,8 @@ fn score_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
 // each gathers the examples that use its row through a CSR index built on the host. The
 // summed d score of each row is kept for query_grad.
 @compute @workgroup_size(64)
-fn table_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn table_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    enter_model(gid.z, nwg.z);
     let rows = 2u * prm.p + 1u;
     let t = gid.x;
     let e = t % prm.d_head;
@@ -128,29 +132,35 @@ fn table_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
     let width = prm.n_heads * prm.d_head;
     var sum_ds = 0.0;
     var sum_dv = 0.0;
-    for (var c = csr_start[row]; c < csr_start[row + 1u]; c++) {
-        let item = csr_items[c];
+    let start = at(11u) + row;
+    for (var c = csr_start[start]; c < csr_start[start + 1u]; c++) {
+        let item = csr_items[at(12u) + c];
         let n = item / 3u;
         let i = (n * prm.n_heads + h) * 3u + item % 3u;
-        sum_ds += ds_in[i];
-        sum_dv = fma(pattern_in[i], dz[n * width + h * prm.d_head + e], sum_dv);
+        sum_ds += ds_in[at(10u) + i];
+        sum_dv = fma(pattern_in[at(7u) + i], dz[at(8u) + n * width + h * prm.d_head + e], sum_dv);
     }
     write_table_grad(h, row, e, sum_ds, sum_dv);
 }
 
 fn write_table_grad(h: u32, row: u32, e: u32, sum_ds: f32, sum_dv: f32) {
     let t = tab_index(h, row, e);
-    dk_tab[t] = sum_ds * q[h * prm.d_head + e] * prm.scale;
-    dv_tab[t] = sum_dv;
+    dk_tab[at(13u) + t] = sum_ds * q[at(4u) + h * prm.d_head + e] * prm.scale;
+    dv_tab[at(14u) + t] = sum_dv;
     if (e == 0u) {
-        row_ds[h * (2u * prm.p + 1u) + row] = sum_ds;
+        row_ds[at(16u) + h * (2u * prm.p + 1u) + row] = sum_ds;
     }
 }
 
 // The same for the `=` row, which every example uses: one workgroup per (head, e) sums over
 // the examples in a fixed tree.
 @compute @workgroup_size(SUM_THREADS)
-fn eq_row_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn eq_row_grad(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    enter_model(wg.z, nwg.z);
     let h = wg.x / prm.d_head;
     let e = wg.x % prm.d_head;
     let width = prm.n_heads * prm.d_head;
@@ -158,8 +168,8 @@ fn eq_row_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     var sum_dv = 0.0;
     for (var n = lid.x; n < prm.n; n += SUM_THREADS) {
         let i = (n * prm.n_heads + h) * 3u + 2u;
-        sum_ds += ds_in[i];
-        sum_dv = fma(pattern_in[i], dz[n * width + h * prm.d_head + e], sum_dv);
+        sum_ds += ds_in[at(10u) + i];
+        sum_dv = fma(pattern_in[at(7u) + i], dz[at(8u) + n * width + h * prm.d_head + e], sum_dv);
     }
     let total_ds = workgroup_sum(sum_ds, lid.x);
     let total_dv = workgroup_sum(sum_dv, lid.x);
@@ -171,7 +181,8 @@ fn eq_row_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
 // Gradient of the single query row: d score times the key, summed over examples and slots,
 // which is each table row's summed d score times its key.
 @compute @workgroup_size(64)
-fn query_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn query_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    enter_model(gid.z, nwg.z);
     let t = gid.x;
     if (t >= prm.n_heads * prm.d_head) {
         return;
@@ -181,7 +192,7 @@ fn query_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
     let rows = 2u * prm.p + 1u;
     var acc = 0.0;
     for (var row = 0u; row < rows; row++) {
-        acc = fma(row_ds_in[h * rows + row], k_tab[tab_index(h, row, e)], acc);
+        acc = fma(row_ds_in[at(17u) + h * rows + row], k_tab[at(2u) + tab_index(h, row, e)], acc);
     }
-    dq[t] = acc * prm.scale;
+    dq[at(15u) + t] = acc * prm.scale;
 }

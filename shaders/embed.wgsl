@@ -21,7 +21,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> grads: array<f32>;
 
 @compute @workgroup_size(64)
-fn build_table(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn build_table(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    enter_model(gid.z, nwg.z);
     let rows = 2u * prm.p + 1u;
     let i = gid.x;
     if (i >= rows * prm.d_model) {
@@ -31,17 +32,20 @@ fn build_table(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = i % prm.d_model;
     let pos = min(row / prm.p, 2u);
     let tok = select(row % prm.p, prm.p, row == 2u * prm.p);
-    var v = qparams[prm.w_e + tok * prm.d_model + j];
+    var v = qparams[at(1u) + prm.w_e + tok * prm.d_model + j];
     if (prm.has_pos != 0u) {
-        v += qparams[prm.w_pos + pos * prm.d_model + j];
+        v += qparams[at(1u) + prm.w_pos + pos * prm.d_model + j];
     }
-    table[i] = v;
+    table[at(2u) + i] = v;
 }
 
 // Gradients of W_E and W_pos from the gradient of the table (one thread per output scalar).
 @compute @workgroup_size(64)
-fn embed_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn embed_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    enter_model(gid.z, nwg.z);
     let p = prm.p;
+    let g = at(4u) + prm.w_e;
+    let dt = at(3u);
     let d = prm.d_model;
     let i = gid.x;
     let n_we = (p + 1u) * d;
@@ -49,9 +53,9 @@ fn embed_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
         let tok = i / d;
         let j = i % d;
         if (tok == p) {
-            grads[prm.w_e + i] = dtable[2u * p * d + j];
+            grads[g + i] = dtable[dt + 2u * p * d + j];
         } else {
-            grads[prm.w_e + i] = dtable[tok * d + j] + dtable[(p + tok) * d + j];
+            grads[g + i] = dtable[dt + tok * d + j] + dtable[dt + (p + tok) * d + j];
         }
         return;
     }
@@ -61,13 +65,14 @@ fn embed_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let pos = k / d;
     let j = k % d;
+    let g_pos = at(4u) + prm.w_pos + k;
     if (pos == 2u) {
-        grads[prm.w_pos + k] = dtable[2u * p * d + j];
+        grads[g_pos] = dtable[dt + 2u * p * d + j];
         return;
     }
     var s = 0.0;
     for (var t = 0u; t < p; t++) {
-        s += dtable[(pos * p + t) * d + j];
+        s += dtable[dt + (pos * p + t) * d + j];
     }
-    grads[prm.w_pos + k] = s;
+    grads[g_pos] = s;
 }

@@ -40,13 +40,14 @@ fn log1p_f32(x: f32) -> f32 {
 }
 
 @compute @workgroup_size(64)
-fn per_example_loss(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn per_example_loss(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    enter_model(gid.z, nwg.z);
     let n = gid.x;
     if (n >= prm.n) {
         return;
     }
-    let base_i = n * prm.p;
-    let label = labels[n];
+    let base_i = at(1u) + n * prm.p;
+    let label = labels[at(2u) + n];
     var m = logits[base_i];
     var arg = 0u;
     for (var j = 1u; j < prm.p; j++) {
@@ -68,8 +69,9 @@ fn per_example_loss(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
     let total = 1.0 + rest_max;
-    per_example[2u * n] = (m - logits[base_i + label]) + log1p_f32(rest_max);
-    per_example[2u * n + 1u] = select(0.0, 1.0, arg == label);
+    let out = at(3u) + 2u * n;
+    per_example[out] = (m - logits[base_i + label]) + log1p_f32(rest_max);
+    per_example[out + 1u] = select(0.0, 1.0, arg == label);
     if (prm.with_grad != 0u) {
         for (var j = 0u; j < prm.p; j++) {
             var g: f32;
@@ -78,7 +80,7 @@ fn per_example_loss(@builtin(global_invocation_id) gid: vec3<u32>) {
             } else {
                 g = exp(logits[base_i + j] - m) / total;
             }
-            dlogits[base_i + j] = g * prm.inv_n;
+            dlogits[at(4u) + n * prm.p + j] = g * prm.inv_n;
         }
     }
 }
@@ -98,16 +100,21 @@ var<workgroup> red_group_size: array<f32, 256>;
 
 // Mean loss and accuracy in one workgroup: fixed-order strided sums, then a tree.
 @compute @workgroup_size(256)
-fn reduce(@builtin(local_invocation_index) lid: u32) {
+fn reduce(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    enter_model(wg.z, nwg.z);
     var loss = 0.0;
     var correct = 0.0;
     var group_correct = 0.0;
     var group_size = 0.0;
     for (var n = lid; n < prm.n; n += 256u) {
-        loss += per_example_in[2u * n];
-        let c = per_example_in[2u * n + 1u];
+        loss += per_example_in[at(5u) + 2u * n];
+        let c = per_example_in[at(5u) + 2u * n + 1u];
         correct += c;
-        let g = f32(groups[n]);
+        let g = f32(groups[at(8u) + n]);
         group_correct += g * c;
         group_size += g;
     }
@@ -126,7 +133,7 @@ fn reduce(@builtin(local_invocation_index) lid: u32) {
         workgroupBarrier();
     }
     if (lid == 0u) {
-        let row = ((state[0] - 1u) % prm.metric_slots) * METRIC_COLUMNS;
+        let row = at(7u) + ((state[at(6u)] - 1u) % prm.metric_slots) * METRIC_COLUMNS;
         metrics[row + prm.metric] = red_loss[0] / f32(prm.n);
         metrics[row + prm.metric + 1u] = red_correct[0] / f32(prm.n);
         if (prm.metric == 2u) {

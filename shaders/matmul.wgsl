@@ -91,7 +91,7 @@ fn load_b(base: u32, k: u32, j: u32, k_end: u32) -> f32 {
         if (prm.b_packed != 0u) {
             return packed_weight(i - prm.b_param_off);
         }
-        return b_buf[i];
+        return b_buf[at(2u) + i];
     }
     return 0.0;
 }
@@ -100,24 +100,30 @@ fn load_b(base: u32, k: u32, j: u32, k_end: u32) -> f32 {
 // by the matrix's scale once, at the end.
 fn packed_weight(e: u32) -> f32 {
     if (prm.b_packed == PACKED_BINARY) {
-        let bit = (packed[prm.b_packed_off + e / 32u] >> (e % 32u)) & 1u;
+        let bit = (packed[at(7u) + prm.b_packed_off + e / 32u] >> (e % 32u)) & 1u;
         return select(1.0, -1.0, bit == 1u);
     }
-    let code = (packed[prm.b_packed_off + e / 16u] >> (2u * (e % 16u))) & 3u;
+    let code = (packed[at(7u) + prm.b_packed_off + e / 16u] >> (2u * (e % 16u))) & 3u;
     return select(select(0.0, 1.0, code == 1u), -1.0, code == 2u);
 }
 
 @compute @workgroup_size(16, 16, 1)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    // Output batch wg.z: the product's batch, or with split-K a chunk's partial product.
-    let batch = wg.z / prm.k_splits;
-    let k_begin = (wg.z % prm.k_splits) * prm.k_chunk;
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    // Output batch z: the product's batch, or with split-K a chunk's partial product.
+    let z = enter_model(wg.z, nwg.z);
+    let batch = z / prm.k_splits;
+    let k_begin = (z % prm.k_splits) * prm.k_chunk;
     let k_end = min(prm.k, k_begin + prm.k_chunk);
     let row0 = wg.y * TILE;
     let col0 = wg.x * TILE;
     let tx = lid.x;
     let ty = lid.y;
-    let a_base = prm.a.off + batch * prm.a.s_batch;
+    let a_base = at(1u) + prm.a.off + batch * prm.a.s_batch;
+    // Without the model's offset: a packed B is indexed relative to its parameter.
     let b_base = prm.b.off + batch * prm.b.s_batch;
 
     // Thread (tx, ty) owns rows 4ty..4ty+3 and columns 4tx..4tx+3 of the tile.
@@ -148,16 +154,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         workgroupBarrier();
     }
     if (prm.b_packed != 0u) {
-        let scale = scales[prm.b_scale];
+        let scale = scales[at(8u) + prm.b_scale];
         acc0 *= scale;
         acc1 *= scale;
         acc2 *= scale;
         acc3 *= scale;
     }
-    store_row(wg.z, row0 + 4u * ty, col0 + 4u * tx, acc0);
-    store_row(wg.z, row0 + 4u * ty + 1u, col0 + 4u * tx, acc1);
-    store_row(wg.z, row0 + 4u * ty + 2u, col0 + 4u * tx, acc2);
-    store_row(wg.z, row0 + 4u * ty + 3u, col0 + 4u * tx, acc3);
+    store_row(z, row0 + 4u * ty, col0 + 4u * tx, acc0);
+    store_row(z, row0 + 4u * ty + 1u, col0 + 4u * tx, acc1);
+    store_row(z, row0 + 4u * ty + 2u, col0 + 4u * tx, acc2);
+    store_row(z, row0 + 4u * ty + 3u, col0 + 4u * tx, acc3);
 }
 
 fn store_row(batch: u32, i: u32, j0: u32, acc: vec4<f32>) {
@@ -176,29 +182,32 @@ fn store_row(batch: u32, i: u32, j0: u32, acc: vec4<f32>) {
 fn store(batch: u32, i: u32, j: u32, product: f32) {
     var v = product;
     if ((prm.flags & ADD_RESIDUAL) != 0u) {
-        v += r_buf[prm.r.off + batch * prm.r.s_batch + i * prm.r.s_row + j * prm.r.s_col];
+        v += r_buf[at(4u) + prm.r.off + batch * prm.r.s_batch + i * prm.r.s_row + j * prm.r.s_col];
     }
     if ((prm.flags & ADD_BIAS) != 0u) {
-        v += bias_buf[prm.bias_off + batch * prm.bias_s_batch + j];
+        v += bias_buf[at(5u) + prm.bias_off + batch * prm.bias_s_batch + j];
     }
-    let ci = prm.c.off + batch * prm.c.s_batch + i * prm.c.s_row + j * prm.c.s_col;
+    let ci = at(3u) + prm.c.off + batch * prm.c.s_batch + i * prm.c.s_row + j * prm.c.s_col;
     if ((prm.flags & ACCUMULATE) != 0u) {
         v += c_buf[ci];
     }
     c_buf[ci] = v;
 }
 
-// One thread per output element (workgroup z = batch): the sum of its k_splits partials.
+// One thread per output element (workgroup z = batch within the model): the sum of its k_splits partials.
 @compute @workgroup_size(256)
-fn reduce_split(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn reduce_split(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let batch = enter_model(gid.z, nwg.z);
     let idx = gid.x;
     if (idx >= prm.m * prm.n) {
         return;
     }
-    let batch = gid.z;
     var v = 0.0;
     for (var s = 0u; s < prm.k_splits; s++) {
-        v += partials[(batch * prm.k_splits + s) * prm.m * prm.n + idx];
+        v += partials[at(6u) + (batch * prm.k_splits + s) * prm.m * prm.n + idx];
     }
     store(batch, idx / prm.n, idx % prm.n, v);
 }

@@ -40,7 +40,7 @@ fn has(flag: u32) -> bool {
 }
 
 fn input(i: u32) -> f32 {
-    let v = x[i];
+    let v = x[at(1u) + i];
     if (has(RELU_INPUT)) {
         return max(v, 0.0);
     }
@@ -49,7 +49,7 @@ fn input(i: u32) -> f32 {
 
 fn gain_at(j: u32) -> f32 {
     if (has(GAIN)) {
-        return gain[prm.gain_off + j];
+        return gain[at(4u) + prm.gain_off + j];
     }
     return 1.0;
 }
@@ -64,6 +64,7 @@ struct RowLane {
 }
 
 fn row_lane(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> RowLane {
+    enter_model(wg.z, nwg.z);
     let row = (wg.x + wg.y * nwg.x) * (SUM_THREADS / prm.lanes) + lid / prm.lanes;
     return RowLane(row, lid % prm.lanes, row < prm.rows);
 }
@@ -96,7 +97,7 @@ fn forward(
         inv = inverseSqrt(row_sum(ss, lid) / f32(prm.width) + NORM_EPS);
     }
     if (t.in_range && t.lane == 0u) {
-        inv_rms[t.row] = inv;
+        inv_rms[at(3u) + t.row] = inv;
     }
     var scale = 1.0;
     if (has(INT8)) {
@@ -111,7 +112,7 @@ fn forward(
         if (has(INT8)) {
             v = clamp(round(v * scale), -128.0, 127.0) / scale;
         }
-        y[base_i + j] = v * gain_at(j);
+        y[at(2u) + base_i + j] = v * gain_at(j);
     }
 }
 
@@ -124,40 +125,46 @@ fn backward(
     let t = row_lane(wg, nwg, lid);
     let base_i = t.row * prm.width;
     let width = select(0u, prm.width, t.in_range);
-    let inv = select(0.0, inv_rms_in[min(t.row, prm.rows - 1u)], t.in_range);
+    let inv = select(0.0, inv_rms_in[at(8u) + min(t.row, prm.rows - 1u)], t.in_range);
     // For y = x * inv: dx = inv * dy - inv^3 * x * mean(dy * x).
     var dot = 0.0;
     if (has(RMS)) {
         for (var j = t.lane; j < width; j += prm.lanes) {
-            dot = fma(dy[base_i + j] * gain_at(j), input(base_i + j), dot);
+            dot = fma(dy[at(5u) + base_i + j] * gain_at(j), input(base_i + j), dot);
         }
         dot = row_sum(dot, lid);
     }
     let k = inv * inv * inv * dot / f32(prm.width);
     for (var j = t.lane; j < width; j += prm.lanes) {
         let i = base_i + j;
-        var g = inv * dy[i] * gain_at(j) - k * input(i);
-        if (has(RELU_INPUT) && x[i] <= 0.0) {
+        var g = inv * dy[at(5u) + i] * gain_at(j) - k * input(i);
+        if (has(RELU_INPUT) && x[at(1u) + i] <= 0.0) {
             g = 0.0;
         }
         if (has(ADD_BASE)) {
-            g += base[i];
+            g += base[at(6u) + i];
         }
-        dx[i] = g;
+        dx[at(7u) + i] = g;
     }
 }
 
 // d gain[j] = sum over rows of dy * x * inv_rms: one workgroup per column sums over the rows
 // in a fixed tree (a column's thousands of rows would serialise one thread).
 @compute @workgroup_size(SUM_THREADS)
-fn gain_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn gain_grad(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    enter_model(wg.z, nwg.z);
     let j = wg.x;
     var s = 0.0;
     for (var r = lid.x; r < prm.rows; r += SUM_THREADS) {
-        s = fma(dy[r * prm.width + j], x[r * prm.width + j] * inv_rms_in[r], s);
+        let i = r * prm.width + j;
+        s = fma(dy[at(5u) + i], x[at(1u) + i] * inv_rms_in[at(8u) + r], s);
     }
     let total = workgroup_sum(s, lid.x);
     if (lid.x == 0u) {
-        dx[prm.gain_off + j] = total;
+        dx[at(7u) + prm.gain_off + j] = total;
     }
 }

@@ -2,7 +2,8 @@
 // then the bias-corrected Adam update). The step counter lives on the GPU so that many epochs can
 // be recorded into one submission. A parameter that comes out NaN or infinite records the step in
 // state[1] (atomicMin, so the first such step wins whatever the scheduling); the host reads it
-// back with the metrics.
+// back with the metrics. Every model of a stacked engine has its own state, hyper-parameters
+// (lr and weight decay may differ) and slice of the buffers.
 
 struct Hyper {
     lr: f32,
@@ -15,7 +16,7 @@ struct Hyper {
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> hp: Hyper;
+@group(0) @binding(0) var<storage, read> hypers: array<Hyper>; // one per model
 @group(0) @binding(1) var<storage, read_write> state: array<atomic<u32>>; // [step, first non-finite step or 0xffffffff]
 @group(0) @binding(2) var<storage, read_write> params: array<f32>;
 @group(0) @binding(3) var<storage, read> grads: array<f32>;
@@ -23,30 +24,33 @@ struct Hyper {
 @group(0) @binding(5) var<storage, read_write> v: array<f32>;
 
 @compute @workgroup_size(1)
-fn begin_step() {
-    atomicAdd(&state[0], 1u);
+fn begin_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    enter_model(wg.z, nwg.z);
+    atomicAdd(&state[at(1u)], 1u);
 }
 
 @compute @workgroup_size(256)
 fn adamw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    enter_model(gid.z, nwg.z);
+    let hp = hypers[model];
     let i = gid.x + gid.y * nwg.x * 256u;
     if (i >= hp.len) {
         return;
     }
-    let step = atomicLoad(&state[0]);
+    let step = atomicLoad(&state[at(1u)]);
     let t = f32(step);
-    let g = grads[i];
-    var p = params[i] * (1.0 - hp.lr * hp.weight_decay);
-    let mi = hp.beta1 * m[i] + (1.0 - hp.beta1) * g;
-    let vi = hp.beta2 * v[i] + (1.0 - hp.beta2) * g * g;
-    m[i] = mi;
-    v[i] = vi;
+    let g = grads[at(3u) + i];
+    var p = params[at(2u) + i] * (1.0 - hp.lr * hp.weight_decay);
+    let mi = hp.beta1 * m[at(4u) + i] + (1.0 - hp.beta1) * g;
+    let vi = hp.beta2 * v[at(5u) + i] + (1.0 - hp.beta2) * g * g;
+    m[at(4u) + i] = mi;
+    v[at(5u) + i] = vi;
     let bc1 = 1.0 - pow(hp.beta1, t);
     let bc2 = 1.0 - pow(hp.beta2, t);
     p -= (hp.lr / bc1) * mi / (sqrt(vi) / sqrt(bc2) + hp.eps);
-    params[i] = p;
+    params[at(2u) + i] = p;
     // Finite floats have an exponent below all ones; NaN and infinities have it all set.
     if ((bitcast<u32>(p) & 0x7f800000u) == 0x7f800000u) {
-        atomicMin(&state[1], step);
+        atomicMin(&state[at(1u) + 1u], step);
     }
 }

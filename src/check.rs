@@ -52,7 +52,7 @@ pub fn engine_outputs(
     hp: &AdamW,
 ) -> Result<Outputs> {
     let mut engine = Engine::new(gpu, params, examples, None, hp)?;
-    let acts = engine.forward_train_batch()?;
+    let acts = engine.forward_train_batch(0)?;
     engine.run_epochs(1, 1, |_| false)?;
     let to64 = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
     Ok(Outputs {
@@ -64,8 +64,8 @@ pub fn engine_outputs(
             .into_iter()
             .map(|x| f64::from(x.max(0.0)))
             .collect(),
-        grads: engine.grads()?,
-        adamw1: engine.params()?,
+        grads: engine.grads(0)?,
+        adamw1: engine.params(0)?,
     })
 }
 

@@ -285,6 +285,10 @@ pub struct SweepArgs {
     /// one Slurm array task each; join the slices with `sweep-merge`.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<Shard>,
+    /// Train at most K models at once (models of one shape share every dispatch) [default: as
+    /// many as the adapter's buffer limits allow].
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    pub together: Option<u64>,
     #[arg(long)]
     pub out: PathBuf,
     /// Retrain models whose run directories exist, and replace another sweep in OUT.

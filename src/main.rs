@@ -41,7 +41,7 @@ fn main() -> ExitCode {
 #[allow(clippy::large_enum_variant)]
 enum TrainJob<'a> {
     New(bitgrok::run::RunConfig, &'a std::path::PathBuf),
-    Resume(train::Resumption, &'a std::path::PathBuf),
+    Resume(train::PendingRun, &'a std::path::PathBuf),
 }
 
 /// A flag SIGINT and SIGTERM set, so that training checkpoints and stops at the next submission;
@@ -74,7 +74,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Train(args) => {
             // Validated before the adapter is opened.
             let job = match &args.resume {
-                Some(dir) => TrainJob::Resume(train::Resumption::prepare(dir, args.epochs)?, dir),
+                Some(dir) => TrainJob::Resume(train::PendingRun::reopen(dir, args.epochs)?, dir),
                 None => TrainJob::New(
                     args.run_config()?,
                     args.out
@@ -185,8 +185,12 @@ fn run(command: Command) -> Result<ExitCode> {
             let gpu = Gpu::new(args.adapter.as_deref())?;
             eprintln!("adapter: {}", gpu.describe());
             let stop = stop_on_signals()?;
-            let outcome =
-                sweep::run::sweep(&gpu, &spec, shard, &args.out, args.force, Some(&stop))?;
+            let options = sweep::run::SweepOptions {
+                force: args.force,
+                together: args.together.map(|k| k as usize),
+                stop: Some(&stop),
+            };
+            let outcome = sweep::run::sweep(&gpu, &spec, shard, &args.out, options)?;
             let csv = args.out.join(sweep::file::CSV_NAME);
             if outcome.interrupted {
                 eprintln!(
@@ -313,7 +317,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 Some(&split.test_examples()),
                 &config.adamw,
             )?;
-            let m = engine.evaluate()?;
+            let m = engine.evaluate()?[0];
             println!(
                 "epoch {epoch}: train loss {:e} acc {:.4}, test loss {:e} acc {:.4}",
                 m.train_loss, m.train_acc, m.test_loss, m.test_acc

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine::device::Gpu;
@@ -62,30 +62,40 @@ pub fn train(
     force: bool,
     control: Control,
 ) -> Result<Summary> {
-    let (p, n_train) = (
-        config.model.p,
-        Split::train_size(config.model.p, config.frac),
-    );
-    engine::check_limits(gpu, &config.model, n_train.max(p * p - n_train))?;
-    let dir = RunDir::create(out, force)?;
-    let mut config = config.clone();
-    config.crate_version = env!("CARGO_PKG_VERSION").to_string();
-    config.adapter = gpu.describe();
-    dir.write_config(&config)?;
-    run(gpu, &dir, &config, Start::default(), control)
+    resume(gpu, PendingRun::create(gpu, config, out, force)?, control)
 }
 
-/// A run to continue from its newest resume point (from the start if it has none), read and
-/// checked before any GPU work.
-pub struct Resumption {
+/// A run to train from where it stands: a new one, or one to continue from its newest resume
+/// point (from the start if it has none).
+pub struct PendingRun {
     dir: RunDir,
     config: RunConfig,
     start: Start,
 }
 
-impl Resumption {
-    /// Reads the run in `out`; `epochs` sets a new epoch budget.
-    pub fn prepare(out: &Path, epochs: Option<usize>) -> Result<Self> {
+impl PendingRun {
+    /// Creates a new run in `out` (an existing run only with `force`) and writes its config.
+    pub fn create(gpu: &Gpu, config: &RunConfig, out: &Path, force: bool) -> Result<Self> {
+        let (p, n_train) = (
+            config.model.p,
+            Split::train_size(config.model.p, config.frac),
+        );
+        engine::check_limits(gpu, &config.model, n_train.max(p * p - n_train), 1)?;
+        let dir = RunDir::create(out, force)?;
+        let mut config = config.clone();
+        config.crate_version = env!("CARGO_PKG_VERSION").to_string();
+        config.adapter = gpu.describe();
+        dir.write_config(&config)?;
+        Ok(PendingRun {
+            dir,
+            config,
+            start: Start::default(),
+        })
+    }
+
+    /// Reads the run in `out` to continue it, checked before any GPU work; `epochs` sets a
+    /// new epoch budget.
+    pub fn reopen(out: &Path, epochs: Option<usize>) -> Result<Self> {
         let dir = RunDir::open(out)?;
         let mut config = dir.read_config()?;
         if config.imported_from.is_some() {
@@ -123,42 +133,161 @@ impl Resumption {
                 }
             }
         };
-        Ok(Resumption { dir, config, start })
+        Ok(PendingRun { dir, config, start })
+    }
+
+    pub fn config(&self) -> &RunConfig {
+        &self.config
+    }
+
+    /// The first epoch it will train.
+    pub fn first_epoch(&self) -> usize {
+        self.start.point.as_ref().map_or(1, |p| p.epoch + 1)
     }
 }
 
-/// Continues a run.
-pub fn resume(gpu: &Gpu, r: Resumption, control: Control) -> Result<Summary> {
-    r.dir.remove_temporaries()?;
-    r.dir.write_config(&r.config)?;
-    run(gpu, &r.dir, &r.config, r.start, control)
+/// Trains a run to its budget.
+pub fn resume(gpu: &Gpu, run: PendingRun, control: Control) -> Result<Summary> {
+    train_together(gpu, vec![run], control)?
+        .pop()
+        .expect("one summary per run")
 }
 
-fn run(
-    gpu: &Gpu,
-    dir: &RunDir,
-    config: &RunConfig,
-    start: Start,
-    control: Control,
-) -> Result<Summary> {
-    let split = Split::new(config.model.p, config.frac, config.data_seed);
-    let (train_set, test_set) = (split.train_examples(), split.test_examples());
-    let (params, first_epoch) = match &start.point {
-        Some(point) => (point.params.clone(), point.epoch + 1),
-        None => {
-            dir.write_split(&split)?;
-            let params = Params::init(&config.model, config.seed);
-            dir.write_checkpoint(0, &params)?;
-            (params, 1)
+/// One run of a group as the loop follows it.
+struct Track<'a> {
+    dir: &'a RunDir,
+    config: &'a RunConfig,
+    history: Vec<EpochMetrics>,
+    phases: PhaseTracker,
+    budget: usize,
+    /// Why it stopped early: training diverged.
+    failed: Option<anyhow::Error>,
+}
+
+impl Track<'_> {
+    fn active(&self, epoch: usize) -> bool {
+        self.failed.is_none() && epoch <= self.budget
+    }
+
+    /// Whether the run evaluates the test batch after `epoch`.
+    fn evaluates(&self, epoch: usize) -> bool {
+        epoch.is_multiple_of(self.config.eval_every) || epoch == self.budget
+    }
+
+    /// Takes a chunk's metrics: records them, writes them and, at checkpoints, the end of the
+    /// budget or an interruption, the checkpoint and resume point.
+    fn take(
+        &mut self,
+        engine: &Engine,
+        model: usize,
+        metrics: Vec<EpochMetrics>,
+        interrupted: bool,
+    ) -> Result<()> {
+        let evaluates: Vec<bool> = metrics.iter().map(|m| self.evaluates(m.epoch)).collect();
+        for (m, &evaluated) in metrics.iter().zip(&evaluates) {
+            if let Some(problem) = divergence(m, evaluated) {
+                self.dir.write_metrics(&self.history)?;
+                self.failed = Some(anyhow!(
+                    "training diverged at epoch {}: {problem}; the last good checkpoint stays in {}",
+                    m.epoch,
+                    self.dir.checkpoint_dir().display()
+                ));
+                return Ok(());
+            }
+            self.budget = self.phases.observe(m, self.config, self.budget);
         }
-    };
-    let mut engine = Engine::new(gpu, &params, &train_set, Some(&test_set), &config.adamw)?;
-    if let Some(point) = &start.point {
-        engine.set_optimizer_state(&point.optimizer)?;
+        let budget = self.budget;
+        self.history.extend(
+            metrics
+                .into_iter()
+                .zip(evaluates)
+                .filter(|(m, _)| m.epoch <= budget)
+                .map(|(m, evaluated)| if evaluated { m } else { m.untested() }),
+        );
+        self.dir.write_metrics(&self.history)?;
+        let last = self.history.last().expect("at least one epoch ran").epoch;
+        if last % self.config.checkpoint_every == 0 || last == budget || interrupted {
+            let params = engine.params(model)?;
+            self.dir.write_checkpoint(last, &params)?;
+            self.dir
+                .write_resume_point(&ResumePoint {
+                    epoch: last,
+                    params,
+                    optimizer: engine.optimizer_state(model)?,
+                })
+                .context("writing the resume point")?;
+        }
+        Ok(())
+    }
+}
+
+/// Trains runs of one model configuration that start at the same epoch together, in one
+/// engine: each run's metrics, checkpoints and resume points are what training it alone writes.
+/// Returns a summary (or why it stopped early) per run, in order.
+pub fn train_together(
+    gpu: &Gpu,
+    mut runs: Vec<PendingRun>,
+    control: Control,
+) -> Result<Vec<Result<Summary>>> {
+    for run in &runs {
+        run.dir.remove_temporaries()?;
+        run.dir.write_config(&run.config)?;
+    }
+    let starts: Vec<Start> = runs.iter_mut().map(|r| std::mem::take(&mut r.start)).collect();
+    let mut tracks = Vec::new();
+    let mut inits = Vec::new();
+    let mut first_epochs = Vec::new();
+    for (PendingRun { dir, config, .. }, start) in runs.iter().zip(starts) {
+        let split = Split::new(config.model.p, config.frac, config.data_seed);
+        let (params, optimizer, first_epoch) = match start.point {
+            Some(point) => (point.params, Some(point.optimizer), point.epoch + 1),
+            None => {
+                dir.write_split(&split)?;
+                let params = Params::init(&config.model, config.seed);
+                dir.write_checkpoint(0, &params)?;
+                (params, None, 1)
+            }
+        };
+        let mut phases = PhaseTracker::default();
+        let mut budget = config.epochs;
+        for m in &start.history {
+            budget = phases.observe(m, config, budget);
+        }
+        first_epochs.push(first_epoch);
+        inits.push((params, optimizer, split.train_examples(), split.test_examples()));
+        tracks.push(Track {
+            dir,
+            config,
+            history: start.history,
+            phases,
+            budget,
+            failed: None,
+        });
+    }
+    let first_epoch = first_epochs[0];
+    if first_epochs.iter().any(|&e| e != first_epoch) {
+        bail!("runs trained together must start at the same epoch");
+    }
+    let engine_members: Vec<engine::Member> = inits
+        .iter()
+        .zip(&tracks)
+        .map(|((params, _, train, test), t)| engine::Member {
+            params,
+            train,
+            test: Some(test),
+            adamw: &t.config.adamw,
+        })
+        .collect();
+    let mut engine = Engine::stacked(gpu, &engine_members)?;
+    for (model, (_, optimizer, _, _)) in inits.iter().enumerate() {
+        if let Some(optimizer) = optimizer {
+            engine.set_optimizer_state(model, optimizer)?;
+        }
     }
 
+    let last_budget = |tracks: &[Track]| tracks.iter().map(|t| t.budget).max().unwrap_or(0);
     let bar = if control.progress {
-        ProgressBar::new(config.epochs as u64)
+        ProgressBar::new(last_budget(&tracks) as u64)
     } else {
         ProgressBar::hidden()
     };
@@ -167,68 +296,55 @@ fn run(
             .expect("valid template"),
     );
     let started = Instant::now();
-    let mut history = start.history;
-    let mut phases = PhaseTracker::default();
-    let mut budget = config.epochs;
-    for m in &history {
-        budget = phases.observe(m, config, budget);
-    }
     let mut epoch = first_epoch;
     bar.set_position(epoch as u64 - 1);
     let mut chunk_len = 1;
     let mut interrupted = false;
-    while epoch <= budget {
-        let end = chunk_end(epoch, budget, config.checkpoint_every, chunk_len);
-        let (eval_every, last_epoch) = (config.eval_every, budget);
-        let is_eval = move |e: usize| e.is_multiple_of(eval_every) || e == last_epoch;
+    while tracks.iter().any(|t| t.active(epoch)) {
+        let active: Vec<&Track> = tracks.iter().filter(|t| t.active(epoch)).collect();
+        let end = active
+            .iter()
+            .map(|t| chunk_end(epoch, t.budget, t.config.checkpoint_every, chunk_len))
+            .min()
+            .expect("an active run");
+        let is_eval = |e: usize| active.iter().any(|t| t.evaluates(e));
         let chunk_started = Instant::now();
         let metrics = engine.run_epochs(epoch, end - epoch + 1, is_eval)?;
-        let per_epoch = chunk_started.elapsed().as_secs_f64() / metrics.len() as f64;
+        let per_epoch = chunk_started.elapsed().as_secs_f64() / (end - epoch + 1) as f64;
         chunk_len = (SUBMISSION_SECONDS / per_epoch.max(1e-9)) as usize;
-        for m in &metrics {
-            if let Some(problem) = divergence(m, is_eval(m.epoch)) {
-                dir.write_metrics(&history)?;
-                bail!(
-                    "training diverged at epoch {}: {problem}; the last good checkpoint stays in {}",
-                    m.epoch,
-                    dir.checkpoint_dir().display()
-                );
-            }
-            budget = phases.observe(m, config, budget);
-        }
-        bar.set_length(budget as u64);
-        history.extend(metrics.into_iter().filter(|m| m.epoch <= budget));
-        let last = history.last().copied().expect("at least one epoch ran");
-        bar.set_position(last.epoch as u64);
-        bar.set_message(progress_message(&history));
-        dir.write_metrics(&history)?;
         interrupted = control.stop.is_some_and(|s| s.load(Ordering::SeqCst));
-        if last.epoch % config.checkpoint_every == 0 || last.epoch == budget || interrupted {
-            let params = engine.params()?;
-            dir.write_checkpoint(last.epoch, &params)?;
-            dir.write_resume_point(&ResumePoint {
-                epoch: last.epoch,
-                params,
-                optimizer: engine.optimizer_state()?,
-            })
-            .context("writing the resume point")?;
+        for (model, (track, metrics)) in tracks.iter_mut().zip(metrics).enumerate() {
+            if track.active(epoch) {
+                track.take(&engine, model, metrics, interrupted)?;
+            }
         }
-        epoch = last.epoch + 1;
+        bar.set_length(last_budget(&tracks) as u64);
+        bar.set_position(end as u64);
+        bar.set_message(progress_message(&tracks));
+        epoch = end + 1;
         if interrupted {
             break;
         }
     }
     bar.finish();
     let seconds = started.elapsed().as_secs_f64();
-    let final_metrics = *history.last().context("the run has no epochs to train")?;
-    Ok(Summary {
-        epochs: final_metrics.epoch,
-        final_metrics,
-        memorised_at: phases.memorised_at,
-        grokked_at: phases.grokked_at,
-        epochs_per_second: (final_metrics.epoch + 1 - first_epoch) as f64 / seconds,
-        interrupted,
-    })
+    Ok(tracks
+        .into_iter()
+        .map(|t| {
+            if let Some(failed) = t.failed {
+                return Err(failed);
+            }
+            let final_metrics = *t.history.last().context("the run has no epochs to train")?;
+            Ok(Summary {
+                epochs: final_metrics.epoch,
+                final_metrics,
+                memorised_at: t.phases.memorised_at,
+                grokked_at: t.phases.grokked_at,
+                epochs_per_second: (final_metrics.epoch + 1 - first_epoch) as f64 / seconds,
+                interrupted: interrupted && final_metrics.epoch < t.budget,
+            })
+        })
+        .collect())
 }
 
 /// Memorisation and grokking epochs, and the budget `--stop-after-grok` leaves.
@@ -270,8 +386,24 @@ fn divergence(m: &EpochMetrics, evaluated: bool) -> Option<String> {
     }
 }
 
-fn progress_message(history: &[EpochMetrics]) -> String {
-    let last = history.last().expect("at least one epoch");
+/// The progress bar's message: the losses of a single run, how many have grokked in a group.
+fn progress_message(tracks: &[Track]) -> String {
+    if let [track] = tracks {
+        return run_progress(&track.history);
+    }
+    let grokked = tracks.iter().filter(|t| t.phases.grokked_at.is_some()).count();
+    let failed = tracks.iter().filter(|t| t.failed.is_some()).count();
+    let mut message = format!("{} models, {grokked} grokked", tracks.len());
+    if failed > 0 {
+        message += &format!(", {failed} diverged");
+    }
+    message
+}
+
+fn run_progress(history: &[EpochMetrics]) -> String {
+    let Some(last) = history.last() else {
+        return String::new();
+    };
     let last_test = history.iter().rev().find(|m| m.test_loss.is_finite());
     format!(
         "train {:.3e} ({:.1}%)  test {}",

@@ -105,7 +105,7 @@ fn training_trajectory_matches_reference() {
     };
     let mut params = Params::init(&c, 5);
     let mut engine = Engine::new(&gpu, &params, &train, Some(&test), &hp).unwrap();
-    let metrics = engine.run_epochs(1, 20, |_| true).unwrap();
+    let metrics = engine.run_epochs(1, 20, |_| true).unwrap().remove(0);
 
     let labels =
         |ex: &bitgrok::task::Examples| ex.labels.iter().map(|&l| l as usize).collect::<Vec<_>>();
@@ -150,7 +150,7 @@ fn training_trajectory_matches_reference() {
             got.test_loss
         );
     }
-    let gpu_params = engine.params().unwrap();
+    let gpu_params = engine.params(0).unwrap();
     for (id, want) in params.iter() {
         let scale = want.iter().fold(0.0f64, |a, x| a.max(x.abs()));
         let err = gpu_params
@@ -197,8 +197,8 @@ fn tiny_losses_are_reported_accurately() {
     for chunk in 0..4 {
         engine.run_epochs(1 + chunk * 250, 250, |_| false).unwrap();
     }
-    let got = engine.evaluate().unwrap().train_loss as f64;
-    let params = engine.params().unwrap();
+    let got = engine.evaluate().unwrap()[0].train_loss as f64;
+    let params = engine.params(0).unwrap();
     let labels: Vec<usize> = train.labels.iter().map(|&l| l as usize).collect();
     let want = reference::cross_entropy(
         &reference::forward(&params, &train.tokens(7)).logits,
@@ -238,7 +238,7 @@ fn packed_weight_codes_match_reference() {
             Engine::new(&gpu, &params, &Examples::all(c.p), None, &AdamW::default()).unwrap();
         let mut packed = 0;
         for (id, w) in params.iter() {
-            let Some(codes) = engine.packed_codes(id).unwrap() else {
+            let Some(codes) = engine.packed_codes(0, id).unwrap() else {
                 assert!(!id.is_quantised(), "{id:?} is not packed");
                 continue;
             };

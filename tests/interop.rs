@@ -42,7 +42,7 @@ fn engine_logits(gpu: &Gpu, run: &Path) -> (ModelConfig, Vec<f32>) {
     let (_, params) = dir.load_checkpoint(&config.model, None).unwrap();
     let all = Examples::all(config.model.p);
     let mut engine = Engine::new(gpu, &params, &all, None, &config.adamw).unwrap();
-    let logits = engine.forward_train_batch().unwrap().logits;
+    let logits = engine.forward_train_batch(0).unwrap().logits;
     (config.model, logits)
 }
 

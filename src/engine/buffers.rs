@@ -1,5 +1,6 @@
 //! GPU buffers: parameters and optimiser state, the per-(token, position) tables, and the
-//! activations of one batch of examples.
+//! activations of one batch of examples; each holds one equal slice per model of the engine
+//! (shaders/include/model_axis.wgsl).
 
 use wgpu::util::DeviceExt;
 
@@ -37,6 +38,35 @@ pub fn with_data<T: bytemuck::Pod>(device: &wgpu::Device, label: &str, data: &[T
     })
 }
 
+/// Allocates buffers of one slice per model.
+#[derive(Clone, Copy)]
+pub struct Stack<'d> {
+    pub device: &'d wgpu::Device,
+    pub models: usize,
+}
+
+impl Stack<'_> {
+    /// `len` zeroed floats per model.
+    pub fn zeros(&self, label: &str, len: usize) -> wgpu::Buffer {
+        zeros(self.device, label, len * self.models)
+    }
+
+    /// Each model's slice from its own data (one slice per model, all of one length).
+    pub fn per_model<T: bytemuck::Pod>(&self, label: &str, slices: &[Vec<T>]) -> wgpu::Buffer {
+        assert_eq!(slices.len(), self.models, "one slice per model");
+        assert!(
+            slices.iter().all(|s| s.len() == slices[0].len()),
+            "model slices of one length"
+        );
+        with_data(self.device, label, &slices.concat())
+    }
+
+    /// The same data in every model's slice.
+    pub fn repeated<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
+        with_data(self.device, label, &data.repeat(self.models))
+    }
+}
+
 /// Tables of the residual stream at the embedding and of K, V, indexed by (token, position):
 /// 2p + 1 rows (see shaders/embed.wgsl), plus the single query row of `=`.
 pub struct Tables {
@@ -57,23 +87,23 @@ pub struct Tables {
 }
 
 impl Tables {
-    pub fn new(device: &wgpu::Device, c: &ModelConfig) -> Self {
+    pub fn new(stack: Stack, c: &ModelConfig) -> Self {
         let rows = 2 * c.p + 1;
         let (d, a) = (c.d_model, c.d_attn());
         Tables {
             rows,
-            x0: zeros(device, "x0_table", rows * d),
-            a0: zeros(device, "a0_table", rows * d),
-            inv0: zeros(device, "inv0_table", rows),
-            k: zeros(device, "k_table", rows * a),
-            v: zeros(device, "v_table", rows * a),
-            q: zeros(device, "q", a),
-            dk: zeros(device, "dk_table", rows * a),
-            dv: zeros(device, "dv_table", rows * a),
-            dq: zeros(device, "dq", a),
-            row_ds: zeros(device, "row_ds", c.n_heads * rows),
-            da0: zeros(device, "da0_table", rows * d),
-            dx0: zeros(device, "dx0_table", rows * d),
+            x0: stack.zeros("x0_table", rows * d),
+            a0: stack.zeros("a0_table", rows * d),
+            inv0: stack.zeros("inv0_table", rows),
+            k: stack.zeros("k_table", rows * a),
+            v: stack.zeros("v_table", rows * a),
+            q: stack.zeros("q", a),
+            dk: stack.zeros("dk_table", rows * a),
+            dv: stack.zeros("dv_table", rows * a),
+            dq: stack.zeros("dq", a),
+            row_ds: stack.zeros("row_ds", c.n_heads * rows),
+            da0: stack.zeros("da0_table", rows * d),
+            dx0: stack.zeros("dx0_table", rows * d),
         }
     }
 }
@@ -122,53 +152,59 @@ pub struct BatchGrads {
 }
 
 impl Batch {
+    /// A batch of each model's examples (`sets`, all of one size) with their `groups`.
     pub fn new(
-        device: &wgpu::Device,
+        stack: Stack,
         c: &ModelConfig,
-        ex: &Examples,
-        groups: &[u32],
+        sets: &[&Examples],
+        groups: &[Vec<u32>],
         with_grad: bool,
     ) -> Self {
-        let n = ex.len();
+        let n = sets[0].len();
         let (d, a, m, p, h) = (c.d_model, c.d_attn(), c.d_mlp, c.p, c.n_heads);
-        let pairs: Vec<u32> = ex.a.iter().zip(&ex.b).flat_map(|(&a, &b)| [a, b]).collect();
+        let pairs: Vec<Vec<u32>> = sets
+            .iter()
+            .map(|ex| ex.a.iter().zip(&ex.b).flat_map(|(&a, &b)| [a, b]).collect())
+            .collect();
+        let labels: Vec<Vec<u32>> = sets.iter().map(|ex| ex.labels.clone()).collect();
         let grads = with_grad.then(|| {
-            let (csr_start, csr_items) = csr_index(ex, p);
+            let (csr_start, csr_items): (Vec<_>, Vec<_>) =
+                sets.iter().map(|ex| csr_index(ex, p)).unzip();
             BatchGrads {
-                csr_start: with_data(device, "csr_start", &csr_start),
-                csr_items: with_data(device, "csr_items", &csr_items),
-                dx2n: zeros(device, "dx2n", n * d),
-                dx2: zeros(device, "dx2", n * d),
-                da2: zeros(device, "da2", n * m),
-                dpre: zeros(device, "dpre", n * m),
-                da1: zeros(device, "da1", n * d),
-                dx1: zeros(device, "dx1", n * d),
-                daz: zeros(device, "daz", n * a),
-                dz: zeros(device, "dz", n * a),
-                ds: zeros(device, "ds", n * h * 3),
+                csr_start: stack.per_model("csr_start", &csr_start),
+                csr_items: stack.per_model("csr_items", &csr_items),
+                dx2n: stack.zeros("dx2n", n * d),
+                dx2: stack.zeros("dx2", n * d),
+                da2: stack.zeros("da2", n * m),
+                dpre: stack.zeros("dpre", n * m),
+                da1: stack.zeros("da1", n * d),
+                dx1: stack.zeros("dx1", n * d),
+                daz: stack.zeros("daz", n * a),
+                dz: stack.zeros("dz", n * a),
+                ds: stack.zeros("ds", n * h * 3),
             }
         });
         Batch {
             n,
-            examples: with_data(device, "examples", &pairs),
-            labels: with_data(device, "labels", &ex.labels),
-            groups: with_data(device, "groups", groups),
-            pattern: zeros(device, "pattern", n * h * 3),
-            z: zeros(device, "z", n * a),
-            az: zeros(device, "az", n * a),
-            inv_z: zeros(device, "inv_z", n),
-            x1: zeros(device, "x1", n * d),
-            a1: zeros(device, "a1", n * d),
-            inv1: zeros(device, "inv1", n),
-            pre: zeros(device, "pre", n * m),
-            a2: zeros(device, "a2", n * m),
-            inv2: zeros(device, "inv2", n),
-            x2: zeros(device, "x2", n * d),
-            x2n: zeros(device, "x2n", n * d),
-            inv_f: zeros(device, "inv_f", n),
-            logits: zeros(device, "logits", n * c.d_vocab_out()),
-            per_example: zeros(device, "per_example", n * 2),
-            dlogits: zeros(device, "dlogits", n * c.d_vocab_out()),
+            examples: stack.per_model("examples", &pairs),
+            labels: stack.per_model("labels", &labels),
+            groups: stack.per_model("groups", groups),
+            pattern: stack.zeros("pattern", n * h * 3),
+            z: stack.zeros("z", n * a),
+            az: stack.zeros("az", n * a),
+            inv_z: stack.zeros("inv_z", n),
+            x1: stack.zeros("x1", n * d),
+            a1: stack.zeros("a1", n * d),
+            inv1: stack.zeros("inv1", n),
+            pre: stack.zeros("pre", n * m),
+            a2: stack.zeros("a2", n * m),
+            inv2: stack.zeros("inv2", n),
+            x2: stack.zeros("x2", n * d),
+            x2n: stack.zeros("x2n", n * d),
+            inv_f: stack.zeros("inv_f", n),
+            logits: stack.zeros("logits", n * c.d_vocab_out()),
+            per_example: stack.zeros("per_example", n * 2),
+            dlogits: stack.zeros("dlogits", n * c.d_vocab_out()),
             grads,
         }
     }

@@ -22,11 +22,25 @@ pub const SHADER_FILES: [(&str, &str); 7] = [
 /// two can never disagree, and the helpers every shader may use.
 pub fn prelude() -> String {
     format!(
-        "const NORM_EPS: f32 = {:e};\nconst QUANT_EPS: f32 = {:e};\n{}",
+        "const NORM_EPS: f32 = {:e};\nconst QUANT_EPS: f32 = {:e};\n{}{}",
         NORM_EPS as f32,
         QUANT_EPS as f32,
+        include_str!("../../shaders/include/model_axis.wgsl"),
         include_str!("../../shaders/include/workgroup_reduce.wgsl")
     )
+}
+
+/// Binding of the model axis uniform (shaders/include/model_axis.wgsl), and how many bindings
+/// below it its strides cover.
+const MODEL_AXIS_BINDING: u32 = 24;
+
+/// `ModelAxis` of shaders/include/model_axis.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ModelAxis {
+    strides: [u32; MODEL_AXIS_BINDING as usize],
+    models: u32,
+    _pad: [u32; 3],
 }
 
 /// Full source of a shader file as compiled.
@@ -116,10 +130,12 @@ pub struct Dispatch {
 
 pub struct Kernels {
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
+    /// Models of the engine: every dispatch runs its grid once per model.
+    models: usize,
 }
 
 /// Most workgroups in one dimension (WebGPU's default limit).
-const MAX_GROUPS: u32 = 65535;
+pub const MAX_GROUPS: u32 = 65535;
 
 /// Workgroups for `threads` invocations in groups of `size`, in one dimension.
 pub fn groups_1d(threads: usize, size: u32) -> Result<[u32; 3]> {
@@ -141,7 +157,8 @@ pub fn groups_2d(threads: usize, size: u32) -> [u32; 3] {
 }
 
 impl Kernels {
-    pub fn new(device: &wgpu::Device) -> Self {
+    /// Pipelines for an engine of `models` models.
+    pub fn new(device: &wgpu::Device, models: usize) -> Self {
         let mut modules = HashMap::new();
         for (name, _) in SHADER_FILES {
             let source = shader_source(name).expect("listed");
@@ -166,11 +183,20 @@ impl Kernels {
                 (k, pipeline)
             })
             .collect();
-        Kernels { pipelines }
+        Kernels {
+            pipelines,
+            models: models.max(1),
+        }
     }
 
-    /// Records a dispatch of `kernel`; `uniform` (if any) goes to binding 0, `buffers` to the
-    /// bindings they name (exactly the bindings the entry point uses).
+    pub fn models(&self) -> usize {
+        self.models
+    }
+
+    /// Records a dispatch of `kernel` for every model; `uniform` (if any) goes to binding 0,
+    /// `buffers` to the bindings they name (exactly the bindings the entry point uses), and
+    /// `groups` is one model's grid. Each buffer holds one equal slice per model; the slice
+    /// lengths reach the shader through the model axis uniform.
     pub fn dispatch(
         &self,
         device: &wgpu::Device,
@@ -180,13 +206,23 @@ impl Kernels {
         groups: [u32; 3],
     ) -> Dispatch {
         let pipeline = &self.pipelines[&kernel];
-        let uniform_buf = uniform.map(|bytes| {
+        let make_uniform = |label, contents| {
             device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("params"),
-                contents: bytes,
+                label: Some(label),
+                contents,
                 usage: wgpu::BufferUsages::UNIFORM,
             })
-        });
+        };
+        let uniform_buf = uniform.map(|bytes| make_uniform("params", bytes));
+        let mut axis = ModelAxis {
+            strides: [0; MODEL_AXIS_BINDING as usize],
+            models: self.models as u32,
+            _pad: [0; 3],
+        };
+        for &(binding, buf) in buffers {
+            axis.strides[binding as usize] = (buf.size() / 4 / self.models as u64) as u32;
+        }
+        let axis_buf = make_uniform("model_axis", bytemuck::bytes_of(&axis));
         let mut entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .map(|(binding, buf)| wgpu::BindGroupEntry {
@@ -200,6 +236,10 @@ impl Kernels {
                 resource: u.as_entire_binding(),
             });
         }
+        entries.push(wgpu::BindGroupEntry {
+            binding: MODEL_AXIS_BINDING,
+            resource: axis_buf.as_entire_binding(),
+        });
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(kernel.entry().1),
             layout: &pipeline.get_bind_group_layout(0),
@@ -208,7 +248,7 @@ impl Kernels {
         Dispatch {
             kernel,
             bind_group,
-            groups,
+            groups: [groups[0], groups[1], groups[2] * self.models as u32],
             flops: 0,
         }
     }

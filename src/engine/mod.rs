@@ -1,5 +1,7 @@
 //! The GPU engine: everything a training run computes, as WGSL compute dispatches recorded once
-//! and replayed, many epochs per submission, with metrics read back in batches.
+//! and replayed, many epochs per submission, with metrics read back in batches. One engine may
+//! train several models of one shape together (a sweep's seeds and settings): every dispatch
+//! then runs once for all of them (shaders/include/model_axis.wgsl).
 
 pub mod buffers;
 pub mod device;
@@ -12,11 +14,11 @@ use anyhow::{bail, Result};
 use crate::model::{ModelConfig, ParamId, Params, Weights};
 use crate::optim::AdamW;
 use crate::task::Examples;
-use buffers::{Batch, Tables};
+use buffers::{Batch, Stack, Tables};
 use device::Gpu;
 use kernels::{Dispatch, Kernel, Kernels};
 use layout::ParamLayout;
-use program::{Metric, Recorder, Shared, METRIC_COLUMNS};
+use program::{HyperParams, Metric, Recorder, Shared, METRIC_COLUMNS};
 
 /// Loss and accuracy of one epoch (test values are NaN when it was not evaluated).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -35,6 +37,17 @@ pub struct EpochMetrics {
 }
 
 impl EpochMetrics {
+    /// The same metrics without the test columns (an epoch a run does not evaluate).
+    pub fn untested(self) -> Self {
+        EpochMetrics {
+            test_loss: f32::NAN,
+            test_acc: f32::NAN,
+            test_acc_transpose_seen: f32::NAN,
+            test_acc_transpose_unseen: f32::NAN,
+            ..self
+        }
+    }
+
     /// Reads a row of the metrics buffer; `tested` says whether the test columns were written.
     fn from_row(epoch: usize, row: &[f32], tested: bool) -> Self {
         let test = |v: f32| if tested { v } else { f32::NAN };
@@ -93,9 +106,22 @@ pub struct DispatchInfo {
 /// Epochs whose metrics fit in the metrics buffer: one submission's worth.
 pub const MAX_EPOCHS_PER_SUBMIT: usize = 256;
 
+/// What one model of an engine starts from.
+#[derive(Clone, Copy)]
+pub struct Member<'a> {
+    pub params: &'a Params,
+    pub train: &'a Examples,
+    pub test: Option<&'a Examples>,
+    pub adamw: &'a AdamW,
+}
+
+/// Words of the `state` buffer per model (shaders/optimizer.wgsl).
+const STATE_WORDS: usize = 4;
+
 pub struct Engine<'g> {
     gpu: &'g Gpu,
     pub config: ModelConfig,
+    models: usize,
     layout: ParamLayout,
     shared: Shared,
     pub train: Batch,
@@ -116,18 +142,54 @@ pub struct Engine<'g> {
 }
 
 impl<'g> Engine<'g> {
+    /// An engine of one model.
     pub fn new(
         gpu: &'g Gpu,
         params: &Params,
         train: &Examples,
         test: Option<&Examples>,
-        hp: &AdamW,
+        adamw: &AdamW,
     ) -> Result<Self> {
-        let config = params.config.clone();
+        Self::stacked(
+            gpu,
+            &[Member {
+                params,
+                train,
+                test,
+                adamw,
+            }],
+        )
+    }
+
+    /// An engine that trains `members` together, one set of dispatches for all of them; they
+    /// share the model configuration and the sizes of their batches (their examples, initial
+    /// parameters and AdamW settings may differ). Each model computes exactly what it would in
+    /// an engine of its own: every kernel does the same arithmetic in the same order per model.
+    pub fn stacked(gpu: &'g Gpu, members: &[Member]) -> Result<Self> {
+        let Some(first) = members.first() else {
+            bail!("an engine needs at least one model");
+        };
+        let config = first.params.config.clone();
+        if members.iter().any(|m| m.params.config != config) {
+            bail!("the models of one engine must share their configuration");
+        }
+        let (n_train, n_test) = (first.train.len(), first.test.map(|t| t.len()));
+        if members
+            .iter()
+            .any(|m| m.train.len() != n_train || m.test.map(|t| t.len()) != n_test)
+        {
+            bail!("the models of one engine must have batches of one size");
+        }
+        let models = members.len();
         let device = &gpu.device;
+        let stack = Stack { device, models };
         let layout = ParamLayout::new(&config);
-        check_limits(gpu, &config, train.len().max(test.map_or(0, |t| t.len())))?;
-        let flat = layout.pack(params);
+        check_limits(gpu, &config, n_train.max(n_test.unwrap_or(0)), models)?;
+        let flat: Vec<Vec<f32>> = members.iter().map(|m| layout.pack(m.params)).collect();
+        let hypers: Vec<Vec<HyperParams>> = members
+            .iter()
+            .map(|m| vec![HyperParams::new(m.adamw, layout.total())])
+            .collect();
         let packed_offsets = packed_offsets(&layout, config.weights);
         let descs: Vec<[u32; 4]> = layout
             .entries()
@@ -138,40 +200,47 @@ impl<'g> Engine<'g> {
                 [off as u32, len as u32, mode, packed as u32]
             })
             .collect();
-        let params_buf = buffers::with_data(device, "params", &flat);
+        let total = layout.total();
+        let params_buf = stack.per_model("params", &flat);
         // Full-precision weights are their own effective values: no copy to keep.
         let qparams = match config.weights {
             Weights::F32 => params_buf.clone(),
-            _ => buffers::zeros(device, "qparams", flat.len()),
+            _ => stack.zeros("qparams", total),
         };
         let shared = Shared {
             params: params_buf,
             qparams,
-            grads: buffers::zeros(device, "grads", flat.len()),
-            m: buffers::zeros(device, "adam_m", flat.len()),
-            v: buffers::zeros(device, "adam_v", flat.len()),
-            state: buffers::with_data(device, "state", &[0, NO_NONFINITE_STEP, 0, 0]),
-            metrics: buffers::zeros(device, "metrics", MAX_EPOCHS_PER_SUBMIT * METRIC_COLUMNS),
+            grads: stack.zeros("grads", total),
+            m: stack.zeros("adam_m", total),
+            v: stack.zeros("adam_v", total),
+            state: stack.repeated("state", &[0, NO_NONFINITE_STEP, 0, 0]),
+            hypers: stack.per_model("hypers", &hypers),
+            metrics: stack.zeros("metrics", MAX_EPOCHS_PER_SUBMIT * METRIC_COLUMNS),
             metric_slots: MAX_EPOCHS_PER_SUBMIT,
             quant_descs: buffers::with_data(device, "quant_descs", &descs),
-            packed: buffers::zeros(
-                device,
-                "packed",
-                packed_offsets[layout.entries().len()].max(1),
-            ),
-            scales: buffers::zeros(device, "scales", layout.entries().len()),
+            packed: stack.zeros("packed", packed_offsets[layout.entries().len()]),
+            scales: stack.zeros("scales", layout.entries().len()),
             packed_offsets,
-            one: buffers::with_data(device, "one", &[1.0f32]),
-            split_partials: buffers::zeros(
-                device,
+            one: stack.repeated("one", &[1.0f32]),
+            split_partials: stack.zeros(
                 "split_partials",
                 program::split_partials_len(gpu.parallelism.split_target),
             ),
         };
-        let kernels = Kernels::new(device);
-        let tables = Tables::new(device, &config);
-        let test = test.map(|t| Batch::new(device, &config, t, &transpose_in(train, t), false));
-        let train = Batch::new(device, &config, train, &vec![0; train.len()], true);
+        let kernels = Kernels::new(device, models);
+        let tables = Tables::new(stack, &config);
+        let trains: Vec<&Examples> = members.iter().map(|m| m.train).collect();
+        let test = n_test.map(|_| {
+            let (sets, groups): (Vec<&Examples>, Vec<Vec<u32>>) = members
+                .iter()
+                .map(|m| {
+                    let test = m.test.expect("every model has a test batch");
+                    (test, transpose_in(m.train, test))
+                })
+                .unzip();
+            Batch::new(stack, &config, &sets, &groups, false)
+        });
+        let train = Batch::new(stack, &config, &trains, &vec![vec![0; n_train]; models], true);
         let rec = Recorder {
             device,
             kernels: &kernels,
@@ -185,16 +254,30 @@ impl<'g> Engine<'g> {
         let mut train_step = vec![rec.begin_step()];
         train_step.extend(rec.forward(&train, Metric::Train)?);
         train_step.extend(rec.backward(&train)?);
-        train_step.push(rec.adamw(hp));
+        train_step.push(rec.adamw());
         train_step.extend(rec.prepare()?);
         let eval_train = rec.forward(&train, Metric::Train)?;
         let eval_test = match &test {
             Some(test) => rec.forward(test, Metric::Test)?,
             None => Vec::new(),
         };
+        let widest = [&prepare, &train_step, &eval_test, &eval_train]
+            .into_iter()
+            .flatten()
+            .map(|d| d.groups[2])
+            .max()
+            .unwrap_or(1);
+        if widest > kernels::MAX_GROUPS {
+            crate::usage_bail!(
+                "{models} models need {widest} workgroups along z, more than a dispatch allows \
+                 ({}); train fewer at once",
+                kernels::MAX_GROUPS
+            );
+        }
         let engine = Engine {
             gpu,
             config,
+            models,
             layout,
             shared,
             train,
@@ -221,13 +304,19 @@ impl<'g> Engine<'g> {
         self.gpu.queue.submit([encoder.finish()]);
     }
 
-    /// Dispatches per training epoch, and per test evaluation.
+    /// Models trained together.
+    pub fn models(&self) -> usize {
+        self.models
+    }
+
+    /// Dispatches per training epoch, and per test evaluation (for all models together).
     pub fn dispatch_counts(&self) -> (usize, usize) {
         (self.train_step.len(), self.eval_test.len())
     }
 
-    /// Matrix-product FLOPs per training epoch, and per test evaluation: the work of the
-    /// minimal-work formulation (tables over (token, position), the last position only).
+    /// Matrix-product FLOPs per training epoch, and per test evaluation, of all models: the
+    /// work of the minimal-work formulation (tables over (token, position), the last position
+    /// only).
     pub fn flop_counts(&self) -> (u64, u64) {
         let sum = |ds: &[Dispatch]| ds.iter().map(|d| d.flops).sum();
         (sum(&self.train_step), sum(&self.eval_test))
@@ -277,13 +366,14 @@ impl<'g> Engine<'g> {
 
     /// Runs `epochs` training epochs (at most [`MAX_EPOCHS_PER_SUBMIT`]) in one submission,
     /// evaluating the test batch after the epochs for which `eval(epoch)` is true. `first_epoch`
-    /// is the 1-based number of the first epoch, used only to label the metrics.
+    /// is the 1-based number of the first epoch, used only to label the metrics. Returns each
+    /// model's metrics, in model order.
     pub fn run_epochs(
         &mut self,
         first_epoch: usize,
         epochs: usize,
         eval: impl Fn(usize) -> bool,
-    ) -> Result<Vec<EpochMetrics>> {
+    ) -> Result<Vec<Vec<EpochMetrics>>> {
         if epochs == 0 || epochs > MAX_EPOCHS_PER_SUBMIT {
             bail!("run_epochs takes 1..={MAX_EPOCHS_PER_SUBMIT} epochs, got {epochs}");
         }
@@ -299,28 +389,36 @@ impl<'g> Engine<'g> {
             }
         }
         self.gpu.queue.submit([encoder.finish()]);
-        let state = self.read_u32(&self.shared.state, 2)?;
-        let (step, nonfinite_step) = (state[0] as usize, state[1]);
-        let raw = self.read_f32(&self.shared.metrics, MAX_EPOCHS_PER_SUBMIT * METRIC_COLUMNS)?;
-        // The step counter says which metric slots this submission wrote.
-        let first_step = step + 1 - epochs;
-        Ok((0..epochs)
-            .map(|e| {
-                let slot = (first_step - 1 + e) % MAX_EPOCHS_PER_SUBMIT;
-                let epoch = first_epoch + e;
-                let row = &raw[slot * METRIC_COLUMNS..(slot + 1) * METRIC_COLUMNS];
-                EpochMetrics {
-                    params_finite: nonfinite_step == NO_NONFINITE_STEP
-                        || (first_step + e) < nonfinite_step as usize,
-                    ..EpochMetrics::from_row(epoch, row, self.test.is_some() && eval(epoch))
-                }
+        let states = self.read_all::<u32>(&self.shared.state)?;
+        let raw = self.read_all::<f32>(&self.shared.metrics)?;
+        let slots = MAX_EPOCHS_PER_SUBMIT * METRIC_COLUMNS;
+        Ok((0..self.models)
+            .map(|model| {
+                let state = &states[model * STATE_WORDS..];
+                let (step, nonfinite_step) = (state[0] as usize, state[1]);
+                let raw = &raw[model * slots..(model + 1) * slots];
+                // The step counter says which metric slots this submission wrote.
+                let first_step = step + 1 - epochs;
+                (0..epochs)
+                    .map(|e| {
+                        let slot = (first_step - 1 + e) % MAX_EPOCHS_PER_SUBMIT;
+                        let epoch = first_epoch + e;
+                        let row = &raw[slot * METRIC_COLUMNS..(slot + 1) * METRIC_COLUMNS];
+                        let tested = self.test.is_some() && eval(epoch);
+                        EpochMetrics {
+                            params_finite: nonfinite_step == NO_NONFINITE_STEP
+                                || (first_step + e) < nonfinite_step as usize,
+                            ..EpochMetrics::from_row(epoch, row, tested)
+                        }
+                    })
+                    .collect()
             })
             .collect())
     }
 
-    /// Loss and accuracy of the current parameters on both batches, without training: the
-    /// returned metrics carry the number of steps taken so far as their epoch.
-    pub fn evaluate(&mut self) -> Result<EpochMetrics> {
+    /// Loss and accuracy of the current parameters on both batches, without training, for each
+    /// model: the returned metrics carry the number of steps taken so far as their epoch.
+    pub fn evaluate(&mut self) -> Result<Vec<EpochMetrics>> {
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -328,87 +426,112 @@ impl<'g> Engine<'g> {
             self.kernels.encode(&mut pass, &self.eval_test);
         }
         self.gpu.queue.submit([encoder.finish()]);
-        let step = self.read_u32(&self.shared.state, 1)?[0] as usize;
-        let raw = self.read_f32(&self.shared.metrics, MAX_EPOCHS_PER_SUBMIT * METRIC_COLUMNS)?;
-        // The reductions write to the slot of the current step (step 0 wraps to the last slot).
-        let slot = (step + MAX_EPOCHS_PER_SUBMIT - 1) % MAX_EPOCHS_PER_SUBMIT;
-        let row = &raw[slot * METRIC_COLUMNS..(slot + 1) * METRIC_COLUMNS];
-        Ok(EpochMetrics::from_row(step, row, self.test.is_some()))
+        let states = self.read_all::<u32>(&self.shared.state)?;
+        let raw = self.read_all::<f32>(&self.shared.metrics)?;
+        let slots = MAX_EPOCHS_PER_SUBMIT * METRIC_COLUMNS;
+        Ok((0..self.models)
+            .map(|model| {
+                let step = states[model * STATE_WORDS] as usize;
+                // The reductions write to the slot of the current step (step 0 wraps to the
+                // last slot).
+                let slot = (step + MAX_EPOCHS_PER_SUBMIT - 1) % MAX_EPOCHS_PER_SUBMIT;
+                let row = &raw[model * slots + slot * METRIC_COLUMNS..][..METRIC_COLUMNS];
+                EpochMetrics::from_row(step, row, self.test.is_some())
+            })
+            .collect())
     }
 
-    /// Replaces the latent parameters (the optimiser state is left as it is).
-    pub fn set_params(&mut self, params: &Params) -> Result<()> {
+    fn check_model(&self, model: usize) -> Result<()> {
+        if model >= self.models {
+            bail!("model {model} of an engine of {} models", self.models);
+        }
+        Ok(())
+    }
+
+    /// Byte offset of a model's slice of one of the engine's buffers.
+    fn slice_offset(&self, buffer: &wgpu::Buffer, model: usize) -> u64 {
+        buffer.size() / self.models as u64 * model as u64
+    }
+
+    /// Replaces a model's latent parameters (its optimiser state is left as it is).
+    pub fn set_params(&mut self, model: usize, params: &Params) -> Result<()> {
+        self.check_model(model)?;
         if params.config != self.config {
             bail!("parameters of another model configuration");
         }
         let flat = self.layout.pack(params);
+        let offset = self.slice_offset(&self.shared.params, model);
         self.gpu
             .queue
-            .write_buffer(&self.shared.params, 0, bytemuck::cast_slice(&flat));
+            .write_buffer(&self.shared.params, offset, bytemuck::cast_slice(&flat));
         self.run_prepare();
         Ok(())
     }
 
-    /// AdamW's moments and step counter.
-    pub fn optimizer_state(&self) -> Result<OptimizerState> {
+    /// A model's AdamW moments and step counter.
+    pub fn optimizer_state(&self, model: usize) -> Result<OptimizerState> {
         let total = self.layout.total();
         Ok(OptimizerState {
-            step: self.read_u32(&self.shared.state, 1)?[0],
-            m: self.layout.unpack(&self.read_f32(&self.shared.m, total)?),
-            v: self.layout.unpack(&self.read_f32(&self.shared.v, total)?),
+            step: self.read_slice::<u32>(&self.shared.state, model, 1)?[0],
+            m: self.layout.unpack(&self.read_slice(&self.shared.m, model, total)?),
+            v: self.layout.unpack(&self.read_slice(&self.shared.v, model, total)?),
         })
     }
 
     /// Restores what [`Self::optimizer_state`] returned (with [`Self::set_params`], a resume).
-    pub fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+    pub fn set_optimizer_state(&mut self, model: usize, state: &OptimizerState) -> Result<()> {
+        self.check_model(model)?;
         if state.m.config != self.config || state.v.config != self.config {
             bail!("optimiser state of another model configuration");
         }
         let queue = &self.gpu.queue;
         for (buffer, moments) in [(&self.shared.m, &state.m), (&self.shared.v, &state.v)] {
-            queue.write_buffer(buffer, 0, bytemuck::cast_slice(&self.layout.pack(moments)));
+            let offset = self.slice_offset(buffer, model);
+            let flat = self.layout.pack(moments);
+            queue.write_buffer(buffer, offset, bytemuck::cast_slice(&flat));
         }
         let words = [state.step, NO_NONFINITE_STEP, 0, 0];
-        queue.write_buffer(&self.shared.state, 0, bytemuck::cast_slice(&words));
+        let offset = self.slice_offset(&self.shared.state, model);
+        queue.write_buffer(&self.shared.state, offset, bytemuck::cast_slice(&words));
         Ok(())
     }
 
     /// Runs the forward pass over the train batch with the current parameters and reads back
-    /// what analyses use.
-    pub fn forward_train_batch(&mut self) -> Result<Activations> {
-        let metrics = self.evaluate()?;
+    /// what analyses use, for one model.
+    pub fn forward_train_batch(&mut self, model: usize) -> Result<Activations> {
+        self.check_model(model)?;
+        let metrics = self.evaluate()?[model];
         let c = &self.config;
         let (n, b) = (self.train.n, &self.train);
         Ok(Activations {
             loss: metrics.train_loss,
-            logits: self.train_logits()?,
-            attn_pattern: self.read_f32(&b.pattern, n * c.n_heads * 3)?,
-            mlp_pre: self.read_f32(&b.pre, n * c.d_mlp)?,
+            logits: self.train_logits(model)?,
+            attn_pattern: self.read_slice(&b.pattern, model, n * c.n_heads * 3)?,
+            mlp_pre: self.read_slice(&b.pre, model, n * c.d_mlp)?,
         })
     }
 
-    /// Logits [n, d_vocab_out] of the train batch from the last forward pass.
-    pub fn train_logits(&self) -> Result<Vec<f32>> {
-        self.read_f32(&self.train.logits, self.train.n * self.config.d_vocab_out())
+    /// Logits [n, d_vocab_out] of a model's train batch from the last forward pass.
+    pub fn train_logits(&self, model: usize) -> Result<Vec<f32>> {
+        let len = self.train.n * self.config.d_vocab_out();
+        self.read_slice(&self.train.logits, model, len)
     }
 
-    /// Latent parameters.
-    pub fn params(&self) -> Result<Params> {
-        Ok(self
-            .layout
-            .unpack(&self.read_f32(&self.shared.params, self.layout.total())?))
+    /// A model's latent parameters.
+    pub fn params(&self, model: usize) -> Result<Params> {
+        let flat = self.read_slice(&self.shared.params, model, self.layout.total())?;
+        Ok(self.layout.unpack(&flat))
     }
 
-    /// Gradients of the last epoch's train loss.
-    pub fn grads(&self) -> Result<Params> {
-        Ok(self
-            .layout
-            .unpack(&self.read_f32(&self.shared.grads, self.layout.total())?))
+    /// Gradients of a model's last train loss.
+    pub fn grads(&self, model: usize) -> Result<Params> {
+        let flat = self.read_slice(&self.shared.grads, model, self.layout.total())?;
+        Ok(self.layout.unpack(&flat))
     }
 
-    /// The codes (-1, 0, +1) of a quantised weight matrix as the GPU packed them, in its
-    /// element order; None for a parameter that is not packed.
-    pub fn packed_codes(&self, id: ParamId) -> Result<Option<Vec<i8>>> {
+    /// The codes (-1, 0, +1) of a model's quantised weight matrix as the GPU packed them, in
+    /// its element order; None for a parameter that is not packed.
+    pub fn packed_codes(&self, model: usize, id: ParamId) -> Result<Option<Vec<i8>>> {
         let per_word = elements_per_word(self.config.weights);
         let entries = self.layout.entries();
         let index = entries.iter().position(|e| e.0 == id);
@@ -417,7 +540,8 @@ impl<'g> Engine<'g> {
         };
         let len = entries[index].2;
         let first = self.shared.packed_offsets[index];
-        let words = self.read_u32(&self.shared.packed, first + len.div_ceil(per_word))?;
+        let words: Vec<u32> =
+            self.read_slice(&self.shared.packed, model, first + len.div_ceil(per_word))?;
         let bits = 32 / per_word;
         let codes = (0..len)
             .map(|e| {
@@ -433,16 +557,25 @@ impl<'g> Engine<'g> {
         Ok(Some(codes))
     }
 
-    /// Reads `len` floats from the start of one of the engine's buffers.
-    pub fn read_f32(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
-        Ok(bytemuck::cast_slice(&self.read_bytes(buffer, len * 4)?).to_vec())
+    /// The first `len` elements of a model's slice of one of the engine's buffers.
+    fn read_slice<T: bytemuck::Pod>(
+        &self,
+        buffer: &wgpu::Buffer,
+        model: usize,
+        len: usize,
+    ) -> Result<Vec<T>> {
+        self.check_model(model)?;
+        let bytes = self.read_bytes(buffer, self.slice_offset(buffer, model), len * 4)?;
+        Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
 
-    fn read_u32(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<u32>> {
-        Ok(bytemuck::cast_slice(&self.read_bytes(buffer, len * 4)?).to_vec())
+    /// Every model's slice of a buffer.
+    fn read_all<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer) -> Result<Vec<T>> {
+        let bytes = self.read_bytes(buffer, 0, buffer.size() as usize)?;
+        Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
 
-    fn read_bytes(&self, buffer: &wgpu::Buffer, bytes: usize) -> Result<Vec<u8>> {
+    fn read_bytes(&self, buffer: &wgpu::Buffer, offset: u64, bytes: usize) -> Result<Vec<u8>> {
         let device = &self.gpu.device;
         let size = (bytes.max(4) as u64).div_ceil(4) * 4;
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
@@ -452,7 +585,7 @@ impl<'g> Engine<'g> {
             mapped_at_creation: false,
         });
         let mut encoder = device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
         self.gpu.queue.submit([encoder.finish()]);
         let slice = staging.slice(..);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -518,25 +651,53 @@ pub(crate) fn quant_mode(id: ParamId, weights: Weights) -> u32 {
     }
 }
 
-/// Refuses, with the limit named, a model whose largest buffer the adapter cannot bind (a
-/// [`crate::error::UsageError`]: the fix is a smaller model or another adapter).
-pub fn check_limits(gpu: &Gpu, c: &ModelConfig, max_batch: usize) -> Result<()> {
-    let largest = [
+/// Bytes of the largest buffer one model of configuration `c` needs, with batches of at most
+/// `max_batch` examples.
+fn largest_buffer(gpu: &Gpu, c: &ModelConfig, max_batch: usize) -> u64 {
+    [
         ParamLayout::new(c).total(),
         max_batch * c.d_mlp,
         max_batch * c.d_attn(),
         max_batch * c.d_vocab_out(),
+        program::split_partials_len(gpu.parallelism.split_target),
     ]
     .into_iter()
     .max()
     .unwrap_or(0) as u64
-        * 4;
-    let limit = gpu.limits.max_storage_buffer_binding_size;
+        * 4
+}
+
+/// The largest buffer a dispatch can bind on this adapter.
+fn binding_limit(gpu: &Gpu) -> u64 {
+    gpu.limits
+        .max_storage_buffer_binding_size
+        .min(gpu.limits.max_buffer_size)
+}
+
+/// Refuses, with the limit named, `models` models whose largest buffer the adapter cannot bind
+/// (a [`crate::error::UsageError`]: the fix is a smaller model or another adapter).
+pub fn check_limits(gpu: &Gpu, c: &ModelConfig, max_batch: usize, models: usize) -> Result<()> {
+    let largest = largest_buffer(gpu, c, max_batch) * models as u64;
+    let limit = binding_limit(gpu);
     if largest > limit {
+        let what = match models {
+            1 => "this model".to_string(),
+            k => format!("{k} models of this shape"),
+        };
         crate::usage_bail!(
-            "the largest buffer of this model ({largest} bytes) exceeds the adapter's \
+            "the largest buffer of {what} ({largest} bytes) exceeds the adapter's \
              max_storage_buffer_binding_size ({limit} bytes); use a smaller --p or --d-mlp, or another adapter"
         );
     }
     Ok(())
+}
+
+/// How many models of configuration `c` one engine can hold on this adapter: each buffer holds
+/// every model's slice, so the largest must stay bindable, and each dispatch's grid repeats per
+/// model along z, which allows at most 65,535 workgroups.
+pub fn max_models(gpu: &Gpu, c: &ModelConfig, max_batch: usize) -> usize {
+    let by_binding = binding_limit(gpu) / largest_buffer(gpu, c, max_batch).max(1);
+    // The widest per-model grid along z: a split product's chunks, or the heads of a batch.
+    let widest_z = gpu.parallelism.split_target.max(c.n_heads).max(1);
+    (by_binding as usize).min(kernels::MAX_GROUPS as usize / widest_z).max(1)
 }

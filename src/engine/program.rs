@@ -12,20 +12,22 @@ use super::layout::ParamLayout;
 use crate::model::{ActQuant, LinearNorm, ModelConfig, ParamId, Weights};
 use crate::optim::AdamW;
 
-/// Buffers shared by every program.
+/// Buffers shared by every program (one slice per model, as every buffer).
 pub struct Shared {
     pub params: wgpu::Buffer,
     pub qparams: wgpu::Buffer,
     pub grads: wgpu::Buffer,
     pub m: wgpu::Buffer,
     pub v: wgpu::Buffer,
-    /// `[step, 0, 0, 0]`
+    /// `[step, first non-finite step, 0, 0]`
     pub state: wgpu::Buffer,
+    /// AdamW's hyper-parameters ([`HyperParams`]).
+    pub hypers: wgpu::Buffer,
     /// `[slots, METRIC_COLUMNS]`: train loss, train acc, test loss, test acc, test acc on pairs
     /// whose transpose is in the train set, test acc on the others; one row per epoch of a chunk.
     pub metrics: wgpu::Buffer,
     pub metric_slots: usize,
-    /// Quantiser descriptor per parameter (shaders/quantize.wgsl).
+    /// Quantiser descriptor per parameter (shaders/quantize.wgsl): one copy for every model.
     pub quant_descs: wgpu::Buffer,
     /// Packed codes of the quantised weights, and one scale per parameter (layout order); the
     /// first word of each parameter's codes, then the total.
@@ -151,9 +153,10 @@ struct LossParams {
     _pad: [u32; 2],
 }
 
+/// AdamW's hyper-parameters as shaders/optimizer.wgsl reads them, one per model.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct HyperParams {
+pub struct HyperParams {
     lr: f32,
     weight_decay: f32,
     beta1: f32,
@@ -161,6 +164,21 @@ struct HyperParams {
     eps: f32,
     len: u32,
     _pad: [u32; 2],
+}
+
+impl HyperParams {
+    /// `hp` for parameters of `len` floats (padding included).
+    pub fn new(hp: &AdamW, len: usize) -> Self {
+        HyperParams {
+            lr: hp.lr as f32,
+            weight_decay: hp.weight_decay as f32,
+            beta1: hp.betas[0] as f32,
+            beta2: hp.betas[1] as f32,
+            eps: hp.eps as f32,
+            len: len as u32,
+            _pad: [0; 2],
+        }
+    }
 }
 
 const MM_ADD_RESIDUAL: u32 = 1;
@@ -392,7 +410,7 @@ impl Recorder<'_> {
                 z as u32,
             ],
         );
-        dispatch.flops = 2 * (p.batch * p.m * p.n * p.k) as u64;
+        dispatch.flops = 2 * (self.kernels.models() * p.batch * p.m * p.n * p.k) as u64;
         out.push(dispatch);
         if splits == 1 {
             return;
@@ -996,23 +1014,15 @@ impl Recorder<'_> {
         Ok(out)
     }
 
-    /// One AdamW step over every parameter.
-    pub fn adamw(&self, hp: &AdamW) -> Dispatch {
-        let params = HyperParams {
-            lr: hp.lr as f32,
-            weight_decay: hp.weight_decay as f32,
-            beta1: hp.betas[0] as f32,
-            beta2: hp.betas[1] as f32,
-            eps: hp.eps as f32,
-            len: self.layout.total() as u32,
-            _pad: [0; 2],
-        };
+    /// One AdamW step over every parameter, with each model's hyper-parameters.
+    pub fn adamw(&self) -> Dispatch {
         let s = self.shared;
         self.kernels.dispatch(
             self.device,
             Kernel::AdamW,
-            Some(bytemuck::bytes_of(&params)),
+            None,
             &[
+                (0, &s.hypers),
                 (1, &s.state),
                 (2, &s.params),
                 (3, &s.grads),

@@ -207,8 +207,8 @@ fn fourier_norms(params: &Params, basis: &FourierBasis) -> (DMatrix<f64>, Vec<f6
 
 /// Forward over all p² pairs of one checkpoint on the GPU.
 fn forward_all(engine: &mut Engine, params: &Params) -> Result<Activations> {
-    engine.set_params(params)?;
-    engine.forward_train_batch()
+    engine.set_params(0, params)?;
+    engine.forward_train_batch(0)
 }
 
 /// Loss of the logits restricted to, and excluding, the key-frequency directions.
@@ -278,9 +278,9 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     for &e in &epochs {
         let (_, ps) = dir.load_checkpoint(&c, Some(e))?;
         // Progress measures need only the logits: skip reading the activations back.
-        engine.set_params(&ps)?;
+        engine.set_params(0, &ps)?;
         engine.evaluate()?;
-        let logits_e = label_logits(&c, &engine.train_logits()?);
+        let logits_e = label_logits(&c, &engine.train_logits(0)?);
         let (restricted_loss, excluded_loss) =
             restricted_and_excluded(&logits_e, p, &keys.freqs, &split);
         let eff = effective_params(&ps);

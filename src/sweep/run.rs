@@ -2,6 +2,7 @@
 //! its own run directory under the sweep's, and records a row per model as it finishes. Run
 //! again, the same command continues: finished models are kept, interrupted ones resumed.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -9,11 +10,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use super::file::{SweepFile, SweepRow};
-use super::{Shard, SweepSpec};
-use crate::engine::device::Gpu;
+use super::{ModelSettings, Shard, SweepSpec};
+use crate::engine::{self, device::Gpu};
 use crate::report::compare::load_or_analyze;
 use crate::run::{RunConfig, RunDir};
-use crate::train::{self, Control};
+use crate::train::{self, Control, PendingRun};
 
 /// How a sweep ended.
 pub struct Outcome {
@@ -43,8 +44,7 @@ pub fn sweep(
     spec: &SweepSpec,
     shard: Shard,
     out: &Path,
-    force: bool,
-    stop: Option<&AtomicBool>,
+    options: SweepOptions,
 ) -> Result<Outcome> {
     let plan: Vec<_> = spec
         .plan()?
@@ -60,16 +60,62 @@ pub fn sweep(
         rows: Vec::new(),
     };
     file.write(out)?;
+    let mut rows = BTreeMap::new();
+    let mut pending = Vec::new();
     for (i, (settings, config)) in plan.iter().enumerate() {
         let dir = out.join(&settings.name);
-        let started = Instant::now();
+        match pending_run(gpu, config, &dir, options.force)? {
+            Some(run) => pending.push((i, run)),
+            None => {
+                rows.insert(i, analysed_row(gpu, settings, &dir)?);
+            }
+        }
+    }
+    file.rows = rows.values().cloned().collect();
+    file.write(out)?;
+    let groups = groups(gpu, pending, options.together);
+    for (g, group) in groups.into_iter().enumerate() {
+        let (positions, runs): (Vec<usize>, Vec<PendingRun>) = group.into_iter().unzip();
+        let names: Vec<&str> = positions.iter().map(|&i| plan[i].0.name.as_str()).collect();
         println!(
-            "[{}/{}] {} (shard {shard})",
-            i + 1,
+            "[{}/{} models] training {} together from epoch {} (shard {shard}): {}",
+            rows.len() + runs.len(),
             plan.len(),
-            settings.name
+            runs.len(),
+            runs[0].first_epoch(),
+            names.join(", ")
         );
-        let interrupted = train_one(gpu, config, &dir, force, stop)?;
+        let control = Control {
+            progress: true,
+            stop: options.stop,
+        };
+        let started = Instant::now();
+        let summaries = train::train_together(gpu, runs, control)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let mut interrupted = false;
+        for (&i, summary) in positions.iter().zip(summaries) {
+            let settings = &plan[i].0;
+            let summary = summary.with_context(|| format!("model {}", settings.name))?;
+            interrupted |= summary.interrupted;
+            if summary.interrupted {
+                continue;
+            }
+            let row = analysed_row(gpu, settings, &out.join(&settings.name))?;
+            println!(
+                "  {}: memorised at {}, grokked at {}; key frequencies {:?}, {:.0}% of neurons \
+                 clustered, distance irrelevance {:.2}",
+                settings.name,
+                row.memorised_at.map_or("-".into(), |e| e.to_string()),
+                row.grokked_at.map_or("-".into(), |e| e.to_string()),
+                row.key_frequencies,
+                100.0 * row.clustered_fraction,
+                row.distance_irrelevance,
+            );
+            rows.insert(i, row);
+        }
+        println!("  group {} took {seconds:.1} s", g + 1);
+        file.rows = rows.values().cloned().collect();
+        file.write(out)?;
         if interrupted {
             println!("  interrupted; run the same command again to continue");
             return Ok(Outcome {
@@ -77,40 +123,69 @@ pub fn sweep(
                 interrupted: true,
             });
         }
-        let summary = load_or_analyze(gpu, &dir)?;
-        let row = SweepRow::new(settings.clone(), PathBuf::from(&settings.name), &summary);
-        println!(
-            "  memorised at {}, grokked at {}; key frequencies {:?}, {:.0}% of neurons clustered, \
-             distance irrelevance {:.2}; {:.1} s",
-            row.memorised_at.map_or("-".into(), |e| e.to_string()),
-            row.grokked_at.map_or("-".into(), |e| e.to_string()),
-            row.key_frequencies,
-            100.0 * row.clustered_fraction,
-            row.distance_irrelevance,
-            started.elapsed().as_secs_f64()
-        );
-        file.rows.push(row);
-        file.write(out)?;
     }
     Ok(Outcome {
         file,
-        interrupted: stop.is_some_and(|s| s.load(Ordering::SeqCst)),
+        interrupted: options.stop.is_some_and(|s| s.load(Ordering::SeqCst)),
     })
 }
 
-/// Trains one model into `dir`: a finished run of the same configuration is kept, an
-/// unfinished one resumed. Returns whether a signal interrupted it.
-fn train_one(
+/// How a sweep runs.
+#[derive(Clone, Copy, Default)]
+pub struct SweepOptions<'a> {
+    /// Replace runs of other configurations.
+    pub force: bool,
+    /// Most models one engine trains together (None: as many as the adapter holds).
+    pub together: Option<usize>,
+    /// Set by a signal: checkpoint and stop.
+    pub stop: Option<&'a AtomicBool>,
+}
+
+/// The row of a trained model, analysing it first unless it has been.
+fn analysed_row(gpu: &Gpu, settings: &ModelSettings, dir: &Path) -> Result<SweepRow> {
+    let summary = load_or_analyze(gpu, dir)?;
+    Ok(SweepRow::new(
+        settings.clone(),
+        PathBuf::from(&settings.name),
+        &summary,
+    ))
+}
+
+/// Splits the runs to train into groups one engine trains together: runs of one model
+/// configuration that start at the same epoch, at most as many as the adapter holds (or
+/// `together`), in plan order.
+fn groups(
+    gpu: &Gpu,
+    pending: Vec<(usize, PendingRun)>,
+    together: Option<usize>,
+) -> Vec<Vec<(usize, PendingRun)>> {
+    let mut groups: Vec<Vec<(usize, PendingRun)>> = Vec::new();
+    for (i, run) in pending {
+        let c = run.config();
+        let max_batch = c.model.p * c.model.p;
+        let limit = engine::max_models(gpu, &c.model, max_batch).min(together.unwrap_or(usize::MAX));
+        let joins = |g: &Vec<(usize, PendingRun)>| {
+            let first = &g[0].1;
+            g.len() < limit
+                && first.config().model == c.model
+                && first.first_epoch() == run.first_epoch()
+        };
+        match groups.iter_mut().find(|g| joins(g)) {
+            Some(group) => group.push((i, run)),
+            None => groups.push(vec![(i, run)]),
+        }
+    }
+    groups
+}
+
+/// The run to train in `dir`: None for a finished one of the same configuration (it is kept),
+/// an unfinished one to continue, or a new one.
+fn pending_run(
     gpu: &Gpu,
     config: &RunConfig,
     dir: &Path,
     force: bool,
-    stop: Option<&AtomicBool>,
-) -> Result<bool> {
-    let control = Control {
-        progress: true,
-        stop,
-    };
+) -> Result<Option<PendingRun>> {
     if !force && dir.exists() {
         let existing = RunDir::open(dir)?.read_config()?;
         let same = RunConfig {
@@ -125,10 +200,9 @@ fn train_one(
             );
         }
         if dir.join("analysis").join("analysis.json").exists() {
-            return Ok(false);
+            return Ok(None);
         }
-        let resumption = train::Resumption::prepare(dir, None)?;
-        return Ok(train::resume(gpu, resumption, control)?.interrupted);
+        return Ok(Some(PendingRun::reopen(dir, None)?));
     }
-    Ok(train::train(gpu, config, dir, force, control)?.interrupted)
+    Ok(Some(PendingRun::create(gpu, config, dir, force)?))
 }
