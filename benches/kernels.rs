@@ -19,8 +19,15 @@ fn modulus() -> usize {
 
 fn kernels(c: &mut Criterion) {
     let gpu = Gpu::new(None).expect("a GPU adapter (lavapipe will do)");
-    let mut engine =
-        seed_engine(&gpu, Preset::SeedBitnet, Weights::Ternary, modulus(), None).expect("engine");
+    let mut engine = seed_engine(
+        &gpu,
+        Preset::SeedBitnet,
+        Weights::Ternary,
+        modulus(),
+        None,
+        1,
+    )
+    .expect("engine");
     for (program, name) in [
         (Program::TrainStep, "train_step"),
         (Program::TestEval, "test_eval"),
@@ -50,7 +57,8 @@ fn epochs(c: &mut Criterion) {
     group.sample_size(10);
     for preset in [Preset::Nanda, Preset::SeedBitnet] {
         for weights in [Weights::F32, Weights::Ternary] {
-            let mut engine = seed_engine(&gpu, preset, weights, modulus(), None).expect("engine");
+            let mut engine =
+                seed_engine(&gpu, preset, weights, modulus(), None, 1).expect("engine");
             let name = format!("{preset:?} {weights:?} train step + test eval");
             group.bench_function(name, |b| {
                 b.iter(|| engine.run_epochs(2, 1, |_| true).expect("epoch"))

@@ -1,5 +1,6 @@
 //! `bitgrok bench`: training epochs of each preset's seed configuration, at each weight
-//! precision, timed on the chosen adapter, with the work they do and the memory they hold.
+//! precision and number of models trained together, timed on the chosen adapter, with the work
+//! they do and the memory they hold.
 
 use std::time::Instant;
 
@@ -8,7 +9,7 @@ use serde::Serialize;
 
 use crate::cli::TrainArgs;
 use crate::engine::device::Gpu;
-use crate::engine::{DispatchInfo, Engine, Program, MAX_EPOCHS_PER_SUBMIT};
+use crate::engine::{DispatchInfo, Engine, Member, Program, MAX_EPOCHS_PER_SUBMIT};
 use crate::model::{Params, Preset, Weights};
 use crate::task::Split;
 
@@ -16,14 +17,19 @@ use crate::task::Split;
 pub struct BenchResult {
     pub preset: Preset,
     pub weights: Weights,
+    /// Models trained together (one engine, one set of dispatches).
+    pub models: usize,
     pub p: usize,
     pub d_model: usize,
     pub d_mlp: usize,
-    /// Milliseconds per epoch: train step and test evaluation, and the train step alone.
+    /// Milliseconds per epoch of all models: train step and test evaluation, and the train
+    /// step alone.
     pub ms_per_epoch: f64,
     pub ms_per_train_step: f64,
     pub epochs_per_second: f64,
     pub train_steps_per_second: f64,
+    /// Epochs (with test evaluation) per second summed over the models.
+    pub model_epochs_per_second: f64,
     /// Matrix-product FLOPs of the minimal-work epoch (see [`Engine::flop_counts`]).
     pub flops_per_train_step: u64,
     pub flops_per_test_eval: u64,
@@ -37,13 +43,15 @@ pub struct BenchResult {
 }
 
 /// An engine for `preset` at `weights` with the seed configuration at modulus `p` (and the
-/// given d_model, d_mlp), after one warm-up epoch.
+/// given d_model, d_mlp), training `models` models together (seeds 0, 1, ... as in a sweep),
+/// after one warm-up epoch.
 pub fn seed_engine<'g>(
     gpu: &'g Gpu,
     preset: Preset,
     weights: Weights,
     p: usize,
     widths: Option<(usize, usize)>,
+    models: usize,
 ) -> Result<Engine<'g>> {
     let mut args = TrainArgs::defaults(preset);
     args.p = p;
@@ -54,26 +62,35 @@ pub fn seed_engine<'g>(
         args.d_mlp = d_mlp;
     }
     let config = args.run_config()?;
-    let split = Split::new(p, config.frac, config.data_seed);
-    let params = Params::init(&config.model, config.seed);
-    let mut engine = Engine::new(
-        gpu,
-        &params,
-        &split.train_examples(),
-        Some(&split.test_examples()),
-        &config.adamw,
-    )?;
+    let runs: Vec<_> = (0..models as u64)
+        .map(|s| {
+            let split = Split::new(p, config.frac, config.data_seed + s);
+            let params = Params::init(&config.model, config.seed + s);
+            (params, split.train_examples(), split.test_examples())
+        })
+        .collect();
+    let members: Vec<Member> = runs
+        .iter()
+        .map(|(params, train, test)| Member {
+            params,
+            train,
+            test: Some(test),
+            adamw: &config.adamw,
+        })
+        .collect();
+    let mut engine = Engine::stacked(gpu, &members)?;
     engine.run_epochs(1, 1, |_| true)?;
     Ok(engine)
 }
 
 /// Times `epochs` epochs (after one warm-up submission; at most [`MAX_EPOCHS_PER_SUBMIT`] per
-/// submission, as in training) of each preset at each weight precision
-/// and the given sizes.
+/// submission, as in training) of each preset at each weight precision, for each number of
+/// models trained together, at the given sizes.
 pub fn bench(
     gpu: &Gpu,
     presets: &[Preset],
     weights: &[Weights],
+    models: &[usize],
     p: usize,
     widths: Option<(usize, usize)>,
     epochs: usize,
@@ -81,42 +98,46 @@ pub fn bench(
     let mut results = Vec::new();
     for &preset in presets {
         for &w in weights {
-            let mut engine = seed_engine(gpu, preset, w, p, widths)?;
-            let gpu_memory_bytes = gpu
-                .device
-                .generate_allocator_report()
-                .map(|r| r.total_allocated_bytes);
-            let mut time = |eval: bool| -> Result<f64> {
-                let start = Instant::now();
-                let mut done = 0;
-                while done < epochs {
-                    let chunk = (epochs - done).min(MAX_EPOCHS_PER_SUBMIT);
-                    engine.run_epochs(2 + done, chunk, |_| eval)?;
-                    done += chunk;
-                }
-                Ok(start.elapsed().as_secs_f64() * 1e3 / epochs as f64)
-            };
-            let ms_per_epoch = time(true)?;
-            let ms_per_train_step = time(false)?;
-            let (train, eval) = engine.dispatch_counts();
-            let (train_flops, eval_flops) = engine.flop_counts();
-            results.push(BenchResult {
-                preset,
-                weights: w,
-                p,
-                d_model: engine.config.d_model,
-                d_mlp: engine.config.d_mlp,
-                ms_per_epoch,
-                ms_per_train_step,
-                epochs_per_second: 1e3 / ms_per_epoch,
-                train_steps_per_second: 1e3 / ms_per_train_step,
-                flops_per_train_step: train_flops,
-                flops_per_test_eval: eval_flops,
-                gflops_per_second: (train_flops + eval_flops) as f64 / (ms_per_epoch * 1e6),
-                gpu_memory_bytes,
-                dispatches_per_train_step: train,
-                dispatches_per_test_eval: eval,
-            });
+            for &k in models {
+                let mut engine = seed_engine(gpu, preset, w, p, widths, k)?;
+                let gpu_memory_bytes = gpu
+                    .device
+                    .generate_allocator_report()
+                    .map(|r| r.total_allocated_bytes);
+                let mut time = |eval: bool| -> Result<f64> {
+                    let start = Instant::now();
+                    let mut done = 0;
+                    while done < epochs {
+                        let chunk = (epochs - done).min(MAX_EPOCHS_PER_SUBMIT);
+                        engine.run_epochs(2 + done, chunk, |_| eval)?;
+                        done += chunk;
+                    }
+                    Ok(start.elapsed().as_secs_f64() * 1e3 / epochs as f64)
+                };
+                let ms_per_epoch = time(true)?;
+                let ms_per_train_step = time(false)?;
+                let (train, eval) = engine.dispatch_counts();
+                let (train_flops, eval_flops) = engine.flop_counts();
+                results.push(BenchResult {
+                    preset,
+                    weights: w,
+                    models: k,
+                    p,
+                    d_model: engine.config.d_model,
+                    d_mlp: engine.config.d_mlp,
+                    ms_per_epoch,
+                    ms_per_train_step,
+                    epochs_per_second: 1e3 / ms_per_epoch,
+                    train_steps_per_second: 1e3 / ms_per_train_step,
+                    model_epochs_per_second: k as f64 * 1e3 / ms_per_epoch,
+                    flops_per_train_step: train_flops,
+                    flops_per_test_eval: eval_flops,
+                    gflops_per_second: (train_flops + eval_flops) as f64 / (ms_per_epoch * 1e6),
+                    gpu_memory_bytes,
+                    dispatches_per_train_step: train,
+                    dispatches_per_test_eval: eval,
+                });
+            }
         }
     }
     Ok(results)
@@ -143,7 +164,7 @@ pub fn profile(
     widths: Option<(usize, usize)>,
     repeats: usize,
 ) -> Result<Vec<KernelTiming>> {
-    let mut engine = seed_engine(gpu, preset, weights, p, widths)?;
+    let mut engine = seed_engine(gpu, preset, weights, p, widths, 1)?;
     let mut out = Vec::new();
     for (program, name) in [
         (Program::TrainStep, "train step"),
@@ -176,16 +197,17 @@ pub fn profile(
 }
 
 pub fn print_results(results: &[BenchResult]) {
-    println!("preset       weights  ms/epoch  ms/train step  epochs/s  GFLOP/epoch  GFLOP/s  GPU MiB  dispatches");
+    println!("preset       weights  models  ms/epoch  ms/train step  model-epochs/s  GFLOP/epoch  GFLOP/s  GPU MiB  dispatches");
     for r in results {
         let flops = (r.flops_per_train_step + r.flops_per_test_eval) as f64;
         println!(
-            "{:<12} {:<8} {:>8.1} {:>14.1} {:>9.2} {:>12.3} {:>8.2} {:>8} {:>6} + {}",
+            "{:<12} {:<8} {:>6} {:>9.1} {:>14.1} {:>15.2} {:>12.3} {:>8.2} {:>8} {:>6} + {}",
             format!("{:?}", r.preset),
             format!("{:?}", r.weights).to_lowercase(),
+            r.models,
             r.ms_per_epoch,
             r.ms_per_train_step,
-            r.epochs_per_second,
+            r.model_epochs_per_second,
             flops / 1e9,
             r.gflops_per_second,
             r.gpu_memory_bytes.map_or("-".into(), |b| format!(
@@ -198,7 +220,8 @@ pub fn print_results(results: &[BenchResult]) {
     }
     if let Some(r) = results.first() {
         println!(
-            "(p = {}; FLOPs: the matrix products of the minimal-work epoch, train step + test evaluation)",
+            "(p = {}; times, FLOPs and dispatches are per epoch of all models together; FLOPs: the \
+             matrix products of the minimal-work epoch, train step + test evaluation)",
             r.p
         );
     }

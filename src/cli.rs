@@ -98,6 +98,10 @@ pub enum Command {
             default_value = "f32,binary,ternary"
         )]
         weights: Vec<Weights>,
+        /// Numbers of models trained together (as a sweep does), comma-separated, e.g. 1,8,64.
+        #[arg(long, value_delimiter = ',', default_value = "1",
+              value_parser = clap::value_parser!(u64).range(1..))]
+        models: Vec<u64>,
         #[arg(long, default_value_t = 113)]
         p: usize,
         /// d_model (d_head = d_model / 4, d_mlp = 4 d_model); default: the presets' 128.

@@ -222,6 +222,7 @@ fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Bench {
             weights,
+            models,
             p,
             d_model,
             epochs,
@@ -249,7 +250,9 @@ fn run(command: Command) -> Result<ExitCode> {
                     }
                 }
             } else {
-                let results = bench::bench(&gpu, &presets, &weights, p, widths, epochs.max(1))?;
+                let models: Vec<usize> = models.into_iter().map(|k| k as usize).collect();
+                let results =
+                    bench::bench(&gpu, &presets, &weights, &models, p, widths, epochs.max(1))?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&results)?);
                 } else {

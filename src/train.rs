@@ -233,7 +233,10 @@ pub fn train_together(
         run.dir.remove_temporaries()?;
         run.dir.write_config(&run.config)?;
     }
-    let starts: Vec<Start> = runs.iter_mut().map(|r| std::mem::take(&mut r.start)).collect();
+    let starts: Vec<Start> = runs
+        .iter_mut()
+        .map(|r| std::mem::take(&mut r.start))
+        .collect();
     let mut tracks = Vec::new();
     let mut inits = Vec::new();
     let mut first_epochs = Vec::new();
@@ -254,7 +257,12 @@ pub fn train_together(
             budget = phases.observe(m, config, budget);
         }
         first_epochs.push(first_epoch);
-        inits.push((params, optimizer, split.train_examples(), split.test_examples()));
+        inits.push((
+            params,
+            optimizer,
+            split.train_examples(),
+            split.test_examples(),
+        ));
         tracks.push(Track {
             dir,
             config,
@@ -391,7 +399,10 @@ fn progress_message(tracks: &[Track]) -> String {
     if let [track] = tracks {
         return run_progress(&track.history);
     }
-    let grokked = tracks.iter().filter(|t| t.phases.grokked_at.is_some()).count();
+    let grokked = tracks
+        .iter()
+        .filter(|t| t.phases.grokked_at.is_some())
+        .count();
     let failed = tracks.iter().filter(|t| t.failed.is_some()).count();
     let mut message = format!("{} models, {grokked} grokked", tracks.len());
     if failed > 0 {

@@ -298,7 +298,12 @@ fn stacked_models_train_exactly_as_alone() {
     let eval = |e: usize| e % 3 == 0;
     let run = |engine: &mut Engine| -> Vec<Vec<EpochMetrics>> {
         let mut first = engine.run_epochs(1, 7, eval).unwrap();
-        for (model, more) in engine.run_epochs(8, 5, eval).unwrap().into_iter().enumerate() {
+        for (model, more) in engine
+            .run_epochs(8, 5, eval)
+            .unwrap()
+            .into_iter()
+            .enumerate()
+        {
             first[model].extend(more);
         }
         first
@@ -337,8 +342,16 @@ fn stacked_models_train_exactly_as_alone() {
                 let alone_metrics = run(&mut alone).remove(0);
                 // Debug prints every float exactly (and NaN, the untested columns, as NaN).
                 let exact = |v: &dyn std::fmt::Debug| format!("{v:?}");
-                assert_eq!(exact(&together_metrics[i]), exact(&alone_metrics), "{case}: model {i}");
-                assert_eq!(together.params(i).unwrap(), alone.params(0).unwrap(), "{case}: {i}");
+                assert_eq!(
+                    exact(&together_metrics[i]),
+                    exact(&alone_metrics),
+                    "{case}: model {i}"
+                );
+                assert_eq!(
+                    together.params(i).unwrap(),
+                    alone.params(0).unwrap(),
+                    "{case}: {i}"
+                );
                 assert_eq!(
                     together.optimizer_state(i).unwrap(),
                     alone.optimizer_state(0).unwrap(),

@@ -1,6 +1,7 @@
 //! Sweeps through the binary: each model of a sweep is exactly the run `train` gives with its
-//! settings; shards merged equal the whole sweep; a rerun continues instead of retraining; the
-//! report is written; bad input is refused with exit 2.
+//! settings, also when the models of one shape train together; shards merged equal the whole
+//! sweep; a rerun continues instead of retraining; the report is written; bad input is refused
+//! with exit 2.
 
 mod common;
 
@@ -41,7 +42,10 @@ fn rows_without_paths(dir: &Path) -> Vec<String> {
 fn sweep_models_are_train_runs_and_shards_merge_into_the_whole() {
     let tmp = tempfile::tempdir().unwrap();
     let whole = tmp.path().join("whole");
-    bitgrok_ok(&sweep_args(whole.to_str().unwrap(), &[]));
+    let o = bitgrok_ok(&sweep_args(whole.to_str().unwrap(), &[]));
+    // Each precision's two seeds share one engine.
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(stdout.matches("training 2 together").count(), 2, "{stdout}");
     let file = SweepFile::read(&whole).unwrap();
     let names: Vec<&str> = file.rows.iter().map(|r| r.settings.name.as_str()).collect();
     assert_eq!(
@@ -56,7 +60,8 @@ fn sweep_models_are_train_runs_and_shards_merge_into_the_whole() {
     let csv = std::fs::read_to_string(whole.join("sweep.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5, "{csv}");
 
-    // The ternary model of seed 1 is `train --seed 1 --data-seed 599 --weights ternary`.
+    // The ternary model of seed 1, trained with seed 0's, is exactly
+    // `train --seed 1 --data-seed 599 --weights ternary`.
     let alone = tmp.path().join("alone");
     let mut argv = tiny("train");
     argv.extend([

@@ -240,7 +240,13 @@ impl<'g> Engine<'g> {
                 .unzip();
             Batch::new(stack, &config, &sets, &groups, false)
         });
-        let train = Batch::new(stack, &config, &trains, &vec![vec![0; n_train]; models], true);
+        let train = Batch::new(
+            stack,
+            &config,
+            &trains,
+            &vec![vec![0; n_train]; models],
+            true,
+        );
         let rec = Recorder {
             device,
             kernels: &kernels,
@@ -473,8 +479,12 @@ impl<'g> Engine<'g> {
         let total = self.layout.total();
         Ok(OptimizerState {
             step: self.read_slice::<u32>(&self.shared.state, model, 1)?[0],
-            m: self.layout.unpack(&self.read_slice(&self.shared.m, model, total)?),
-            v: self.layout.unpack(&self.read_slice(&self.shared.v, model, total)?),
+            m: self
+                .layout
+                .unpack(&self.read_slice(&self.shared.m, model, total)?),
+            v: self
+                .layout
+                .unpack(&self.read_slice(&self.shared.v, model, total)?),
         })
     }
 
@@ -699,5 +709,7 @@ pub fn max_models(gpu: &Gpu, c: &ModelConfig, max_batch: usize) -> usize {
     let by_binding = binding_limit(gpu) / largest_buffer(gpu, c, max_batch).max(1);
     // The widest per-model grid along z: a split product's chunks, or the heads of a batch.
     let widest_z = gpu.parallelism.split_target.max(c.n_heads).max(1);
-    (by_binding as usize).min(kernels::MAX_GROUPS as usize / widest_z).max(1)
+    (by_binding as usize)
+        .min(kernels::MAX_GROUPS as usize / widest_z)
+        .max(1)
 }

@@ -163,7 +163,8 @@ fn groups(
     for (i, run) in pending {
         let c = run.config();
         let max_batch = c.model.p * c.model.p;
-        let limit = engine::max_models(gpu, &c.model, max_batch).min(together.unwrap_or(usize::MAX));
+        let limit =
+            engine::max_models(gpu, &c.model, max_batch).min(together.unwrap_or(usize::MAX));
         let joins = |g: &Vec<(usize, PendingRun)>| {
             let first = &g[0].1;
             g.len() < limit
