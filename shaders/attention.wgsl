@@ -49,8 +49,8 @@ fn tab_index(h: u32, row: u32, e: u32) -> u32 {
 }
 
 @compute @workgroup_size(64)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    enter_model(gid.z, nwg.z);
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    enter_model(gid.z);
     let t = gid.x;
     if (t >= prm.n * prm.n_heads) {
         return;
@@ -89,8 +89,8 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 
 // d score_j = P_j (dP_j - sum_i P_i dP_i), dP_j = dz_h . v_j
 @compute @workgroup_size(64)
-fn score_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    enter_model(gid.z, nwg.z);
+fn score_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+    enter_model(gid.z);
     let t = gid.x;
     if (t >= prm.n * prm.n_heads) {
         return;
@@ -119,8 +119,8 @@ fn score_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 // each gathers the examples that use its row through a CSR index built on the host. The
 // summed d score of each row is kept for query_grad.
 @compute @workgroup_size(64)
-fn table_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    enter_model(gid.z, nwg.z);
+fn table_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+    enter_model(gid.z);
     let rows = 2u * prm.p + 1u;
     let t = gid.x;
     let e = t % prm.d_head;
@@ -157,10 +157,9 @@ fn write_table_grad(h: u32, row: u32, e: u32, sum_ds: f32, sum_dv: f32) {
 @compute @workgroup_size(SUM_THREADS)
 fn eq_row_grad(
     @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
-    enter_model(wg.z, nwg.z);
+    enter_model(wg.z);
     let h = wg.x / prm.d_head;
     let e = wg.x % prm.d_head;
     let width = prm.n_heads * prm.d_head;
@@ -181,8 +180,8 @@ fn eq_row_grad(
 // Gradient of the single query row: d score times the key, summed over examples and slots,
 // which is each table row's summed d score times its key.
 @compute @workgroup_size(64)
-fn query_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    enter_model(gid.z, nwg.z);
+fn query_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+    enter_model(gid.z);
     let t = gid.x;
     if (t >= prm.n_heads * prm.d_head) {
         return;

@@ -21,8 +21,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> grads: array<f32>;
 
 @compute @workgroup_size(64)
-fn build_table(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    enter_model(gid.z, nwg.z);
+fn build_table(@builtin(global_invocation_id) gid: vec3<u32>) {
+    enter_model(gid.z);
     let rows = 2u * prm.p + 1u;
     let i = gid.x;
     if (i >= rows * prm.d_model) {
@@ -41,8 +41,8 @@ fn build_table(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 
 // Gradients of W_E and W_pos from the gradient of the table (one thread per output scalar).
 @compute @workgroup_size(64)
-fn embed_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    enter_model(gid.z, nwg.z);
+fn embed_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+    enter_model(gid.z);
     let p = prm.p;
     let g = at(4u) + prm.w_e;
     let dt = at(3u);

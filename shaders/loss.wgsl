@@ -40,8 +40,8 @@ fn log1p_f32(x: f32) -> f32 {
 }
 
 @compute @workgroup_size(64)
-fn per_example_loss(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    enter_model(gid.z, nwg.z);
+fn per_example_loss(@builtin(global_invocation_id) gid: vec3<u32>) {
+    enter_model(gid.z);
     let n = gid.x;
     if (n >= prm.n) {
         return;
@@ -102,10 +102,9 @@ var<workgroup> red_group_size: array<f32, 256>;
 @compute @workgroup_size(256)
 fn reduce(
     @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    enter_model(wg.z, nwg.z);
+    enter_model(wg.z);
     var loss = 0.0;
     var correct = 0.0;
     var group_correct = 0.0;

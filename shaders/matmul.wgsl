@@ -110,11 +110,10 @@ fn packed_weight(e: u32) -> f32 {
 @compute @workgroup_size(16, 16, 1)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
     // Output batch z: the product's batch, or with split-K a chunk's partial product.
-    let z = enter_model(wg.z, nwg.z);
+    let z = enter_model_grid(wg.z);
     let batch = z / prm.k_splits;
     let k_begin = (z % prm.k_splits) * prm.k_chunk;
     let k_end = min(prm.k, k_begin + prm.k_chunk);
@@ -198,9 +197,8 @@ fn store(batch: u32, i: u32, j: u32, product: f32) {
 @compute @workgroup_size(256)
 fn reduce_split(
     @builtin(global_invocation_id) gid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let batch = enter_model(gid.z, nwg.z);
+    let batch = enter_model_grid(gid.z);
     let idx = gid.x;
     if (idx >= prm.m * prm.n) {
         return;

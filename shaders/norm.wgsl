@@ -64,7 +64,7 @@ struct RowLane {
 }
 
 fn row_lane(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> RowLane {
-    enter_model(wg.z, nwg.z);
+    enter_model(wg.z);
     let row = (wg.x + wg.y * nwg.x) * (SUM_THREADS / prm.lanes) + lid / prm.lanes;
     return RowLane(row, lid % prm.lanes, row < prm.rows);
 }
@@ -153,10 +153,9 @@ fn backward(
 @compute @workgroup_size(SUM_THREADS)
 fn gain_grad(
     @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
-    enter_model(wg.z, nwg.z);
+    enter_model(wg.z);
     let j = wg.x;
     var s = 0.0;
     for (var r = lid.x; r < prm.rows; r += SUM_THREADS) {

@@ -24,14 +24,14 @@ struct Hyper {
 @group(0) @binding(5) var<storage, read_write> v: array<f32>;
 
 @compute @workgroup_size(1)
-fn begin_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    enter_model(wg.z, nwg.z);
+fn begin_step(@builtin(workgroup_id) wg: vec3<u32>) {
+    enter_model(wg.z);
     atomicAdd(&state[at(1u)], 1u);
 }
 
 @compute @workgroup_size(256)
 fn adamw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    enter_model(gid.z, nwg.z);
+    enter_model(gid.z);
     let hp = hypers[model];
     let i = gid.x + gid.y * nwg.x * 256u;
     if (i >= hp.len) {

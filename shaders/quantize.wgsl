@@ -30,10 +30,9 @@ var<workgroup> red_abs: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    enter_model(wg.z, nwg.z);
+    enter_model(wg.z);
     let d = descs[wg.x];
     let src = at(1u) + d.off;
     if (d.mode == MODE_COPY) {

@@ -39,7 +39,7 @@ const MODEL_AXIS_BINDING: u32 = 24;
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct ModelAxis {
     strides: [u32; MODEL_AXIS_BINDING as usize],
-    models: u32,
+    z_per_model: u32,
     _pad: [u32; 3],
 }
 
@@ -177,7 +177,10 @@ impl Kernels {
                     layout: None,
                     module: &modules[file],
                     entry_point: Some(entry),
-                    compilation_options: Default::default(),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: &[("STACKED", (models > 1) as u32 as f64)],
+                        ..Default::default()
+                    },
                     cache: None,
                 });
                 (k, pipeline)
@@ -205,6 +208,10 @@ impl Kernels {
         buffers: &[(u32, &wgpu::Buffer)],
         groups: [u32; 3],
     ) -> Dispatch {
+        assert!(
+            groups[2] == 1 || matches!(kernel, Kernel::Matmul | Kernel::ReduceSplit),
+            "{kernel:?} takes its model from workgroup z (enter_model): its grid must be flat"
+        );
         let pipeline = &self.pipelines[&kernel];
         let make_uniform = |label, contents| {
             device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -216,7 +223,7 @@ impl Kernels {
         let uniform_buf = uniform.map(|bytes| make_uniform("params", bytes));
         let mut axis = ModelAxis {
             strides: [0; MODEL_AXIS_BINDING as usize],
-            models: self.models as u32,
+            z_per_model: groups[2],
             _pad: [0; 3],
         };
         for &(binding, buf) in buffers {

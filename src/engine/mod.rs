@@ -115,6 +115,16 @@ pub struct Member<'a> {
     pub adamw: &'a AdamW,
 }
 
+/// The adapter could not allocate the buffers of an engine of `models` models: fewer may fit.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the GPU ran out of memory for {models} models; train fewer at once, use a smaller --p or \
+     --d-mlp, or a larger adapter"
+)]
+pub struct OutOfGpuMemory {
+    pub models: usize,
+}
+
 /// Words of the `state` buffer per model (shaders/optimizer.wgsl).
 const STATE_WORDS: usize = 4;
 
@@ -185,6 +195,7 @@ impl<'g> Engine<'g> {
         let stack = Stack { device, models };
         let layout = ParamLayout::new(&config);
         check_limits(gpu, &config, n_train.max(n_test.unwrap_or(0)), models)?;
+        let out_of_memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let flat: Vec<Vec<f32>> = members.iter().map(|m| layout.pack(m.params)).collect();
         let hypers: Vec<Vec<HyperParams>> = members
             .iter()
@@ -279,6 +290,9 @@ impl<'g> Engine<'g> {
                  ({}); train fewer at once",
                 kernels::MAX_GROUPS
             );
+        }
+        if pollster::block_on(out_of_memory.pop()).is_some() {
+            return Err(OutOfGpuMemory { models }.into());
         }
         let engine = Engine {
             gpu,

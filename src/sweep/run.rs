@@ -2,7 +2,7 @@
 //! its own run directory under the sweep's, and records a row per model as it finishes. Run
 //! again, the same command continues: finished models are kept, interrupted ones resumed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 
 use super::file::{SweepFile, SweepRow};
 use super::{ModelSettings, Shard, SweepSpec};
-use crate::engine::{self, device::Gpu};
+use crate::engine::{self, device::Gpu, OutOfGpuMemory};
 use crate::report::compare::load_or_analyze;
 use crate::run::{RunConfig, RunDir};
 use crate::train::{self, Control, PendingRun};
@@ -73,8 +73,8 @@ pub fn sweep(
     }
     file.rows = rows.values().cloned().collect();
     file.write(out)?;
-    let groups = groups(gpu, pending, options.together);
-    for (g, group) in groups.into_iter().enumerate() {
+    let mut queue: VecDeque<_> = groups(gpu, pending, options.together).into();
+    while let Some(group) = queue.pop_front() {
         let (positions, runs): (Vec<usize>, Vec<PendingRun>) = group.into_iter().unzip();
         let names: Vec<&str> = positions.iter().map(|&i| plan[i].0.name.as_str()).collect();
         println!(
@@ -90,7 +90,28 @@ pub fn sweep(
             stop: options.stop,
         };
         let started = Instant::now();
-        let summaries = train::train_together(gpu, runs, control)?;
+        let summaries = match train::train_together(gpu, runs, control) {
+            Err(e) if positions.len() > 1 && e.downcast_ref::<OutOfGpuMemory>().is_some() => {
+                println!("  {e:#}: trying half as many");
+                let halves = positions.chunks(positions.len().div_ceil(2)).map(|half| {
+                    half.iter()
+                        .map(|&i| {
+                            let (settings, config) = &plan[i];
+                            let dir = out.join(&settings.name);
+                            let run = pending_run(gpu, config, &dir, false)?
+                                .context("an unfinished run is pending")?;
+                            Ok((i, run))
+                        })
+                        .collect::<Result<Vec<_>>>()
+                });
+                let halves = halves.collect::<Result<Vec<_>>>()?;
+                for half in halves.into_iter().rev() {
+                    queue.push_front(half);
+                }
+                continue;
+            }
+            summaries => summaries?,
+        };
         let seconds = started.elapsed().as_secs_f64();
         let mut interrupted = false;
         for (&i, summary) in positions.iter().zip(summaries) {
@@ -113,7 +134,7 @@ pub fn sweep(
             );
             rows.insert(i, row);
         }
-        println!("  group {} took {seconds:.1} s", g + 1);
+        println!("  {} models took {seconds:.1} s", positions.len());
         file.rows = rows.values().cloned().collect();
         file.write(out)?;
         if interrupted {
@@ -152,8 +173,9 @@ fn analysed_row(gpu: &Gpu, settings: &ModelSettings, dir: &Path) -> Result<Sweep
 }
 
 /// Splits the runs to train into groups one engine trains together: runs of one model
-/// configuration that start at the same epoch, at most as many as the adapter holds (or
-/// `together`), in plan order.
+/// configuration that start at the same epoch, at most as many as the adapter's limits allow
+/// (or `together`), in plan order. (A group the adapter's memory cannot hold is halved when it
+/// fails to allocate.)
 fn groups(
     gpu: &Gpu,
     pending: Vec<(usize, PendingRun)>,
