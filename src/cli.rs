@@ -290,7 +290,7 @@ pub struct SweepArgs {
     #[arg(long, value_name = "I/N")]
     pub shard: Option<Shard>,
     /// Train at most K models at once (models of one shape share every dispatch) [default: as
-    /// many as the adapter's buffer limits allow].
+    /// many as a GPU's buffer limits allow; one on a CPU adapter].
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
     pub together: Option<u64>,
     #[arg(long)]

@@ -42,8 +42,8 @@ fn rows_without_paths(dir: &Path) -> Vec<String> {
 fn sweep_models_are_train_runs_and_shards_merge_into_the_whole() {
     let tmp = tempfile::tempdir().unwrap();
     let whole = tmp.path().join("whole");
-    let o = bitgrok_ok(&sweep_args(whole.to_str().unwrap(), &[]));
-    // Each precision's two seeds share one engine.
+    let o = bitgrok_ok(&sweep_args(whole.to_str().unwrap(), &["--together", "2"]));
+    // Each precision's two seeds share one engine (a CPU adapter would train them one by one).
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(stdout.matches("training 2 together").count(), 2, "{stdout}");
     let file = SweepFile::read(&whole).unwrap();

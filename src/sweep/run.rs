@@ -11,7 +11,8 @@ use anyhow::{Context, Result};
 
 use super::file::{SweepFile, SweepRow};
 use super::{ModelSettings, Shard, SweepSpec};
-use crate::engine::{self, device::Gpu, OutOfGpuMemory};
+use crate::engine::device::Gpu;
+use crate::engine::{self, OutOfGpuMemory};
 use crate::report::compare::load_or_analyze;
 use crate::run::{RunConfig, RunDir};
 use crate::train::{self, Control, PendingRun};
@@ -174,7 +175,7 @@ fn analysed_row(gpu: &Gpu, settings: &ModelSettings, dir: &Path) -> Result<Sweep
 
 /// Splits the runs to train into groups one engine trains together: runs of one model
 /// configuration that start at the same epoch, at most as many as the adapter's limits allow
-/// (or `together`), in plan order. (A group the adapter's memory cannot hold is halved when it
+/// and `together` (default: the adapter's [`crate::engine::device::Parallelism::models_together`]), in plan order. (A group the adapter's memory cannot hold is halved when it
 /// fails to allocate.)
 fn groups(
     gpu: &Gpu,
@@ -185,8 +186,8 @@ fn groups(
     for (i, run) in pending {
         let c = run.config();
         let max_batch = c.model.p * c.model.p;
-        let limit =
-            engine::max_models(gpu, &c.model, max_batch).min(together.unwrap_or(usize::MAX));
+        let wanted = together.unwrap_or(gpu.parallelism.models_together);
+        let limit = engine::max_models(gpu, &c.model, max_batch).min(wanted);
         let joins = |g: &Vec<(usize, PendingRun)>| {
             let first = &g[0].1;
             g.len() < limit
