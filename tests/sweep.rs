@@ -6,9 +6,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
+use bitgrok::run::RunDir;
 use bitgrok::sweep::file::SweepFile;
-use common::{assert_same_files, bitgrok, bitgrok_ok, small_model};
+use common::{assert_same, assert_same_files, bitgrok, bitgrok_ok, files, small_model};
 
 /// The tiny model every run here trains (p = 7, 80 epochs), after `command`.
 fn tiny(command: &str) -> Vec<&str> {
@@ -150,4 +153,89 @@ fn bad_sweeps_are_refused_before_any_training() {
     let o = bitgrok(&["sweep-report", out]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not a sweep directory"));
+}
+
+/// A sweep of two seeds trained together for 300 epochs (checkpoints every 25), after `extra`.
+fn group_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut argv = vec!["sweep", "--preset", "nanda"];
+    argv.extend(small_model("7", "0.7"));
+    argv.extend(["--epochs", "300", "--checkpoint-every", "25", "--seeds", "0-1"]);
+    argv.extend(["--together", "2", "--out", out]);
+    argv.extend(extra);
+    argv
+}
+
+#[test]
+fn an_interrupted_group_resumes_to_the_uninterrupted_sweep() {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    bitgrok_ok(&group_args(whole.to_str().unwrap(), &[]));
+
+    let out = tmp.path().join("interrupted");
+    let out_s = out.to_str().unwrap();
+    let child = bitgrok(&group_args(out_s, &[]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once training is under way (metrics are written after the first submission).
+    let metrics = out.join("f32-none-wd1-lr0.001-s1/metrics.csv");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !metrics.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{stderr}");
+    assert!(SweepFile::read(&out).unwrap().rows.is_empty());
+
+    // Both models stopped at the same epoch and resume together to what the whole sweep holds.
+    let mut stopped_at = Vec::new();
+    for seed in 0..2 {
+        let dir = RunDir::open(&out.join(format!("f32-none-wd1-lr0.001-s{seed}"))).unwrap();
+        let config = dir.read_config().unwrap();
+        stopped_at.push(dir.read_resume_point(&config.model).unwrap().unwrap().epoch);
+    }
+    assert_eq!(stopped_at[0], stopped_at[1]);
+    assert!(stopped_at[0] < 300, "the sweep finished before the signal");
+    let o = bitgrok_ok(&group_args(out_s, &[]));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("training 2 together"), "{stdout}");
+    assert_eq!(rows_without_paths(&out), rows_without_paths(&whole));
+    for seed in 0..2 {
+        let name = format!("f32-none-wd1-lr0.001-s{seed}");
+        let mut ours = files(&out.join(&name));
+        // The interrupt's extra checkpoint aside.
+        if !stopped_at[0].is_multiple_of(25) {
+            let extra = format!("checkpoints/epoch_{:05}.safetensors", stopped_at[0]);
+            ours.remove(&PathBuf::from(extra));
+        }
+        assert_same(&ours, &files(&whole.join(&name)));
+    }
+}
+
+/// A model that diverges fails the sweep with its name, and the rest of its group is still
+/// trained and recorded.
+#[test]
+fn a_diverging_model_fails_the_sweep_after_its_group_is_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("s");
+    let o = bitgrok(&group_args(out.to_str().unwrap(), &["--lr", "0.001,1e38"]))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("-s0: training diverged at epoch 1"), "{stderr}");
+    let names: Vec<String> = SweepFile::read(&out)
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|r| r.settings.name)
+        .collect();
+    assert_eq!(names, ["f32-none-wd1-lr0.001-s0", "f32-none-wd1-lr0.001-s1"]);
 }

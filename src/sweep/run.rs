@@ -115,9 +115,17 @@ pub fn sweep(
         };
         let seconds = started.elapsed().as_secs_f64();
         let mut interrupted = false;
+        // A model that diverged fails the sweep, once the rest of its group is recorded.
+        let mut failed = None;
         for (&i, summary) in positions.iter().zip(summaries) {
             let settings = &plan[i].0;
-            let summary = summary.with_context(|| format!("model {}", settings.name))?;
+            let summary = match summary {
+                Ok(summary) => summary,
+                Err(e) => {
+                    failed.get_or_insert(e.context(format!("model {}", settings.name)));
+                    continue;
+                }
+            };
             interrupted |= summary.interrupted;
             if summary.interrupted {
                 continue;
@@ -138,6 +146,9 @@ pub fn sweep(
         println!("  {} models took {seconds:.1} s", positions.len());
         file.rows = rows.values().cloned().collect();
         file.write(out)?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         if interrupted {
             println!("  interrupted; run the same command again to continue");
             return Ok(Outcome {
