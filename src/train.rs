@@ -206,7 +206,7 @@ impl Track<'_> {
         );
         self.dir.write_metrics(&self.history)?;
         let last = self.history.last().expect("at least one epoch ran").epoch;
-        if last % self.config.checkpoint_every == 0 || last == budget || interrupted {
+        if last.is_multiple_of(self.config.checkpoint_every) || last == budget || interrupted {
             let params = engine.params(model)?;
             self.dir.write_checkpoint(last, &params)?;
             self.dir

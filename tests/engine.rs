@@ -295,7 +295,7 @@ fn stacked_models_train_exactly_as_alone() {
         })
         .collect();
     assert_eq!(configs.len(), 3);
-    let eval = |e: usize| e % 3 == 0;
+    let eval = |e: usize| e.is_multiple_of(3);
     let run = |engine: &mut Engine| -> Vec<Vec<EpochMetrics>> {
         let mut first = engine.run_epochs(1, 7, eval).unwrap();
         for (model, more) in engine

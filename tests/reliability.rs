@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,9 @@ use bitgrok::model::Params;
 use bitgrok::report::metrics;
 use bitgrok::run::RunDir;
 use bitgrok::task::Split;
-use common::{assert_same, assert_same_files, bitgrok, bitgrok_ok, files, small_model};
+use common::{
+    assert_same, assert_same_files, bitgrok, bitgrok_ok, files, interrupt_once_written, small_model,
+};
 use rand::{Rng, SeedableRng};
 
 /// A small run: 300 epochs at p = 11 take a few seconds on lavapipe.
@@ -118,22 +120,8 @@ fn sigint_checkpoints_and_exits_then_resume_finishes_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let out_s = out.to_str().unwrap();
-    let child = bitgrok(&train_args(out_s, &[]))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // Interrupt once training is under way (metrics are written after the first submission).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !out.join("metrics.csv").exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let o = child.wait_with_output().unwrap();
+    let o = interrupt_once_written(&train_args(out_s, &[]), &out.join("metrics.csv"));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("--resume"), "{stderr}");

@@ -6,12 +6,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use bitgrok::run::RunDir;
 use bitgrok::sweep::file::SweepFile;
-use common::{assert_same, assert_same_files, bitgrok, bitgrok_ok, files, small_model};
+use common::{
+    assert_same, assert_same_files, bitgrok, bitgrok_ok, files, interrupt_once_written, small_model,
+};
 
 /// The tiny model every run here trains (p = 7, 80 epochs), after `command`.
 fn tiny(command: &str) -> Vec<&str> {
@@ -159,7 +159,14 @@ fn bad_sweeps_are_refused_before_any_training() {
 fn group_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut argv = vec!["sweep", "--preset", "nanda"];
     argv.extend(small_model("7", "0.7"));
-    argv.extend(["--epochs", "300", "--checkpoint-every", "25", "--seeds", "0-1"]);
+    argv.extend([
+        "--epochs",
+        "300",
+        "--checkpoint-every",
+        "25",
+        "--seeds",
+        "0-1",
+    ]);
     argv.extend(["--together", "2", "--out", out]);
     argv.extend(extra);
     argv
@@ -173,23 +180,9 @@ fn an_interrupted_group_resumes_to_the_uninterrupted_sweep() {
 
     let out = tmp.path().join("interrupted");
     let out_s = out.to_str().unwrap();
-    let child = bitgrok(&group_args(out_s, &[]))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // Interrupt once training is under way (metrics are written after the first submission).
     let metrics = out.join("f32-none-wd1-lr0.001-s1/metrics.csv");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !metrics.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let o = child.wait_with_output().unwrap();
+    let o = interrupt_once_written(&group_args(out_s, &[]), &metrics);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(130), "{stderr}");
     assert!(SweepFile::read(&out).unwrap().rows.is_empty());
@@ -230,12 +223,18 @@ fn a_diverging_model_fails_the_sweep_after_its_group_is_recorded() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("-s0: training diverged at epoch 1"), "{stderr}");
+    assert!(
+        stderr.contains("-s0: training diverged at epoch 1"),
+        "{stderr}"
+    );
     let names: Vec<String> = SweepFile::read(&out)
         .unwrap()
         .rows
         .into_iter()
         .map(|r| r.settings.name)
         .collect();
-    assert_eq!(names, ["f32-none-wd1-lr0.001-s0", "f32-none-wd1-lr0.001-s1"]);
+    assert_eq!(
+        names,
+        ["f32-none-wd1-lr0.001-s0", "f32-none-wd1-lr0.001-s1"]
+    );
 }

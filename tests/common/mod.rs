@@ -4,12 +4,33 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub fn bitgrok(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bitgrok"));
     c.args(args);
     c
+}
+
+/// Starts `bitgrok args`, sends it SIGINT once `started` exists (a file the command writes
+/// after its first submission), and waits for it to exit.
+pub fn interrupt_once_written(args: &[&str], started: &Path) -> Output {
+    let child = bitgrok(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !started.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    child.wait_with_output().unwrap()
 }
 
 /// Runs `bitgrok args` to completion; fails the test, showing its output, unless it succeeds.
