@@ -6,11 +6,11 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::engine::device::Gpu;
-use crate::engine::Engine;
+use crate::engine::{Engine, EpochMetrics, Member};
 use crate::model::{ActQuant, LinearNorm, ModelConfig, ParamId, Params, Weights};
 use crate::optim::AdamW;
 use crate::reference;
-use crate::task::Examples;
+use crate::task::{Examples, Split};
 use crate::testvectors;
 
 /// Everything one training step computes that conformance compares.
@@ -327,6 +327,136 @@ pub fn check_against_reference(gpu: &Gpu, config: &ModelConfig, seed: u64) -> Re
         &want,
         Tolerance::for_config(config),
     ))
+}
+
+/// The configurations of the model-axis check: one per weight precision (int8 activations for
+/// the bit models), with positional embeddings, the final norm, biases and the `=` output on.
+pub fn stacked_configs() -> Vec<ModelConfig> {
+    let wanted = [
+        (Weights::F32, ActQuant::None, LinearNorm::Rms),
+        (Weights::Binary, ActQuant::Int8, LinearNorm::Rms),
+        (Weights::Ternary, ActQuant::Int8, LinearNorm::None),
+    ];
+    switch_combinations()
+        .into_iter()
+        .filter(|c| {
+            wanted.contains(&(c.weights, c.act_quant, c.linear_norm))
+                && c.pos_embed
+                && c.final_norm
+                && c.biases
+                && c.eq_output
+        })
+        .collect()
+}
+
+/// The model axis: three models of `config` (different initialisations, data splits, learning
+/// rates and weight decays) trained together in one engine, and each in an engine of its own,
+/// for 12 epochs in two submissions with a test evaluation every third. Each model's metrics,
+/// parameters, AdamW state and packed weight codes must be equal bit for bit.
+pub fn check_stacked(gpu: &Gpu, config: &ModelConfig) -> Result<Vec<Row>> {
+    let sets: Vec<(Examples, Examples)> = (0..3)
+        .map(|i| {
+            let split = Split::new(config.p, 0.5, 20 + i);
+            (split.train_examples(), split.test_examples())
+        })
+        .collect();
+    let params: Vec<Params> = (0..3).map(|i| Params::init(config, 30 + i)).collect();
+    let adamw: Vec<AdamW> = [(1e-3, 1.0), (3e-3, 0.1), (1e-2, 0.0)]
+        .into_iter()
+        .map(|(lr, weight_decay)| AdamW {
+            lr,
+            weight_decay,
+            ..AdamW::default()
+        })
+        .collect();
+    let members: Vec<Member> = (0..3)
+        .map(|i| Member {
+            params: &params[i],
+            train: &sets[i].0,
+            test: Some(&sets[i].1),
+            adamw: &adamw[i],
+        })
+        .collect();
+    let run = |engine: &mut Engine| -> Result<Vec<Vec<EpochMetrics>>> {
+        let eval = |e: usize| e.is_multiple_of(3);
+        let mut metrics = engine.run_epochs(1, 7, eval)?;
+        for (model, more) in engine.run_epochs(8, 5, eval)?.into_iter().enumerate() {
+            metrics[model].extend(more);
+        }
+        Ok(metrics)
+    };
+    let mut together = Engine::stacked(gpu, &members)?;
+    let together_metrics = run(&mut together)?;
+    if together.params(0)? == together.params(1)? {
+        anyhow::bail!("the stacked models trained alike: the check would prove nothing");
+    }
+    let case = format!("{} (3 models together)", case_name(config));
+    let exact = Tolerance {
+        max_rel: 0.0,
+        rel_l2: None,
+    };
+    let mut rows = Vec::new();
+    for (i, member) in members.iter().enumerate() {
+        let mut alone = Engine::stacked(gpu, std::slice::from_ref(member))?;
+        let alone_metrics = run(&mut alone)?.remove(0);
+        let mut compare_exact = |quantity: &str, got: Vec<f64>, want: Vec<f64>| {
+            rows.push(compare(
+                &case,
+                &format!("model {i}: {quantity}"),
+                &got,
+                &want,
+                exact,
+            ));
+        };
+        compare_exact(
+            "metrics",
+            metric_values(&together_metrics[i]),
+            metric_values(&alone_metrics),
+        );
+        compare_exact(
+            "parameters",
+            flat(&together.params(i)?),
+            flat(&alone.params(0)?),
+        );
+        let (got, want) = (together.optimizer_state(i)?, alone.optimizer_state(0)?);
+        let moments = |s: &crate::engine::OptimizerState| [flat(&s.m), flat(&s.v)].concat();
+        compare_exact("AdamW state", moments(&got), moments(&want));
+        compare_exact("AdamW step", vec![got.step as f64], vec![want.step as f64]);
+        let mut codes = (Vec::new(), Vec::new());
+        for (id, _) in params[i].iter() {
+            let as_f64 = |c: Option<Vec<i8>>| c.unwrap_or_default().into_iter().map(f64::from);
+            codes.0.extend(as_f64(together.packed_codes(i, id)?));
+            codes.1.extend(as_f64(alone.packed_codes(0, id)?));
+        }
+        compare_exact("packed codes", codes.0, codes.1);
+    }
+    Ok(rows)
+}
+
+/// Every parameter, in layout order.
+fn flat(params: &Params) -> Vec<f64> {
+    params.iter().flat_map(|(_, v)| v.iter().copied()).collect()
+}
+
+/// Every column of every epoch's metrics; -1 for a test column the epoch did not evaluate (NaN
+/// would never compare equal).
+fn metric_values(metrics: &[EpochMetrics]) -> Vec<f64> {
+    metrics
+        .iter()
+        .flat_map(|m| {
+            [
+                m.epoch as f32,
+                m.train_loss,
+                m.train_acc,
+                m.test_loss,
+                m.test_acc,
+                m.test_acc_transpose_seen,
+                m.test_acc_transpose_unseen,
+                m.params_finite as u8 as f32,
+            ]
+        })
+        .map(|x| if x.is_nan() { -1.0 } else { f64::from(x) })
+        .collect()
 }
 
 /// GPU engine against one reference file.

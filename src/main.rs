@@ -129,6 +129,9 @@ fn run(command: Command) -> Result<ExitCode> {
                         100 + i as u64,
                     )?);
                 }
+                for config in check::stacked_configs() {
+                    rows.extend(check::check_stacked(&gpu, &config)?);
+                }
             } else {
                 for path in &vectors {
                     rows.extend(check::check_against_vector(&gpu, path)?);

@@ -267,106 +267,27 @@ fn packed_weight_codes_match_reference() {
 }
 
 /// Models trained together in one engine (the model axis) get exactly what each gets in an
-/// engine of its own, bit for bit: metrics of every epoch, parameters, AdamW state and packed
-/// weight codes, with different initialisations, data splits, learning rates and weight decays,
-/// for each weight precision, on both layouts of the work.
+/// engine of its own, bit for bit (`check::check_stacked`: metrics, parameters, AdamW state and
+/// packed codes), for each weight precision, on both layouts of the work.
 #[test]
 fn stacked_models_train_exactly_as_alone() {
-    use bitgrok::engine::{Engine, EpochMetrics, Member};
-    use bitgrok::model::{ActQuant, LinearNorm, ModelConfig, Params, Weights};
-    use bitgrok::optim::AdamW;
-    use bitgrok::task::{Examples, Split};
-
     let small_gpu = Parallelism {
         min_splits: 2,
         min_split_chunk: 16,
         ..Parallelism::GPU
     };
-    let configs: Vec<ModelConfig> = check::switch_combinations()
-        .into_iter()
-        .filter(|c| {
-            let switches = (c.weights, c.act_quant, c.linear_norm);
-            let wanted = [
-                (Weights::F32, ActQuant::None, LinearNorm::Rms),
-                (Weights::Binary, ActQuant::Int8, LinearNorm::Rms),
-                (Weights::Ternary, ActQuant::Int8, LinearNorm::None),
-            ];
-            wanted.contains(&switches) && c.pos_embed && c.final_norm && c.biases && c.eq_output
-        })
-        .collect();
+    let configs = check::stacked_configs();
     assert_eq!(configs.len(), 3);
-    let eval = |e: usize| e.is_multiple_of(3);
-    let run = |engine: &mut Engine| -> Vec<Vec<EpochMetrics>> {
-        let mut first = engine.run_epochs(1, 7, eval).unwrap();
-        for (model, more) in engine
-            .run_epochs(8, 5, eval)
-            .unwrap()
-            .into_iter()
-            .enumerate()
-        {
-            first[model].extend(more);
-        }
-        first
-    };
     let mut gpu = gpu();
     for parallelism in [small_gpu, Parallelism::CPU] {
         gpu.parallelism = parallelism;
-        for c in &configs {
-            let splits: Vec<Split> = (0..3).map(|i| Split::new(c.p, 0.5, 20 + i)).collect();
-            let sets: Vec<(Examples, Examples)> = splits
-                .iter()
-                .map(|s| (s.train_examples(), s.test_examples()))
-                .collect();
-            let params: Vec<Params> = (0..3).map(|i| Params::init(c, 30 + i)).collect();
-            let adamw: Vec<AdamW> = [(1e-3, 1.0), (3e-3, 0.1), (1e-2, 0.0)]
-                .into_iter()
-                .map(|(lr, weight_decay)| AdamW {
-                    lr,
-                    weight_decay,
-                    ..AdamW::default()
-                })
-                .collect();
-            let members: Vec<Member> = (0..3)
-                .map(|i| Member {
-                    params: &params[i],
-                    train: &sets[i].0,
-                    test: Some(&sets[i].1),
-                    adamw: &adamw[i],
-                })
-                .collect();
-            let mut together = Engine::stacked(&gpu, &members).unwrap();
-            let together_metrics = run(&mut together);
-            let case = format!("{} {parallelism:?}", check::case_name(c));
-            for (i, member) in members.iter().enumerate() {
-                let mut alone = Engine::stacked(&gpu, std::slice::from_ref(member)).unwrap();
-                let alone_metrics = run(&mut alone).remove(0);
-                // Debug prints every float exactly (and NaN, the untested columns, as NaN).
-                let exact = |v: &dyn std::fmt::Debug| format!("{v:?}");
-                assert_eq!(
-                    exact(&together_metrics[i]),
-                    exact(&alone_metrics),
-                    "{case}: model {i}"
-                );
-                assert_eq!(
-                    together.params(i).unwrap(),
-                    alone.params(0).unwrap(),
-                    "{case}: {i}"
-                );
-                assert_eq!(
-                    together.optimizer_state(i).unwrap(),
-                    alone.optimizer_state(0).unwrap(),
-                    "{case}: model {i}"
-                );
-                for (id, _) in params[i].iter() {
-                    assert_eq!(
-                        together.packed_codes(i, id).unwrap(),
-                        alone.packed_codes(0, id).unwrap(),
-                        "{case}: model {i}, {id:?}"
-                    );
-                }
-            }
-            // The models did differ: otherwise the test proves nothing about the axis.
-            assert_ne!(together.params(0).unwrap(), together.params(1).unwrap());
+        let mut rows = Vec::new();
+        for config in &configs {
+            rows.extend(check::check_stacked(&gpu, config).unwrap());
         }
+        assert!(
+            print_table(&rows),
+            "{parallelism:?}: stacked models differ from models alone (table above)"
+        );
     }
 }
