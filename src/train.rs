@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine::device::Gpu;
-use crate::engine::{self, Engine, EpochMetrics, MAX_EPOCHS_PER_SUBMIT};
+use crate::engine::{self, Engine, EpochMetrics, OptimizerState, MAX_EPOCHS_PER_SUBMIT};
 use crate::model::Params;
 use crate::report::metrics;
 use crate::run::{ResumePoint, RunConfig, RunDir, GROK_ACCURACY};
@@ -178,7 +178,7 @@ impl Track<'_> {
     /// budget or an interruption, the checkpoint and resume point.
     fn take(
         &mut self,
-        engine: &Engine,
+        snapshots: &mut Snapshots,
         model: usize,
         metrics: Vec<EpochMetrics>,
         interrupted: bool,
@@ -207,17 +207,33 @@ impl Track<'_> {
         self.dir.write_metrics(&self.history)?;
         let last = self.history.last().expect("at least one epoch ran").epoch;
         if last.is_multiple_of(self.config.checkpoint_every) || last == budget || interrupted {
-            let params = engine.params(model)?;
-            self.dir.write_checkpoint(last, &params)?;
+            let (params, optimizer) = snapshots.of(model)?;
+            self.dir.write_checkpoint(last, params)?;
             self.dir
                 .write_resume_point(&ResumePoint {
                     epoch: last,
-                    params,
-                    optimizer: engine.optimizer_state(model)?,
+                    params: params.clone(),
+                    optimizer: optimizer.clone(),
                 })
                 .context("writing the resume point")?;
         }
         Ok(())
+    }
+}
+
+/// The engine's parameters and AdamW states after a chunk, read back when the first run
+/// needs them for a checkpoint.
+struct Snapshots<'e, 'g> {
+    engine: &'e Engine<'g>,
+    read: Option<Vec<(Params, OptimizerState)>>,
+}
+
+impl Snapshots<'_, '_> {
+    fn of(&mut self, model: usize) -> Result<&(Params, OptimizerState)> {
+        if self.read.is_none() {
+            self.read = Some(self.engine.snapshots()?);
+        }
+        Ok(&self.read.as_ref().expect("just read")[model])
     }
 }
 
@@ -321,9 +337,13 @@ pub fn train_together(
         let per_epoch = chunk_started.elapsed().as_secs_f64() / (end - epoch + 1) as f64;
         chunk_len = (SUBMISSION_SECONDS / per_epoch.max(1e-9)) as usize;
         interrupted = control.stop.is_some_and(|s| s.load(Ordering::SeqCst));
+        let mut snapshots = Snapshots {
+            engine: &engine,
+            read: None,
+        };
         for (model, (track, metrics)) in tracks.iter_mut().zip(metrics).enumerate() {
             if track.active(epoch) {
-                track.take(&engine, model, metrics, interrupted)?;
+                track.take(&mut snapshots, model, metrics, interrupted)?;
             }
         }
         bar.set_length(last_budget(&tracks) as u64);

@@ -502,6 +502,32 @@ impl<'g> Engine<'g> {
         })
     }
 
+    /// Every model's latent parameters and AdamW state, in three readbacks whatever the number
+    /// of models (what the checkpoints of a group need at once).
+    pub fn snapshots(&self) -> Result<Vec<(Params, OptimizerState)>> {
+        let total = self.layout.total();
+        let params = self.read_all::<f32>(&self.shared.params)?;
+        let (m, v) = (
+            self.read_all(&self.shared.m)?,
+            self.read_all(&self.shared.v)?,
+        );
+        let states = self.read_all::<u32>(&self.shared.state)?;
+        Ok((0..self.models)
+            .map(|model| {
+                let slice = |flat: &[f32]| {
+                    self.layout
+                        .unpack(&flat[model * total..(model + 1) * total])
+                };
+                let state = OptimizerState {
+                    step: states[model * STATE_WORDS],
+                    m: slice(&m),
+                    v: slice(&v),
+                };
+                (slice(&params), state)
+            })
+            .collect())
+    }
+
     /// Restores what [`Self::optimizer_state`] returned (with [`Self::set_params`], a resume).
     pub fn set_optimizer_state(&mut self, model: usize, state: &OptimizerState) -> Result<()> {
         self.check_model(model)?;
