@@ -22,7 +22,8 @@ pub const SHADER_FILES: [(&str, &str); 7] = [
 /// two can never disagree, and the helpers every shader may use.
 pub fn prelude() -> String {
     format!(
-        "const NORM_EPS: f32 = {:e};\nconst QUANT_EPS: f32 = {:e};\n{}{}",
+        "const NORM_EPS: f32 = {:e};\nconst QUANT_EPS: f32 = {:e};\n\
+         const MODEL_AXIS_BINDING: u32 = {MODEL_AXIS_BINDING}u;\n{}{}",
         NORM_EPS as f32,
         QUANT_EPS as f32,
         include_str!("../../shaders/include/model_axis.wgsl"),
@@ -31,7 +32,7 @@ pub fn prelude() -> String {
 }
 
 /// Binding of the model axis uniform (shaders/include/model_axis.wgsl), and how many bindings
-/// below it its strides cover.
+/// below it its strides cover (a multiple of 4).
 const MODEL_AXIS_BINDING: u32 = 24;
 
 /// `ModelAxis` of shaders/include/model_axis.wgsl.
