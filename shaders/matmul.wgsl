@@ -10,6 +10,12 @@
 // contraction (workgroup z = batch * k_splits + chunk), each writing its partial product to a
 // scratch matrix, followed by `reduce_split`, which sums the partials in a fixed order and
 // applies residual, bias and accumulation as an unsplit product would.
+//
+// `int8_main` is the product of int8 activations (shaders/norm.wgsl, PACK) and a packed binary or
+// ternary weight matrix: four codes per u32 on both sides, multiplied and summed exactly in i32
+// by dot4I8Packed (a native instruction where the device has one; naga writes a portable
+// bit-extract fallback elsewhere), then scaled once: C = f32(sum) * (weight scale * row step).
+// Its A operand counts bytes (codes), with column stride 1, and it never splits K.
 
 struct Operand {
     off: u32,
@@ -43,9 +49,10 @@ struct Params {
     b_param_off: u32,
     b_packed_off: u32,
     b_scale: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // int8_main only: row i of A has the step a_steps[a_steps_off + i * a_steps_row].
+    a_steps_off: u32,
+    a_steps_row: u32,
+    _pad: u32,
 }
 
 const ADD_RESIDUAL: u32 = 1u;
@@ -69,6 +76,9 @@ const TK: u32 = 16u;
 // main only: packed quantised weights and their scales (shaders/quantize.wgsl).
 @group(0) @binding(7) var<storage, read> packed: array<u32>;
 @group(0) @binding(8) var<storage, read> scales: array<f32>;
+// int8_main only: A's packed int8 codes and its rows' steps.
+@group(0) @binding(9) var<storage, read> a_codes: array<u32>;
+@group(0) @binding(10) var<storage, read> a_steps: array<f32>;
 
 // a_tile[kk * 16 + g] holds rows 4g..4g+3 of the tile at contraction step kk; b_tile columns.
 var<workgroup> a_tile: array<vec4<f32>, 256>;
@@ -99,12 +109,16 @@ fn load_b(base: u32, k: u32, j: u32, k_end: u32) -> f32 {
 // The code (-1, 0 or +1) of element e of the packed weight matrix; `main` multiplies the sums
 // by the matrix's scale once, at the end.
 fn packed_weight(e: u32) -> f32 {
+    return f32(weight_code(e));
+}
+
+fn weight_code(e: u32) -> i32 {
     if (prm.b_packed == PACKED_BINARY) {
         let bit = (packed[at(7u) + prm.b_packed_off + e / 32u] >> (e % 32u)) & 1u;
-        return select(1.0, -1.0, bit == 1u);
+        return select(1, -1, bit == 1u);
     }
     let code = (packed[at(7u) + prm.b_packed_off + e / 16u] >> (2u * (e % 16u))) & 3u;
-    return select(select(0.0, 1.0, code == 1u), -1.0, code == 2u);
+    return select(select(0, 1, code == 1u), -1, code == 2u);
 }
 
 @compute @workgroup_size(16, 16, 1)
@@ -208,4 +222,81 @@ fn reduce_split(
         v += partials[at(6u) + (batch * prm.k_splits + s) * prm.m * prm.n + idx];
     }
     store(batch, idx / prm.n, idx % prm.n, v);
+}
+
+// int8_main's tiles: word w (codes 4w..4w+3 of a tile step) of row or column r at [w * 64 + r].
+var<workgroup> a_words: array<u32, 256>;
+var<workgroup> b_words: array<u32, 256>;
+
+// Codes k..k+3 of column j of the packed weight matrix (element index base + k * s_row + j *
+// s_col, relative to the matrix) as four int8 bytes; zero past the matrix.
+fn weight_word(base: u32, k: u32, j: u32) -> u32 {
+    var word = 0u;
+    if (j < prm.n) {
+        for (var e = 0u; e < 4u && k + e < prm.k; e++) {
+            let code = weight_code(base + (k + e) * prm.b.s_row + j * prm.b.s_col);
+            word |= (u32(code) & 0xffu) << (8u * e);
+        }
+    }
+    return word;
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn int8_main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let batch = enter_model_grid(wg.z);
+    let row0 = wg.y * TILE;
+    let col0 = wg.x * TILE;
+    let tx = lid.x;
+    let ty = lid.y;
+    // Each thread loads word `w` of one row of A and one column of B per tile step.
+    let r = (ty * 16u + tx) % TILE;
+    let w = (ty * 16u + tx) / TILE;
+    let a_row = prm.a.off + batch * prm.a.s_batch + (row0 + r) * prm.a.s_row;
+    let b_base = prm.b.off + batch * prm.b.s_batch - prm.b_param_off;
+
+    var acc0 = vec4<i32>(0);
+    var acc1 = vec4<i32>(0);
+    var acc2 = vec4<i32>(0);
+    var acc3 = vec4<i32>(0);
+    for (var k0 = 0u; k0 < prm.k; k0 += TK) {
+        let k = k0 + 4u * w;
+        var a = 0u;
+        if (row0 + r < prm.m && k < prm.k) {
+            a = a_codes[at(9u) + (a_row + k) / 4u];
+        }
+        a_words[w * TILE + r] = a;
+        b_words[w * TILE + r] = weight_word(b_base, k, col0 + r);
+        workgroupBarrier();
+        for (var kw = 0u; kw < TK / 4u; kw++) {
+            let ar = kw * TILE + 4u * ty;
+            let bc = kw * TILE + 4u * tx;
+            let b = vec4<u32>(b_words[bc], b_words[bc + 1u], b_words[bc + 2u], b_words[bc + 3u]);
+            acc0 += dot4_row(a_words[ar], b);
+            acc1 += dot4_row(a_words[ar + 1u], b);
+            acc2 += dot4_row(a_words[ar + 2u], b);
+            acc3 += dot4_row(a_words[ar + 3u], b);
+        }
+        workgroupBarrier();
+    }
+    let scale = scales[at(8u) + prm.b_scale];
+    store_int_row(batch, row0 + 4u * ty, col0 + 4u * tx, acc0, scale);
+    store_int_row(batch, row0 + 4u * ty + 1u, col0 + 4u * tx, acc1, scale);
+    store_int_row(batch, row0 + 4u * ty + 2u, col0 + 4u * tx, acc2, scale);
+    store_int_row(batch, row0 + 4u * ty + 3u, col0 + 4u * tx, acc3, scale);
+}
+
+// Four codes of one row of A against four codes of four columns of B.
+fn dot4_row(a: u32, b: vec4<u32>) -> vec4<i32> {
+    return vec4<i32>(dot4I8Packed(a, b.x), dot4I8Packed(a, b.y), dot4I8Packed(a, b.z), dot4I8Packed(a, b.w));
+}
+
+fn store_int_row(batch: u32, i: u32, j0: u32, sums: vec4<i32>, weight_scale: f32) {
+    if (i >= prm.m) {
+        return;
+    }
+    let step = a_steps[at(10u) + prm.a_steps_off + i * prm.a_steps_row];
+    store_row(batch, i, j0, vec4<f32>(sums) * (weight_scale * step));
 }

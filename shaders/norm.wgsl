@@ -6,6 +6,9 @@
 //   backward: dx = (base +) N'(x)^T dy, masked by the ReLU when the input went through one.
 // `Linear` uses it without gain (N = rms or identity, Qa = int8 or identity); the final
 // RMSNorm uses it with the learned gain and no quantisation. Qa is straight-through.
+// With PACK (int8 input of a quantised weight matrix), the forward pass also stores the int8
+// codes, four per u32 with each row padded to whole words by zero codes, and each row's
+// dequantisation step: the integer products of shaders/matmul.wgsl (`int8_main`) read those.
 
 struct Params {
     rows: u32,
@@ -23,6 +26,7 @@ const RMS: u32 = 2u;
 const INT8: u32 = 4u;
 const GAIN: u32 = 8u;
 const ADD_BASE: u32 = 16u;
+const PACK: u32 = 32u;
 
 @group(0) @binding(0) var<uniform> prm: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -34,6 +38,9 @@ const ADD_BASE: u32 = 16u;
 @group(0) @binding(6) var<storage, read> base: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(8) var<storage, read> inv_rms_in: array<f32>;
+// forward with PACK: [rows, ceil(width / 4)] packed codes and [rows] steps (1 / scale).
+@group(0) @binding(9) var<storage, read_write> codes: array<u32>;
+@group(0) @binding(10) var<storage, read_write> steps: array<f32>;
 
 fn has(flag: u32) -> bool {
     return (prm.flags & flag) != 0u;
@@ -107,13 +114,34 @@ fn forward(
         }
         scale = 127.0 / max(row_max(amax, lid), QUANT_EPS);
     }
+    if (has(PACK)) {
+        let words = (prm.width + 3u) / 4u;
+        for (var w = t.lane; w < select(0u, words, t.in_range); w += prm.lanes) {
+            var bits = 0u;
+            for (var j = 4u * w; j < min(4u * w + 4u, prm.width); j++) {
+                let code = int8_code(input(base_i + j) * inv, scale);
+                y[at(2u) + base_i + j] = code / scale;
+                bits |= (u32(i32(code)) & 0xffu) << (8u * (j % 4u));
+            }
+            codes[at(9u) + t.row * words + w] = bits;
+        }
+        if (t.in_range && t.lane == 0u) {
+            steps[at(10u) + t.row] = 1.0 / scale;
+        }
+        return;
+    }
     for (var j = t.lane; j < width; j += prm.lanes) {
         var v = input(base_i + j) * inv;
         if (has(INT8)) {
-            v = clamp(round(v * scale), -128.0, 127.0) / scale;
+            v = int8_code(v, scale) / scale;
         }
         y[at(2u) + base_i + j] = v * gain_at(j);
     }
+}
+
+// Round half to even, as the reference (WGSL's round).
+fn int8_code(v: f32, scale: f32) -> f32 {
+    return clamp(round(v * scale), -128.0, 127.0);
 }
 
 @compute @workgroup_size(SUM_THREADS)

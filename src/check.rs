@@ -6,10 +6,10 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::engine::device::Gpu;
-use crate::engine::{Engine, EpochMetrics, Member};
+use crate::engine::{Engine, EpochMetrics, Int8Input, Member, PackedWeights};
 use crate::model::{ActQuant, LinearNorm, ModelConfig, ParamId, Params, Weights};
 use crate::optim::AdamW;
-use crate::reference;
+use crate::reference::{self, Site};
 use crate::task::{Examples, Split};
 use crate::testvectors;
 
@@ -112,7 +112,8 @@ pub struct Row {
 /// Each tie changes one example's contribution, so for these configurations a quantity passes
 /// when its error is small in L2 relative to its norm: 2e-3 for forward values and 0.15 for
 /// gradients (twice the worst seen on lavapipe for the switch sweep; a wrong kernel gives
-/// errors of order 1). Bit-exact integer accumulation would remove the ties (issue: speed).
+/// errors of order 1). The GPU's integer products are exact given their codes
+/// (`tests/engine.rs`), so the ties come from the codes, which f32 and f64 round apart.
 #[derive(Clone, Copy, Debug)]
 pub struct Tolerance {
     pub max_rel: f64,
@@ -424,11 +425,26 @@ pub fn check_stacked(gpu: &Gpu, config: &ModelConfig) -> Result<Vec<Row>> {
         compare_exact("AdamW step", vec![got.step as f64], vec![want.step as f64]);
         let mut codes = (Vec::new(), Vec::new());
         for (id, _) in params[i].iter() {
-            let as_f64 = |c: Option<Vec<i8>>| c.unwrap_or_default().into_iter().map(f64::from);
+            let as_f64 = |c: Option<PackedWeights>| {
+                c.into_iter()
+                    .flat_map(|w| w.codes.into_iter().map(f64::from).chain([w.scale as f64]))
+            };
             codes.0.extend(as_f64(together.packed_codes(i, id)?));
             codes.1.extend(as_f64(alone.packed_codes(0, id)?));
         }
-        compare_exact("packed codes", codes.0, codes.1);
+        compare_exact("packed codes and scales", codes.0, codes.1);
+        let mut int8 = (Vec::new(), Vec::new());
+        for site in [Site::Qkv, Site::AttnOut, Site::MlpIn, Site::MlpOut] {
+            let as_f64 = |input: Option<Int8Input>| {
+                input.into_iter().flat_map(|x| {
+                    let codes = x.codes.into_iter().map(f64::from);
+                    codes.chain(x.steps.into_iter().map(f64::from))
+                })
+            };
+            int8.0.extend(as_f64(together.int8_input(i, site)?));
+            int8.1.extend(as_f64(alone.int8_input(0, site)?));
+        }
+        compare_exact("int8 inputs and steps", int8.0, int8.1);
     }
     Ok(rows)
 }

@@ -238,7 +238,7 @@ fn packed_weight_codes_match_reference() {
             Engine::new(&gpu, &params, &Examples::all(c.p), None, &AdamW::default()).unwrap();
         let mut packed = 0;
         for (id, w) in params.iter() {
-            let Some(codes) = engine.packed_codes(0, id).unwrap() else {
+            let Some(codes) = engine.packed_codes(0, id).unwrap().map(|w| w.codes) else {
                 assert!(!id.is_quantised(), "{id:?} is not packed");
                 continue;
             };
@@ -263,6 +263,88 @@ fn packed_weight_codes_match_reference() {
             packed += 1;
         }
         assert_eq!(packed, 6, "{weights:?}: W_Q, W_K, W_V, W_O, W_in, W_out");
+    }
+}
+
+/// With int8 activations and binary or ternary weights, a `Linear` is an integer product
+/// scaled once: the GPU's `W_in` output equals, bit for bit, the reference's exact integer sums
+/// of the GPU's own codes times the weight scale and the row's step (both rounded in f32 as the
+/// shader does). The int8 codes themselves are the reference quantiser's, except within f32
+/// rounding of a half-integer. Widths that are not a multiple of 4 exercise the padding words.
+#[test]
+fn int8_linears_are_exact_integer_products() {
+    use bitgrok::engine::Engine;
+    use bitgrok::model::{LinearNorm, ModelConfig, ParamId, Params, Preset, Weights};
+    use bitgrok::optim::AdamW;
+    use bitgrok::reference::{self, quant, ActRow, Quantiser, Site};
+    use bitgrok::task::Examples;
+
+    /// The reference's quantiser, recording the last position's `W_in` inputs.
+    struct Recorder(reference::Exact, Vec<Vec<f64>>);
+    impl Quantiser for Recorder {
+        fn weight(&mut self, id: ParamId, w: &[f64]) -> Vec<f64> {
+            self.0.weight(id, w)
+        }
+        fn act(&mut self, at: ActRow, row: &[f64]) -> Vec<f64> {
+            if at.site == Site::MlpIn && at.pos == 2 {
+                self.1.push(row.to_vec());
+            }
+            self.0.act(at, row)
+        }
+    }
+
+    let gpu = gpu();
+    for weights in [Weights::Binary, Weights::Ternary] {
+        for norm in [LinearNorm::None, LinearNorm::Rms] {
+            let mut c = ModelConfig::preset(Preset::SeedBitnet, 13);
+            (c.d_model, c.n_heads, c.d_head, c.d_mlp) = (42, 2, 21, 70);
+            (c.weights, c.linear_norm) = (weights, norm);
+            let (d, m) = (c.d_model, c.d_mlp);
+            let params = Params::init(&c, 5);
+            let examples = Examples::all(c.p);
+            let mut engine =
+                Engine::new(&gpu, &params, &examples, None, &AdamW::default()).unwrap();
+            let pre = engine.forward_train_batch(0).unwrap().mlp_pre;
+            let input = engine.int8_input(0, Site::MlpIn).unwrap().unwrap();
+            let w = engine.packed_codes(0, ParamId::WIn).unwrap().unwrap();
+            let sums = quant::integer_product(&input.codes, &w.codes, d, m);
+            for (e, (&got, &sum)) in pre.iter().zip(&sums).enumerate() {
+                let want = sum as f32 * (w.scale * input.steps[e / m]);
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "{weights:?}/{norm:?} W_in output {e}: GPU {got}, integer sum {sum} scaled {want}"
+                );
+            }
+
+            let mut recorder = Recorder(reference::Exact::new(&c), Vec::new());
+            reference::forward_with(&params, &examples.tokens(c.p), &mut recorder);
+            let mut mismatches = 0;
+            for (r, row) in recorder.1.iter().enumerate() {
+                let scale = quant::int8_scale(row);
+                let got_step = input.steps[r] as f64;
+                assert!(
+                    (got_step * scale - 1.0).abs() < 1e-5,
+                    "row {r}: step {got_step}"
+                );
+                for (k, &x) in row.iter().enumerate() {
+                    let want = quant::int8_code(x, scale);
+                    let got = input.codes[r * d + k] as f64;
+                    if got != want {
+                        let near_half = ((x * scale).abs().fract() - 0.5).abs() < 1e-3;
+                        assert!(
+                            near_half && (got - want).abs() == 1.0,
+                            "{weights:?}/{norm:?} row {r}[{k}]: code {got}, reference {want}"
+                        );
+                        mismatches += 1;
+                    }
+                }
+            }
+            assert!(
+                mismatches * 1000 < recorder.1.len() * d,
+                "{mismatches} codes differ"
+            );
+        }
     }
 }
 

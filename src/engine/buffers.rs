@@ -67,12 +67,36 @@ impl Stack<'_> {
     }
 }
 
+/// A `Linear` input as int8 codes, four per u32 (each row padded to whole words by zero codes),
+/// and each row's step (the value of code 1); written by shaders/norm.wgsl for the integer
+/// products of shaders/matmul.wgsl when the model has [`ModelConfig::integer_linears`], else
+/// placeholders.
+pub struct Int8Rows {
+    pub codes: wgpu::Buffer,
+    pub steps: wgpu::Buffer,
+    /// Words per row.
+    pub row_words: usize,
+}
+
+impl Int8Rows {
+    fn new(stack: Stack, c: &ModelConfig, label: &str, rows: usize, width: usize) -> Self {
+        let row_words = width.div_ceil(4);
+        let rows = if c.integer_linears() { rows } else { 0 };
+        Int8Rows {
+            codes: stack.zeros(&format!("{label}_codes"), rows * row_words),
+            steps: stack.zeros(&format!("{label}_steps"), rows),
+            row_words,
+        }
+    }
+}
+
 /// Tables of the residual stream at the embedding and of K, V, indexed by (token, position):
 /// 2p + 1 rows (see shaders/embed.wgsl), plus the single query row of `=`.
 pub struct Tables {
     pub rows: usize,
     pub x0: wgpu::Buffer,
     pub a0: wgpu::Buffer,
+    pub a0_int8: Int8Rows,
     pub inv0: wgpu::Buffer,
     pub k: wgpu::Buffer,
     pub v: wgpu::Buffer,
@@ -94,6 +118,7 @@ impl Tables {
             rows,
             x0: stack.zeros("x0_table", rows * d),
             a0: stack.zeros("a0_table", rows * d),
+            a0_int8: Int8Rows::new(stack, c, "a0_table", rows, d),
             inv0: stack.zeros("inv0_table", rows),
             k: stack.zeros("k_table", rows * a),
             v: stack.zeros("v_table", rows * a),
@@ -119,12 +144,15 @@ pub struct Batch {
     pub pattern: wgpu::Buffer,
     pub z: wgpu::Buffer,
     pub az: wgpu::Buffer,
+    pub az_int8: Int8Rows,
     pub inv_z: wgpu::Buffer,
     pub x1: wgpu::Buffer,
     pub a1: wgpu::Buffer,
+    pub a1_int8: Int8Rows,
     pub inv1: wgpu::Buffer,
     pub pre: wgpu::Buffer,
     pub a2: wgpu::Buffer,
+    pub a2_int8: Int8Rows,
     pub inv2: wgpu::Buffer,
     pub x2: wgpu::Buffer,
     pub x2n: wgpu::Buffer,
@@ -192,12 +220,15 @@ impl Batch {
             pattern: stack.zeros("pattern", n * h * 3),
             z: stack.zeros("z", n * a),
             az: stack.zeros("az", n * a),
+            az_int8: Int8Rows::new(stack, c, "az", n, a),
             inv_z: stack.zeros("inv_z", n),
             x1: stack.zeros("x1", n * d),
             a1: stack.zeros("a1", n * d),
+            a1_int8: Int8Rows::new(stack, c, "a1", n, d),
             inv1: stack.zeros("inv1", n),
             pre: stack.zeros("pre", n * m),
             a2: stack.zeros("a2", n * m),
+            a2_int8: Int8Rows::new(stack, c, "a2", n, m),
             inv2: stack.zeros("inv2", n),
             x2: stack.zeros("x2", n * d),
             x2n: stack.zeros("x2n", n * d),

@@ -56,6 +56,7 @@ pub fn shader_source(name: &str) -> Option<String> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Matmul,
+    MatmulInt8,
     ReduceSplit,
     Quantize,
     BeginStep,
@@ -75,8 +76,9 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    const ALL: [Kernel; 17] = [
+    const ALL: [Kernel; 18] = [
         Kernel::Matmul,
+        Kernel::MatmulInt8,
         Kernel::ReduceSplit,
         Kernel::Quantize,
         Kernel::BeginStep,
@@ -99,6 +101,7 @@ impl Kernel {
     pub fn entry(self) -> (&'static str, &'static str) {
         match self {
             Kernel::Matmul => ("matmul", "main"),
+            Kernel::MatmulInt8 => ("matmul", "int8_main"),
             Kernel::ReduceSplit => ("matmul", "reduce_split"),
             Kernel::Quantize => ("quantize", "main"),
             Kernel::BeginStep => ("optimizer", "begin_step"),
@@ -210,7 +213,11 @@ impl Kernels {
         groups: [u32; 3],
     ) -> Dispatch {
         assert!(
-            groups[2] == 1 || matches!(kernel, Kernel::Matmul | Kernel::ReduceSplit),
+            groups[2] == 1
+                || matches!(
+                    kernel,
+                    Kernel::Matmul | Kernel::MatmulInt8 | Kernel::ReduceSplit
+                ),
             "{kernel:?} takes its model from workgroup z (enter_model): its grid must be flat"
         );
         let pipeline = &self.pipelines[&kernel];

@@ -13,12 +13,30 @@ use anyhow::{bail, Result};
 
 use crate::model::{ModelConfig, ParamId, Params, Weights};
 use crate::optim::AdamW;
+use crate::reference::Site;
 use crate::task::Examples;
 use buffers::{Batch, Stack, Tables};
 use device::Gpu;
 use kernels::{Dispatch, Kernel, Kernels};
 use layout::ParamLayout;
 use program::{HyperParams, Metric, Recorder, Shared, METRIC_COLUMNS};
+
+/// A quantised weight matrix as the GPU holds it ([`Engine::packed_codes`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedWeights {
+    /// -1, 0 or +1 per element, in the parameter's element order.
+    pub codes: Vec<i8>,
+    pub scale: f32,
+}
+
+/// A `Linear` input as its integer products read it ([`Engine::int8_input`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8Input {
+    /// `[rows, width]`.
+    pub codes: Vec<i8>,
+    /// Per row, the value of code 1.
+    pub steps: Vec<f32>,
+}
 
 /// Loss and accuracy of one epoch (test values are NaN when it was not evaluated).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -148,7 +166,7 @@ pub struct Engine<'g> {
     /// step and whenever parameters are uploaded.
     prepare: Vec<Dispatch>,
     kernels: Kernels,
-    _tables: Tables,
+    tables: Tables,
 }
 
 impl<'g> Engine<'g> {
@@ -307,7 +325,7 @@ impl<'g> Engine<'g> {
             eval_train,
             prepare,
             kernels,
-            _tables: tables,
+            tables,
         };
         engine.run_prepare();
         gpu.check()?;
@@ -580,8 +598,8 @@ impl<'g> Engine<'g> {
     }
 
     /// The codes (-1, 0, +1) of a model's quantised weight matrix as the GPU packed them, in
-    /// its element order; None for a parameter that is not packed.
-    pub fn packed_codes(&self, model: usize, id: ParamId) -> Result<Option<Vec<i8>>> {
+    /// its element order, and its scale; None for a parameter that is not packed.
+    pub fn packed_codes(&self, model: usize, id: ParamId) -> Result<Option<PackedWeights>> {
         let per_word = elements_per_word(self.config.weights);
         let entries = self.layout.entries();
         let index = entries.iter().position(|e| e.0 == id);
@@ -604,7 +622,34 @@ impl<'g> Engine<'g> {
                 }
             })
             .collect();
-        Ok(Some(codes))
+        let scale = self.read_slice::<f32>(&self.shared.scales, model, index + 1)?[index];
+        Ok(Some(PackedWeights { codes, scale }))
+    }
+
+    /// The int8 codes and row steps of the `Linear` input at `site` from the last forward pass
+    /// of a model's train batch (the K/V/Q input: of the tables' 2p + 1 rows); None unless the
+    /// model's quantised `Linear`s take int8 codes.
+    pub fn int8_input(&self, model: usize, site: Site) -> Result<Option<Int8Input>> {
+        if !self.config.integer_linears() {
+            return Ok(None);
+        }
+        let (c, b) = (&self.config, &self.train);
+        let (rows, width, packed) = match site {
+            Site::Qkv => (self.tables.rows, c.d_model, &self.tables.a0_int8),
+            Site::AttnOut => (b.n, c.d_attn(), &b.az_int8),
+            Site::MlpIn => (b.n, c.d_model, &b.a1_int8),
+            Site::MlpOut => (b.n, c.d_mlp, &b.a2_int8),
+        };
+        let words: Vec<u32> = self.read_slice(&packed.codes, model, rows * packed.row_words)?;
+        let bytes: &[u8] = bytemuck::cast_slice(&words);
+        let codes = bytes
+            .chunks_exact(4 * packed.row_words)
+            .flat_map(|row| row[..width].iter().map(|&b| b as i8))
+            .collect();
+        Ok(Some(Int8Input {
+            codes,
+            steps: self.read_slice(&packed.steps, model, rows)?,
+        }))
     }
 
     /// The first `len` elements of a model's slice of one of the engine's buffers.

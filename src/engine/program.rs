@@ -5,7 +5,7 @@
 use anyhow::Result;
 use bytemuck::{Pod, Zeroable};
 
-use super::buffers::{Batch, Tables};
+use super::buffers::{Batch, Int8Rows, Tables};
 use super::device::Parallelism;
 use super::kernels::{groups_1d, groups_2d, Dispatch, Kernel, Kernels};
 use super::layout::ParamLayout;
@@ -105,7 +105,9 @@ struct MatmulParams {
     b_param_off: u32,
     b_packed_off: u32,
     b_scale: u32,
-    _pad: [u32; 3],
+    a_steps_off: u32,
+    a_steps_row: u32,
+    _pad: u32,
 }
 
 #[repr(C)]
@@ -190,6 +192,7 @@ const NORM_RMS: u32 = 2;
 const NORM_INT8: u32 = 4;
 const NORM_GAIN: u32 = 8;
 const NORM_ADD_BASE: u32 = 16;
+const NORM_PACK: u32 = 32;
 
 /// A matrix operand: buffer, element offset and strides (batch, row, column).
 #[derive(Clone, Copy)]
@@ -238,6 +241,32 @@ struct Product<'a> {
     /// Contraction split `k = hi * div + lo` with (div, A's hi stride, B's hi stride); A's column
     /// stride and B's row stride then apply to `lo`.
     k_split: Option<(usize, usize, usize)>,
+    /// A is read from these int8 codes instead (an integer product, `int8_main`).
+    int8: Option<Int8Operand<'a>>,
+}
+
+/// The int8 form of a product's A operand: rows `first, first + stride, ...` of `rows`
+/// (stride 0 repeats one row).
+#[derive(Clone, Copy)]
+struct Int8Operand<'a> {
+    rows: &'a Int8Rows,
+    first: usize,
+    stride: usize,
+}
+
+impl Int8Operand<'_> {
+    /// A's operand in bytes (codes), and the `a_steps_*` fields.
+    fn params(&self) -> (OperandParams, u32, u32) {
+        let row_bytes = 4 * self.rows.row_words;
+        let a = op(
+            &self.rows.codes,
+            self.first * row_bytes,
+            0,
+            self.stride * row_bytes,
+            1,
+        );
+        (a.params(), self.first as u32, self.stride as u32)
+    }
 }
 
 impl<'a> Product<'a> {
@@ -254,6 +283,7 @@ impl<'a> Product<'a> {
             bias: None,
             accumulate: false,
             k_split: None,
+            int8: None,
         }
     }
     fn residual(mut self, r: Op<'a>) -> Self {
@@ -270,6 +300,11 @@ impl<'a> Product<'a> {
     }
     fn k_split(mut self, div: usize, a_hi: usize, b_hi: usize) -> Self {
         self.k_split = Some((div, a_hi, b_hi));
+        self
+    }
+    /// Reads A from `int8` instead when it is given.
+    fn int8(mut self, int8: Option<Int8Operand<'a>>) -> Self {
+        self.int8 = int8;
         self
     }
 }
@@ -342,6 +377,9 @@ impl Recorder<'_> {
     }
 
     fn product(&self, out: &mut Vec<Dispatch>, p: Product) {
+        if let Some(int8) = p.int8 {
+            return self.integer_product(out, &p, int8);
+        }
         let (k_div, a_hi, b_hi) = p.k_split.unwrap_or((p.k.max(1), 0, 0));
         let mut flags = 0;
         if p.residual.is_some() {
@@ -374,7 +412,6 @@ impl Recorder<'_> {
             bias_s_batch: bias_s_batch as u32,
             k_splits: splits as u32,
             k_chunk: k_chunk as u32,
-            _pad: [0; 3],
             ..self.packed_operand(&p.b)
         };
         let qp = &self.shared.qparams;
@@ -424,14 +461,89 @@ impl Recorder<'_> {
         ));
     }
 
+    /// [`Self::product`] of int8 codes and a packed weight matrix: exact integer sums, never
+    /// split (a split would add scaled partial sums in floating point).
+    fn integer_product(&self, out: &mut Vec<Dispatch>, p: &Product, int8: Int8Operand) {
+        let packed = self.packed_operand(&p.b);
+        assert!(
+            packed.b_packed != 0 && p.k_split.is_none() && !p.accumulate,
+            "an integer product multiplies int8 codes by a packed weight matrix"
+        );
+        let (a, a_steps_off, a_steps_row) = int8.params();
+        // An unused residual binding still needs a buffer that is not C.
+        let qp = &self.shared.qparams;
+        let r = p.residual.unwrap_or(op(qp, 0, 0, 0, 0));
+        let (bias_off, bias_s_batch) = p.bias.unwrap_or((0, 0));
+        let flags = if p.residual.is_some() {
+            MM_ADD_RESIDUAL
+        } else {
+            0
+        } | if p.bias.is_some() { MM_ADD_BIAS } else { 0 };
+        let params = MatmulParams {
+            m: p.m as u32,
+            n: p.n as u32,
+            k: p.k as u32,
+            k_div: p.k.max(1) as u32,
+            a,
+            b: p.b.params(),
+            c: p.c.params(),
+            r: r.params(),
+            flags,
+            bias_off: bias_off as u32,
+            bias_s_batch: bias_s_batch as u32,
+            k_splits: 1,
+            k_chunk: p.k as u32,
+            a_steps_off,
+            a_steps_row,
+            ..packed
+        };
+        let mut dispatch = self.kernels.dispatch(
+            self.device,
+            Kernel::MatmulInt8,
+            Some(bytemuck::bytes_of(&params)),
+            &[
+                (3, p.c.buf),
+                (4, r.buf),
+                (5, qp),
+                (7, &self.shared.packed),
+                (8, &self.shared.scales),
+                (9, &int8.rows.codes),
+                (10, &int8.rows.steps),
+            ],
+            [
+                p.n.div_ceil(MATMUL_TILE) as u32,
+                p.m.div_ceil(MATMUL_TILE) as u32,
+                p.batch as u32,
+            ],
+        );
+        dispatch.flops = 2 * (self.kernels.models() * p.batch * p.m * p.n * p.k) as u64;
+        out.push(dispatch);
+    }
+
+    /// The int8 operand of a `Linear` input's rows `first, first + stride, ...`, when the
+    /// model's quantised `Linear`s take int8 codes.
+    fn int8_input<'a>(
+        &self,
+        rows: &'a Int8Rows,
+        first: usize,
+        stride: usize,
+    ) -> Option<Int8Operand<'a>> {
+        self.config.integer_linears().then_some(Int8Operand {
+            rows,
+            first,
+            stride,
+        })
+    }
+
     /// `y = a @ W (+ residual) (+ b)` for a row-major `rows x k` input and the `k x n` parameter
-    /// `w` with its bias `b`.
+    /// `w` with its bias `b`; an integer product when `a` comes with its int8 codes and the
+    /// model's quantised `Linear`s take them.
     #[allow(clippy::too_many_arguments)]
     fn linear_forward(
         &self,
         out: &mut Vec<Dispatch>,
         (rows, k, n): (usize, usize, usize),
-        a: &wgpu::Buffer,
+        (a, a_int8): (&wgpu::Buffer, Option<&Int8Rows>),
         (w, b): (ParamId, ParamId),
         y: &wgpu::Buffer,
         residual: Option<Op>,
@@ -446,7 +558,8 @@ impl Recorder<'_> {
             op(qp, self.off(w), 0, n, 1),
             op(y, 0, 0, n, 1),
         )
-        .bias(self.bias_of(b, 0));
+        .bias(self.bias_of(b, 0))
+        .int8(a_int8.and_then(|rows| self.int8_input(rows, 0, 1)));
         self.product(
             out,
             if let Some(r) = residual {
@@ -530,21 +643,34 @@ impl Recorder<'_> {
         groups_2d(rows, (REDUCE_THREADS / lanes) as u32)
     }
 
+    /// `y = N(x)`, keeping `inv`; a `Linear` input (`int8` given) is also packed to int8
+    /// codes when the model's quantised `Linear`s take them.
     fn norm_forward(
         &self,
         out: &mut Vec<Dispatch>,
-        rows: usize,
-        width: usize,
-        flags: u32,
-        bufs: [&wgpu::Buffer; 3],
+        (rows, width, flags): (usize, usize, u32),
+        [x, y, inv]: [&wgpu::Buffer; 3],
+        int8: Option<&Int8Rows>,
     ) {
-        let [x, y, inv] = bufs;
+        let pack = int8.filter(|_| self.config.integer_linears());
+        let flags = flags | if pack.is_some() { NORM_PACK } else { 0 };
         let params = self.norm_params(rows, width, flags);
+        // Without packing nothing is written there: any buffer fills the bindings.
+        let (codes, steps) = pack.map_or((&self.shared.one, &self.shared.one), |p| {
+            (&p.codes, &p.steps)
+        });
         out.push(self.kernels.dispatch(
             self.device,
             Kernel::NormForward,
             Some(bytemuck::bytes_of(&params)),
-            &[(1, x), (2, y), (3, inv), (4, &self.shared.qparams)],
+            &[
+                (1, x),
+                (2, y),
+                (3, inv),
+                (4, &self.shared.qparams),
+                (9, codes),
+                (10, steps),
+            ],
             self.row_groups(rows),
         ));
     }
@@ -656,10 +782,9 @@ impl Recorder<'_> {
         ));
         self.norm_forward(
             &mut out,
-            rows,
-            d,
-            self.linear_flags(),
+            (rows, d, self.linear_flags()),
             [&t.x0, &t.a0, &t.inv0],
+            Some(&t.a0_int8),
         );
         for (w, b, dst) in [
             (ParamId::WK, ParamId::BK, &t.k),
@@ -676,7 +801,8 @@ impl Recorder<'_> {
                     op(qp, self.off(w), d * dh, dh, 1),
                     op(dst, 0, rows * dh, dh, 1),
                 )
-                .bias(self.bias_of(b, dh)),
+                .bias(self.bias_of(b, dh))
+                .int8(self.int8_input(&t.a0_int8, 0, 1)),
             );
         }
         self.product(
@@ -690,7 +816,8 @@ impl Recorder<'_> {
                 op(qp, self.off(ParamId::WQ), d * dh, dh, 1),
                 op(&t.q, 0, dh, 0, 1),
             )
-            .bias(self.bias_of(ParamId::BQ, dh)),
+            .bias(self.bias_of(ParamId::BQ, dh))
+            .int8(self.int8_input(&t.a0_int8, rows - 1, 0)),
         );
         Ok(out)
     }
@@ -718,31 +845,48 @@ impl Recorder<'_> {
             ],
             groups_1d(n * c.n_heads, 64)?,
         ));
-        self.norm_forward(&mut out, n, a, lin, [&b.z, &b.az, &b.inv_z]);
+        self.norm_forward(
+            &mut out,
+            (n, a, lin),
+            [&b.z, &b.az, &b.inv_z],
+            Some(&b.az_int8),
+        );
         // x1 = x0(=) + Linear(z, W_O): the residual is the table's `=` row, broadcast.
         let eq_row = op(&t.x0, (t.rows - 1) * d, 0, 0, 1);
         let w_o = (ParamId::WO, ParamId::BO);
-        self.linear_forward(&mut out, (n, a, d), &b.az, w_o, &b.x1, Some(eq_row));
-        self.norm_forward(&mut out, n, d, lin, [&b.x1, &b.a1, &b.inv1]);
-        let w_in = (ParamId::WIn, ParamId::BIn);
-        self.linear_forward(&mut out, (n, d, m), &b.a1, w_in, &b.pre, None);
+        let az = (&b.az, Some(&b.az_int8));
+        self.linear_forward(&mut out, (n, a, d), az, w_o, &b.x1, Some(eq_row));
         self.norm_forward(
             &mut out,
-            n,
-            m,
-            lin | NORM_RELU_INPUT,
+            (n, d, lin),
+            [&b.x1, &b.a1, &b.inv1],
+            Some(&b.a1_int8),
+        );
+        let w_in = (ParamId::WIn, ParamId::BIn);
+        self.linear_forward(
+            &mut out,
+            (n, d, m),
+            (&b.a1, Some(&b.a1_int8)),
+            w_in,
+            &b.pre,
+            None,
+        );
+        self.norm_forward(
+            &mut out,
+            (n, m, lin | NORM_RELU_INPUT),
             [&b.pre, &b.a2, &b.inv2],
+            Some(&b.a2_int8),
         );
         let x1 = op(&b.x1, 0, 0, d, 1);
         let w_out = (ParamId::WOut, ParamId::BOut);
-        self.linear_forward(&mut out, (n, m, d), &b.a2, w_out, &b.x2, Some(x1));
+        let a2 = (&b.a2, Some(&b.a2_int8));
+        self.linear_forward(&mut out, (n, m, d), a2, w_out, &b.x2, Some(x1));
         let unembed_in = if c.final_norm {
             self.norm_forward(
                 &mut out,
-                n,
-                d,
-                NORM_RMS | NORM_GAIN,
+                (n, d, NORM_RMS | NORM_GAIN),
                 [&b.x2, &b.x2n, &b.inv_f],
+                None,
             );
             &b.x2n
         } else {
@@ -751,7 +895,7 @@ impl Recorder<'_> {
         self.linear_forward(
             &mut out,
             (n, d, outputs),
-            unembed_in,
+            (unembed_in, None),
             (ParamId::WU, ParamId::BU),
             &b.logits,
             None,

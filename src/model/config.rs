@@ -140,6 +140,11 @@ impl ModelConfig {
         self.n_heads * self.d_head
     }
 
+    /// The quantised `Linear`s take int8 codes: their products are integer sums, scaled once.
+    pub fn integer_linears(&self) -> bool {
+        self.weights != Weights::F32 && self.act_quant == ActQuant::Int8
+    }
+
     /// Token id of `=`.
     pub fn eq_token(&self) -> usize {
         self.p

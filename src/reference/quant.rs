@@ -30,8 +30,13 @@ pub fn weight(w: &[f64], mode: Weights) -> Vec<f64> {
 
 /// `Qa` for int8: per-row absmax fake-quantisation, `s = 127 / max(max|x|, 1e-5)`.
 pub fn act_int8(row: &[f64]) -> Vec<f64> {
+    act_int8_scaled(row, int8_scale(row))
+}
+
+/// The scale `s` of [`act_int8`].
+pub fn int8_scale(row: &[f64]) -> f64 {
     let absmax = row.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-    act_int8_scaled(row, 127.0 / absmax.max(QUANT_EPS))
+    127.0 / absmax.max(QUANT_EPS)
 }
 
 /// Fake-quantises `row` to int8 at a given scale: `clamp(round(x s), -128, 127) / s`, ties to even.
@@ -39,8 +44,28 @@ pub fn act_int8(row: &[f64]) -> Vec<f64> {
 /// With the absmax scale of [`act_int8`] the clamp never bites; it is kept (and tested) because
 /// the shaders implement the same formula.
 pub fn act_int8_scaled(row: &[f64], scale: f64) -> Vec<f64> {
-    row.iter()
-        .map(|&x| (x * scale).round_ties_even().clamp(-128.0, 127.0) / scale)
+    row.iter().map(|&x| int8_code(x, scale) / scale).collect()
+}
+
+/// The int8 code of `x` at `scale`, as in [`act_int8_scaled`].
+pub fn int8_code(x: f64, scale: f64) -> f64 {
+    (x * scale).round_ties_even().clamp(-128.0, 127.0)
+}
+
+/// The integer part of a `Linear` whose input is int8 codes and whose weights are binary or
+/// ternary codes: `sum_k a[r, k] w[k, j]` for `rows x k` and `k x n` row-major codes, exactly.
+/// The layer's output is this times the weight scale and the row's step.
+pub fn integer_product(a: &[i8], w: &[i8], k: usize, n: usize) -> Vec<i64> {
+    assert_eq!(w.len(), k * n, "a {k} x {n} weight matrix");
+    a.chunks_exact(k)
+        .flat_map(|row| {
+            (0..n).map(move |j| {
+                row.iter()
+                    .enumerate()
+                    .map(|(i, &x)| x as i64 * w[i * n + j] as i64)
+                    .sum::<i64>()
+            })
+        })
         .collect()
 }
 
