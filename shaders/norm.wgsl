@@ -9,6 +9,8 @@
 // With PACK (int8 input of a quantised weight matrix), the forward pass also stores the int8
 // codes, four per u32 with each row padded to whole words by zero codes, and each row's
 // dequantisation step: the integer products of shaders/matmul.wgsl (`int8_main`) read those.
+// With PACK, CODES_ONLY skips the float copy (for a batch without gradients: only the weight
+// gradients read it).
 
 struct Params {
     rows: u32,
@@ -27,6 +29,7 @@ const INT8: u32 = 4u;
 const GAIN: u32 = 8u;
 const ADD_BASE: u32 = 16u;
 const PACK: u32 = 32u;
+const CODES_ONLY: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> prm: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -120,7 +123,9 @@ fn forward(
             var bits = 0u;
             for (var j = 4u * w; j < min(4u * w + 4u, prm.width); j++) {
                 let code = int8_code(input(base_i + j) * inv, scale);
-                y[at(2u) + base_i + j] = code / scale;
+                if (!has(CODES_ONLY)) {
+                    y[at(2u) + base_i + j] = code / scale;
+                }
                 bits |= (u32(i32(code)) & 0xffu) << (8u * (j % 4u));
             }
             codes[at(9u) + t.row * words + w] = bits;

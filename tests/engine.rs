@@ -271,6 +271,7 @@ fn packed_weight_codes_match_reference() {
 /// of the GPU's own codes times the weight scale and the row's step (both rounded in f32 as the
 /// shader does). The int8 codes themselves are the reference quantiser's, except within f32
 /// rounding of a half-integer. Widths that are not a multiple of 4 exercise the padding words.
+/// A batch without gradients, which keeps no float copy of the inputs, computes the same.
 #[test]
 fn int8_linears_are_exact_integer_products() {
     use bitgrok::engine::Engine;
@@ -302,8 +303,14 @@ fn int8_linears_are_exact_integer_products() {
             let (d, m) = (c.d_model, c.d_mlp);
             let params = Params::init(&c, 5);
             let examples = Examples::all(c.p);
+            // The test batch (the same examples) keeps only the codes of its `Linear` inputs.
             let mut engine =
-                Engine::new(&gpu, &params, &examples, None, &AdamW::default()).unwrap();
+                Engine::new(&gpu, &params, &examples, Some(&examples), &AdamW::default()).unwrap();
+            let metrics = engine.evaluate().unwrap()[0];
+            assert_eq!(
+                (metrics.train_loss, metrics.train_acc),
+                (metrics.test_loss, metrics.test_acc)
+            );
             let pre = engine.forward_train_batch(0).unwrap().mlp_pre;
             let input = engine.int8_input(0, Site::MlpIn).unwrap().unwrap();
             let w = engine.packed_codes(0, ParamId::WIn).unwrap().unwrap();

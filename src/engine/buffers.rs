@@ -195,6 +195,13 @@ impl Batch {
             .map(|ex| ex.a.iter().zip(&ex.b).flat_map(|(&a, &b)| [a, b]).collect())
             .collect();
         let labels: Vec<Vec<u32>> = sets.iter().map(|ex| ex.labels.clone()).collect();
+        // The float copies of `Linear` inputs (`a*`) serve the float products and the weight
+        // gradients: integer products of a batch without gradients need only the codes.
+        let float_rows = if with_grad || !c.integer_linears() {
+            n
+        } else {
+            0
+        };
         let grads = with_grad.then(|| {
             let (csr_start, csr_items): (Vec<_>, Vec<_>) =
                 sets.iter().map(|ex| csr_index(ex, p)).unzip();
@@ -219,15 +226,15 @@ impl Batch {
             groups: stack.per_model("groups", groups),
             pattern: stack.zeros("pattern", n * h * 3),
             z: stack.zeros("z", n * a),
-            az: stack.zeros("az", n * a),
+            az: stack.zeros("az", float_rows * a),
             az_int8: Int8Rows::new(stack, c, "az", n, a),
             inv_z: stack.zeros("inv_z", n),
             x1: stack.zeros("x1", n * d),
-            a1: stack.zeros("a1", n * d),
+            a1: stack.zeros("a1", float_rows * d),
             a1_int8: Int8Rows::new(stack, c, "a1", n, d),
             inv1: stack.zeros("inv1", n),
             pre: stack.zeros("pre", n * m),
-            a2: stack.zeros("a2", n * m),
+            a2: stack.zeros("a2", float_rows * m),
             a2_int8: Int8Rows::new(stack, c, "a2", n, m),
             inv2: stack.zeros("inv2", n),
             x2: stack.zeros("x2", n * d),

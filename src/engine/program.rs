@@ -193,6 +193,7 @@ const NORM_INT8: u32 = 4;
 const NORM_GAIN: u32 = 8;
 const NORM_ADD_BASE: u32 = 16;
 const NORM_PACK: u32 = 32;
+const NORM_CODES_ONLY: u32 = 64;
 
 /// A matrix operand: buffer, element offset and strides (batch, row, column).
 #[derive(Clone, Copy)]
@@ -828,7 +829,13 @@ impl Recorder<'_> {
         let c = self.config;
         let t = self.tables;
         let (n, d, a, m, outputs) = (b.n, c.d_model, c.d_attn(), c.d_mlp, c.d_vocab_out());
-        let lin = self.linear_flags();
+        // Without a backward pass, integer products need only the codes of their inputs.
+        let lin = self.linear_flags()
+            | if b.grads.is_none() {
+                NORM_CODES_ONLY
+            } else {
+                0
+            };
         let mut out = Vec::new();
         let attn = self.attn_params(n);
         out.push(self.kernels.dispatch(
