@@ -224,7 +224,7 @@ fn a_diverging_model_fails_the_sweep_after_its_group_is_recorded() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("-s0: training diverged at epoch 1"),
+        stderr.contains("f32-none-wd1-lr1e38-s0: training diverged at epoch 1"),
         "{stderr}"
     );
     let names: Vec<String> = SweepFile::read(&out)

@@ -64,9 +64,20 @@ impl ModelSettings {
             "{} {} wd={} lr={}",
             name_of(self.weights),
             name_of(self.act_quant),
-            self.weight_decay,
-            self.lr
+            number_name(self.weight_decay),
+            number_name(self.lr)
         )
+    }
+}
+
+/// A setting's number in names: as written (`0.001`), or in exponent form when that is much
+/// shorter (`1e38`, not 39 digits).
+pub fn number_name(x: f64) -> String {
+    let plain = x.to_string();
+    if plain.len() > 12 {
+        format!("{x:e}")
+    } else {
+        plain
     }
 }
 
@@ -88,9 +99,11 @@ impl SweepSpec {
                         for &seed in &self.seeds {
                             let settings = ModelSettings {
                                 name: format!(
-                                    "{}-{}-wd{weight_decay}-lr{lr}-s{seed}",
+                                    "{}-{}-wd{}-lr{}-s{seed}",
                                     name_of(weights),
-                                    name_of(act_quant)
+                                    name_of(act_quant),
+                                    number_name(weight_decay),
+                                    number_name(lr)
                                 ),
                                 weights,
                                 act_quant,
@@ -209,6 +222,14 @@ mod tests {
         for bad in ["", "3-1", "a", "1,1", "0-1,1", "-2"] {
             assert!(parse_seeds(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn numbers_name_compactly() {
+        assert_eq!(number_name(0.001), "0.001");
+        assert_eq!(number_name(3.0), "3");
+        assert_eq!(number_name(1e38), "1e38");
+        assert_eq!(number_name(1.5e-20), "1.5e-20");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::file::{SweepFile, SweepRow};
 use super::stats::{mann_whitney_p, spread, Spread};
-use super::{name_of, ModelSettings};
+use super::{name_of, number_name, ModelSettings};
 use crate::model::Weights;
 use crate::plot::{self, BarChart, Scatter};
 use crate::report::compare::kind_of;
@@ -222,10 +222,10 @@ fn variants(file: &SweepFile) -> Vec<VariantStats> {
             parts.push(name_of(s.act_quant));
         }
         if spec.weight_decay.len() > 1 {
-            parts.push(format!("wd {}", s.weight_decay));
+            parts.push(format!("wd {}", number_name(s.weight_decay)));
         }
         if spec.lr.len() > 1 {
-            parts.push(format!("lr {}", s.lr));
+            parts.push(format!("lr {}", number_name(s.lr)));
         }
         if parts.is_empty() {
             parts.push(name_of(s.weights));
