@@ -73,7 +73,7 @@ const TK: u32 = 16u;
 @group(0) @binding(5) var<storage, read> bias_buf: array<f32>;
 // reduce_split only: the chunks' partial products, [batch * k_splits + chunk, m, n].
 @group(0) @binding(6) var<storage, read> partials: array<f32>;
-// main only: packed quantised weights and their scales (shaders/quantize.wgsl).
+// main and int8_main: packed quantised weights and their scales (shaders/quantize.wgsl).
 @group(0) @binding(7) var<storage, read> packed: array<u32>;
 @group(0) @binding(8) var<storage, read> scales: array<f32>;
 // int8_main only: A's packed int8 codes and its rows' steps.
@@ -290,7 +290,8 @@ fn int8_main(
 
 // Four codes of one row of A against four codes of four columns of B.
 fn dot4_row(a: u32, b: vec4<u32>) -> vec4<i32> {
-    return vec4<i32>(dot4I8Packed(a, b.x), dot4I8Packed(a, b.y), dot4I8Packed(a, b.z), dot4I8Packed(a, b.w));
+    return vec4<i32>(
+        dot4I8Packed(a, b.x), dot4I8Packed(a, b.y), dot4I8Packed(a, b.z), dot4I8Packed(a, b.w));
 }
 
 fn store_int_row(batch: u32, i: u32, j0: u32, sums: vec4<i32>, weight_scale: f32) {

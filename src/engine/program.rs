@@ -377,10 +377,14 @@ impl Recorder<'_> {
         }
     }
 
-    fn product(&self, out: &mut Vec<Dispatch>, p: Product) {
-        if let Some(int8) = p.int8 {
-            return self.integer_product(out, &p, int8);
-        }
+    /// The uniform of product `p` with residual operand `r` (a buffer to fill the binding when
+    /// `p` has none), run as `splits` chunks of `k_chunk`.
+    fn product_params(
+        &self,
+        p: &Product,
+        r: Op,
+        (splits, k_chunk): (usize, usize),
+    ) -> MatmulParams {
         let (k_div, a_hi, b_hi) = p.k_split.unwrap_or((p.k.max(1), 0, 0));
         let mut flags = 0;
         if p.residual.is_some() {
@@ -393,11 +397,7 @@ impl Recorder<'_> {
             flags |= MM_ADD_BIAS;
         }
         let (bias_off, bias_s_batch) = p.bias.unwrap_or((0, 0));
-        // An unused residual binding still needs a buffer; A's is always valid to read.
-        let r = p.residual.unwrap_or(p.a);
-        let tiles = p.batch * p.m.div_ceil(MATMUL_TILE) * p.n.div_ceil(MATMUL_TILE);
-        let (splits, k_chunk) = split_k(&self.parallelism, tiles, p.k);
-        let params = MatmulParams {
+        MatmulParams {
             m: p.m as u32,
             n: p.n as u32,
             k: p.k as u32,
@@ -414,7 +414,18 @@ impl Recorder<'_> {
             k_splits: splits as u32,
             k_chunk: k_chunk as u32,
             ..self.packed_operand(&p.b)
-        };
+        }
+    }
+
+    fn product(&self, out: &mut Vec<Dispatch>, p: Product) {
+        if let Some(int8) = p.int8 {
+            return self.integer_product(out, &p, int8);
+        }
+        // An unused residual binding still needs a buffer; A's is always valid to read.
+        let r = p.residual.unwrap_or(p.a);
+        let tiles = p.batch * p.m.div_ceil(MATMUL_TILE) * p.n.div_ceil(MATMUL_TILE);
+        let (splits, k_chunk) = split_k(&self.parallelism, tiles, p.k);
+        let params = self.product_params(&p, r, (splits, k_chunk));
         let qp = &self.shared.qparams;
         let partials = &self.shared.split_partials;
         // Unsplit, the product itself; split, the chunks' plain partial products into the
@@ -465,38 +476,20 @@ impl Recorder<'_> {
     /// [`Self::product`] of int8 codes and a packed weight matrix: exact integer sums, never
     /// split (a split would add scaled partial sums in floating point).
     fn integer_product(&self, out: &mut Vec<Dispatch>, p: &Product, int8: Int8Operand) {
-        let packed = self.packed_operand(&p.b);
-        assert!(
-            packed.b_packed != 0 && p.k_split.is_none() && !p.accumulate,
-            "an integer product multiplies int8 codes by a packed weight matrix"
-        );
-        let (a, a_steps_off, a_steps_row) = int8.params();
         // An unused residual binding still needs a buffer that is not C.
         let qp = &self.shared.qparams;
         let r = p.residual.unwrap_or(op(qp, 0, 0, 0, 0));
-        let (bias_off, bias_s_batch) = p.bias.unwrap_or((0, 0));
-        let flags = if p.residual.is_some() {
-            MM_ADD_RESIDUAL
-        } else {
-            0
-        } | if p.bias.is_some() { MM_ADD_BIAS } else { 0 };
+        let params = self.product_params(p, r, (1, p.k));
+        assert!(
+            params.b_packed != 0 && p.k_split.is_none() && !p.accumulate,
+            "an integer product multiplies int8 codes by a packed weight matrix"
+        );
+        let (a, a_steps_off, a_steps_row) = int8.params();
         let params = MatmulParams {
-            m: p.m as u32,
-            n: p.n as u32,
-            k: p.k as u32,
-            k_div: p.k.max(1) as u32,
             a,
-            b: p.b.params(),
-            c: p.c.params(),
-            r: r.params(),
-            flags,
-            bias_off: bias_off as u32,
-            bias_s_batch: bias_s_batch as u32,
-            k_splits: 1,
-            k_chunk: p.k as u32,
             a_steps_off,
             a_steps_row,
-            ..packed
+            ..params
         };
         let mut dispatch = self.kernels.dispatch(
             self.device,
