@@ -16,6 +16,8 @@
 // by dot4I8Packed (a native instruction where the device has one; naga writes a portable
 // bit-extract fallback elsewhere), then scaled once: C = f32(sum) * (weight scale * row step).
 // Its A operand counts bytes (codes), with column stride 1, and it never splits K.
+// `main_codes` is `main` with A read from the same codes, as code * step (a weight gradient
+// a^T dy); a separate entry point, so that `main` carries no test for it.
 
 struct Operand {
     off: u32,
@@ -49,10 +51,11 @@ struct Params {
     b_param_off: u32,
     b_packed_off: u32,
     b_scale: u32,
-    // int8_main only: row i of A has the step a_steps[a_steps_off + i * a_steps_row].
+    // A's int8 codes (int8_main, main_codes): element (i, k) has the step
+    // a_steps[a_steps_off + i * a_steps_row + k * a_steps_col].
     a_steps_off: u32,
     a_steps_row: u32,
-    _pad: u32,
+    a_steps_col: u32,
 }
 
 const ADD_RESIDUAL: u32 = 1u;
@@ -76,7 +79,7 @@ const TK: u32 = 16u;
 // main and int8_main: packed quantised weights and their scales (shaders/quantize.wgsl).
 @group(0) @binding(7) var<storage, read> packed: array<u32>;
 @group(0) @binding(8) var<storage, read> scales: array<f32>;
-// int8_main only: A's packed int8 codes and its rows' steps.
+// int8_main and main_codes: A's packed int8 codes and its rows' steps.
 @group(0) @binding(9) var<storage, read> a_codes: array<u32>;
 @group(0) @binding(10) var<storage, read> a_steps: array<f32>;
 
@@ -88,11 +91,22 @@ fn k_offset(k: u32, s_lo: u32, s_hi: u32) -> u32 {
     return (k / prm.k_div) * s_hi + (k % prm.k_div) * s_lo;
 }
 
-fn load_a(base: u32, i: u32, k: u32, k_end: u32) -> f32 {
+// Element (i, k) of A; from its int8 codes when `codes` (a constant of each entry point).
+fn load_a(base: u32, i: u32, k: u32, k_end: u32, codes: bool) -> f32 {
     if (i < prm.m && k < k_end) {
-        return a_buf[base + i * prm.a.s_row + k_offset(k, prm.a.s_col, prm.a_k_hi)];
+        let e = base + i * prm.a.s_row + k_offset(k, prm.a.s_col, prm.a_k_hi);
+        if (codes) {
+            let word = bitcast<i32>(a_codes[at(9u) + e / 4u]);
+            let code = extractBits(word, 8u * (e % 4u), 8u);
+            return f32(code) * a_step(i, k);
+        }
+        return a_buf[at(1u) + e];
     }
     return 0.0;
+}
+
+fn a_step(i: u32, k: u32) -> f32 {
+    return a_steps[at(10u) + prm.a_steps_off + i * prm.a_steps_row + k * prm.a_steps_col];
 }
 
 fn load_b(base: u32, k: u32, j: u32, k_end: u32) -> f32 {
@@ -126,6 +140,18 @@ fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
+    tiled_product(wg, lid, false);
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn main_codes(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    tiled_product(wg, lid, true);
+}
+
+fn tiled_product(wg: vec3<u32>, lid: vec3<u32>, codes: bool) {
     // Output batch z: the product's batch, or with split-K a chunk's partial product.
     let z = enter_model_grid(wg.z);
     let batch = z / prm.k_splits;
@@ -135,7 +161,7 @@ fn main(
     let col0 = wg.x * TILE;
     let tx = lid.x;
     let ty = lid.y;
-    let a_base = at(1u) + prm.a.off + batch * prm.a.s_batch;
+    let a_base = prm.a.off + batch * prm.a.s_batch;
     // Without the model's offset: a packed B is indexed relative to its parameter.
     let b_base = prm.b.off + batch * prm.b.s_batch;
 
@@ -149,8 +175,8 @@ fn main(
         let k = k0 + ty;
         let i = row0 + 4u * tx;
         a_tile[ty * 16u + tx] = vec4<f32>(
-            load_a(a_base, i, k, k_end), load_a(a_base, i + 1u, k, k_end),
-            load_a(a_base, i + 2u, k, k_end), load_a(a_base, i + 3u, k, k_end));
+            load_a(a_base, i, k, k_end, codes), load_a(a_base, i + 1u, k, k_end, codes),
+            load_a(a_base, i + 2u, k, k_end, codes), load_a(a_base, i + 3u, k, k_end, codes));
         let j = col0 + 4u * tx;
         b_tile[ty * 16u + tx] = vec4<f32>(
             load_b(b_base, k, j, k_end), load_b(b_base, k, j + 1u, k_end),
@@ -298,6 +324,5 @@ fn store_int_row(batch: u32, i: u32, j0: u32, sums: vec4<i32>, weight_scale: f32
     if (i >= prm.m) {
         return;
     }
-    let step = a_steps[at(10u) + prm.a_steps_off + i * prm.a_steps_row];
-    store_row(batch, i, j0, vec4<f32>(sums) * (weight_scale * step));
+    store_row(batch, i, j0, vec4<f32>(sums) * (weight_scale * a_step(i, 0u)));
 }

@@ -6,11 +6,9 @@
 //   backward: dx = (base +) N'(x)^T dy, masked by the ReLU when the input went through one.
 // `Linear` uses it without gain (N = rms or identity, Qa = int8 or identity); the final
 // RMSNorm uses it with the learned gain and no quantisation. Qa is straight-through.
-// With PACK (int8 input of a quantised weight matrix), the forward pass also stores the int8
-// codes, four per u32 with each row padded to whole words by zero codes, and each row's
-// dequantisation step: the integer products of shaders/matmul.wgsl (`int8_main`) read those.
-// With PACK, CODES_ONLY skips the float copy (for a batch without gradients: only the weight
-// gradients read it).
+// With PACK (int8 input of a quantised weight matrix), the forward pass stores the int8 codes
+// instead of y, four per u32 with each row padded to whole words by zero codes, and each row's
+// dequantisation step: the products of shaders/matmul.wgsl read those.
 
 struct Params {
     rows: u32,
@@ -29,7 +27,6 @@ const INT8: u32 = 4u;
 const GAIN: u32 = 8u;
 const ADD_BASE: u32 = 16u;
 const PACK: u32 = 32u;
-const CODES_ONLY: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> prm: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -123,9 +120,6 @@ fn forward(
             var bits = 0u;
             for (var j = 4u * w; j < min(4u * w + 4u, prm.width); j++) {
                 let code = int8_code(input(base_i + j) * inv, scale);
-                if (!has(CODES_ONLY)) {
-                    y[at(2u) + base_i + j] = code / scale;
-                }
                 bits |= (u32(i32(code)) & 0xffu) << (8u * (j % 4u));
             }
             codes[at(9u) + t.row * words + w] = bits;

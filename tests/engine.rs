@@ -271,7 +271,7 @@ fn packed_weight_codes_match_reference() {
 /// of the GPU's own codes times the weight scale and the row's step (both rounded in f32 as the
 /// shader does). The int8 codes themselves are the reference quantiser's, except within f32
 /// rounding of a half-integer. Widths that are not a multiple of 4 exercise the padding words.
-/// A batch without gradients, which keeps no float copy of the inputs, computes the same.
+/// A batch without gradients (the test batch, here of the same examples) computes the same.
 #[test]
 fn int8_linears_are_exact_integer_products() {
     use bitgrok::engine::Engine;
@@ -303,7 +303,6 @@ fn int8_linears_are_exact_integer_products() {
             let (d, m) = (c.d_model, c.d_mlp);
             let params = Params::init(&c, 5);
             let examples = Examples::all(c.p);
-            // The test batch (the same examples) keeps only the codes of its `Linear` inputs.
             let mut engine =
                 Engine::new(&gpu, &params, &examples, Some(&examples), &AdamW::default()).unwrap();
             let metrics = engine.evaluate().unwrap()[0];

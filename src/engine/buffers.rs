@@ -68,9 +68,8 @@ impl Stack<'_> {
 }
 
 /// A `Linear` input as int8 codes, four per u32 (each row padded to whole words by zero codes),
-/// and each row's step (the value of code 1); written by shaders/norm.wgsl for the integer
-/// products of shaders/matmul.wgsl when the model has [`ModelConfig::integer_linears`], else
-/// placeholders.
+/// and each row's step (the value of code 1); written by shaders/norm.wgsl for the products of
+/// shaders/matmul.wgsl when the model has [`ModelConfig::integer_linears`], else placeholders.
 pub struct Int8Rows {
     pub codes: wgpu::Buffer,
     pub steps: wgpu::Buffer,
@@ -87,6 +86,16 @@ impl Int8Rows {
             steps: stack.zeros(&format!("{label}_steps"), rows),
             row_words,
         }
+    }
+}
+
+/// Rows of the float form of a `Linear` input (`a*`): none when the model's quantised `Linear`s
+/// take int8 codes ([`Int8Rows`]), which every product then reads instead.
+fn float_rows(c: &ModelConfig, rows: usize) -> usize {
+    if c.integer_linears() {
+        0
+    } else {
+        rows
     }
 }
 
@@ -117,7 +126,7 @@ impl Tables {
         Tables {
             rows,
             x0: stack.zeros("x0_table", rows * d),
-            a0: stack.zeros("a0_table", rows * d),
+            a0: stack.zeros("a0_table", float_rows(c, rows) * d),
             a0_int8: Int8Rows::new(stack, c, "a0_table", rows, d),
             inv0: stack.zeros("inv0_table", rows),
             k: stack.zeros("k_table", rows * a),
@@ -134,7 +143,7 @@ impl Tables {
 }
 
 /// Activations of the last position for a batch of examples (each `Linear` input is kept
-/// normalised/quantised as `a*`, with its inverse RMS as `inv*`).
+/// normalised/quantised as `a*`, or as its int8 codes `a*_int8`, with its inverse RMS as `inv*`).
 pub struct Batch {
     pub n: usize,
     pub examples: wgpu::Buffer,
@@ -195,13 +204,7 @@ impl Batch {
             .map(|ex| ex.a.iter().zip(&ex.b).flat_map(|(&a, &b)| [a, b]).collect())
             .collect();
         let labels: Vec<Vec<u32>> = sets.iter().map(|ex| ex.labels.clone()).collect();
-        // The float copies of `Linear` inputs (`a*`) serve the float products and the weight
-        // gradients: integer products of a batch without gradients need only the codes.
-        let float_rows = if with_grad || !c.integer_linears() {
-            n
-        } else {
-            0
-        };
+        let float_rows = float_rows(c, n);
         let grads = with_grad.then(|| {
             let (csr_start, csr_items): (Vec<_>, Vec<_>) =
                 sets.iter().map(|ex| csr_index(ex, p)).unzip();

@@ -56,6 +56,7 @@ pub fn shader_source(name: &str) -> Option<String> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Matmul,
+    MatmulCodes,
     MatmulInt8,
     ReduceSplit,
     Quantize,
@@ -76,8 +77,9 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    const ALL: [Kernel; 18] = [
+    const ALL: [Kernel; 19] = [
         Kernel::Matmul,
+        Kernel::MatmulCodes,
         Kernel::MatmulInt8,
         Kernel::ReduceSplit,
         Kernel::Quantize,
@@ -101,6 +103,7 @@ impl Kernel {
     pub fn entry(self) -> (&'static str, &'static str) {
         match self {
             Kernel::Matmul => ("matmul", "main"),
+            Kernel::MatmulCodes => ("matmul", "main_codes"),
             Kernel::MatmulInt8 => ("matmul", "int8_main"),
             Kernel::ReduceSplit => ("matmul", "reduce_split"),
             Kernel::Quantize => ("quantize", "main"),
@@ -216,7 +219,7 @@ impl Kernels {
             groups[2] == 1
                 || matches!(
                     kernel,
-                    Kernel::Matmul | Kernel::MatmulInt8 | Kernel::ReduceSplit
+                    Kernel::Matmul | Kernel::MatmulCodes | Kernel::MatmulInt8 | Kernel::ReduceSplit
                 ),
             "{kernel:?} takes its model from workgroup z (enter_model): its grid must be flat"
         );

@@ -107,7 +107,7 @@ struct MatmulParams {
     b_scale: u32,
     a_steps_off: u32,
     a_steps_row: u32,
-    _pad: u32,
+    a_steps_col: u32,
 }
 
 #[repr(C)]
@@ -193,7 +193,6 @@ const NORM_INT8: u32 = 4;
 const NORM_GAIN: u32 = 8;
 const NORM_ADD_BASE: u32 = 16;
 const NORM_PACK: u32 = 32;
-const NORM_CODES_ONLY: u32 = 64;
 
 /// A matrix operand: buffer, element offset and strides (batch, row, column).
 #[derive(Clone, Copy)]
@@ -242,31 +241,45 @@ struct Product<'a> {
     /// Contraction split `k = hi * div + lo` with (div, A's hi stride, B's hi stride); A's column
     /// stride and B's row stride then apply to `lo`.
     k_split: Option<(usize, usize, usize)>,
-    /// A is read from these int8 codes instead (an integer product, `int8_main`).
+    /// A is read from these int8 codes instead: an integer product (`int8_main`) when B is a
+    /// packed weight matrix, else a float product of code * step.
     int8: Option<Int8Operand<'a>>,
 }
 
 /// The int8 form of a product's A operand: rows `first, first + stride, ...` of `rows`
-/// (stride 0 repeats one row).
+/// (stride 0 repeats one row), or their transpose (A's columns).
 #[derive(Clone, Copy)]
 struct Int8Operand<'a> {
     rows: &'a Int8Rows,
     first: usize,
     stride: usize,
+    transposed: bool,
 }
 
 impl Int8Operand<'_> {
-    /// A's operand in bytes (codes), and the `a_steps_*` fields.
-    fn params(&self) -> (OperandParams, u32, u32) {
+    fn transposed(self) -> Self {
+        Int8Operand {
+            transposed: true,
+            ..self
+        }
+    }
+
+    /// `params` with A read from the codes (counted in bytes), and the `a_steps_*` fields.
+    fn apply(&self, params: MatmulParams) -> MatmulParams {
         let row_bytes = 4 * self.rows.row_words;
-        let a = op(
-            &self.rows.codes,
-            self.first * row_bytes,
-            0,
-            self.stride * row_bytes,
-            1,
-        );
-        (a.params(), self.first as u32, self.stride as u32)
+        let (off, along) = (self.first * row_bytes, self.stride * row_bytes);
+        let (s_row, s_col, steps_row, steps_col) = if self.transposed {
+            (1, along, 0, self.stride)
+        } else {
+            (along, 1, self.stride, 0)
+        };
+        MatmulParams {
+            a: op(&self.rows.codes, off, 0, s_row, s_col).params(),
+            a_steps_off: self.first as u32,
+            a_steps_row: steps_row as u32,
+            a_steps_col: steps_col as u32,
+            ..params
+        }
     }
 }
 
@@ -418,15 +431,23 @@ impl Recorder<'_> {
     }
 
     fn product(&self, out: &mut Vec<Dispatch>, p: Product) {
-        if let Some(int8) = p.int8 {
+        let qp = &self.shared.qparams;
+        if let Some(int8) = p.int8.filter(|_| self.packed_operand(&p.b).b_packed != 0) {
             return self.integer_product(out, &p, int8);
         }
         // An unused residual binding still needs a buffer; A's is always valid to read.
         let r = p.residual.unwrap_or(p.a);
         let tiles = p.batch * p.m.div_ceil(MATMUL_TILE) * p.n.div_ceil(MATMUL_TILE);
         let (splits, k_chunk) = split_k(&self.parallelism, tiles, p.k);
-        let params = self.product_params(&p, r, (splits, k_chunk));
-        let qp = &self.shared.qparams;
+        let mut params = self.product_params(&p, r, (splits, k_chunk));
+        // Unused int8 bindings need buffers too.
+        let (mut kernel, mut codes, mut steps) =
+            (Kernel::Matmul, &self.shared.one, &self.shared.one);
+        if let Some(int8) = p.int8 {
+            assert!(p.k_split.is_none(), "int8 codes with a split contraction");
+            params = int8.apply(params);
+            (kernel, codes, steps) = (Kernel::MatmulCodes, &int8.rows.codes, &int8.rows.steps);
+        }
         let partials = &self.shared.split_partials;
         // Unsplit, the product itself; split, the chunks' plain partial products into the
         // scratch, then their sums into C.
@@ -442,7 +463,7 @@ impl Recorder<'_> {
         };
         let mut dispatch = self.kernels.dispatch(
             self.device,
-            Kernel::Matmul,
+            kernel,
             Some(bytemuck::bytes_of(&main_params)),
             &[
                 (1, p.a.buf),
@@ -452,6 +473,8 @@ impl Recorder<'_> {
                 (5, qp),
                 (7, &self.shared.packed),
                 (8, &self.shared.scales),
+                (9, codes),
+                (10, steps),
             ],
             [
                 p.n.div_ceil(MATMUL_TILE) as u32,
@@ -479,18 +502,11 @@ impl Recorder<'_> {
         // An unused residual binding still needs a buffer that is not C.
         let qp = &self.shared.qparams;
         let r = p.residual.unwrap_or(op(qp, 0, 0, 0, 0));
-        let params = self.product_params(p, r, (1, p.k));
+        let params = int8.apply(self.product_params(p, r, (1, p.k)));
         assert!(
-            params.b_packed != 0 && p.k_split.is_none() && !p.accumulate,
-            "an integer product multiplies int8 codes by a packed weight matrix"
+            !int8.transposed && p.k_split.is_none() && !p.accumulate,
+            "an integer product multiplies int8 rows by a packed weight matrix"
         );
-        let (a, a_steps_off, a_steps_row) = int8.params();
-        let params = MatmulParams {
-            a,
-            a_steps_off,
-            a_steps_row,
-            ..params
-        };
         let mut dispatch = self.kernels.dispatch(
             self.device,
             Kernel::MatmulInt8,
@@ -526,6 +542,7 @@ impl Recorder<'_> {
             rows,
             first,
             stride,
+            transposed: false,
         })
     }
 
@@ -571,7 +588,7 @@ impl Recorder<'_> {
         &self,
         out: &mut Vec<Dispatch>,
         (rows, k, n): (usize, usize, usize),
-        a: &wgpu::Buffer,
+        (a, a_int8): (&wgpu::Buffer, Option<&Int8Rows>),
         w: ParamId,
         dy: &wgpu::Buffer,
         da: &wgpu::Buffer,
@@ -587,6 +604,11 @@ impl Recorder<'_> {
                 op(a, 0, 0, 1, k),
                 op(dy, 0, 0, n, 1),
                 op(gr, self.off(w), 0, n, 1),
+            )
+            .int8(
+                a_int8
+                    .and_then(|rows| self.int8_input(rows, 0, 1))
+                    .map(Int8Operand::transposed),
             ),
         );
         self.product(
@@ -822,13 +844,7 @@ impl Recorder<'_> {
         let c = self.config;
         let t = self.tables;
         let (n, d, a, m, outputs) = (b.n, c.d_model, c.d_attn(), c.d_mlp, c.d_vocab_out());
-        // Without a backward pass, integer products need only the codes of their inputs.
-        let lin = self.linear_flags()
-            | if b.grads.is_none() {
-                NORM_CODES_ONLY
-            } else {
-                0
-            };
+        let lin = self.linear_flags();
         let mut out = Vec::new();
         let attn = self.attn_params(n);
         out.push(self.kernels.dispatch(
@@ -972,7 +988,7 @@ impl Recorder<'_> {
         self.linear_backward(
             &mut out,
             (n, d, outputs),
-            unembed_in,
+            (unembed_in, None),
             ParamId::WU,
             &b.dlogits,
             &g.dx2n,
@@ -999,7 +1015,8 @@ impl Recorder<'_> {
 
         // MLP, then the attention output; dx1 collects the residual's dx2.
         self.bias_backward(&mut out, ParamId::BOut, by_row(dx2, d), (1, n, d));
-        self.linear_backward(&mut out, (n, m, d), &b.a2, ParamId::WOut, dx2, &g.da2);
+        let a2 = (&b.a2, Some(&b.a2_int8));
+        self.linear_backward(&mut out, (n, m, d), a2, ParamId::WOut, dx2, &g.da2);
         self.norm_backward(
             &mut out,
             (n, m, lin | NORM_RELU_INPUT),
@@ -1009,7 +1026,8 @@ impl Recorder<'_> {
             &g.dpre,
         );
         self.bias_backward(&mut out, ParamId::BIn, by_row(&g.dpre, m), (1, n, m));
-        self.linear_backward(&mut out, (n, d, m), &b.a1, ParamId::WIn, &g.dpre, &g.da1);
+        let a1 = (&b.a1, Some(&b.a1_int8));
+        self.linear_backward(&mut out, (n, d, m), a1, ParamId::WIn, &g.dpre, &g.da1);
         self.norm_backward(
             &mut out,
             (n, d, lin),
@@ -1019,7 +1037,8 @@ impl Recorder<'_> {
             &g.dx1,
         );
         self.bias_backward(&mut out, ParamId::BO, by_row(&g.dx1, d), (1, n, d));
-        self.linear_backward(&mut out, (n, a, d), &b.az, ParamId::WO, &g.dx1, &g.daz);
+        let az = (&b.az, Some(&b.az_int8));
+        self.linear_backward(&mut out, (n, a, d), az, ParamId::WO, &g.dx1, &g.daz);
         self.norm_backward(&mut out, (n, a, lin), &g.daz, (&b.z, &b.inv_z), None, &g.dz);
 
         // Attention pattern, then the K, V tables and the query.
@@ -1089,6 +1108,10 @@ impl Recorder<'_> {
                     op(&t.a0, 0, 0, 1, d),
                     op(dt, 0, rows * dh, dh, 1),
                     dw,
+                )
+                .int8(
+                    self.int8_input(&t.a0_int8, 0, 1)
+                        .map(Int8Operand::transposed),
                 ),
             );
         }
@@ -1103,6 +1126,10 @@ impl Recorder<'_> {
                 op(&t.a0, eq, 0, 1, 0),
                 op(&t.dq, 0, dh, 0, 1),
                 dwq,
+            )
+            .int8(
+                self.int8_input(&t.a0_int8, rows - 1, 0)
+                    .map(Int8Operand::transposed),
             ),
         );
         // d a0 = sum over heads of dK_h W_K[h]^T + dV_h W_V[h]^T (+ dq_h W_Q[h]^T on the `=` row):
