@@ -659,8 +659,8 @@ impl Recorder<'_> {
         groups_2d(rows, (REDUCE_THREADS / lanes) as u32)
     }
 
-    /// `y = N(x)`, keeping `inv`; a `Linear` input (`int8` given) is also packed to int8
-    /// codes when the model's quantised `Linear`s take them.
+    /// `y = N(x)`, keeping `inv`; a `Linear` input (`int8` given) is stored as int8 codes
+    /// instead when the model's quantised `Linear`s take them.
     fn norm_forward(
         &self,
         out: &mut Vec<Dispatch>,
