@@ -89,13 +89,28 @@ impl Int8Rows {
     }
 }
 
-/// Rows of the float form of a `Linear` input (`a*`): none when the model's quantised `Linear`s
-/// take int8 codes ([`Int8Rows`]), which every product then reads instead.
-fn float_rows(c: &ModelConfig, rows: usize) -> usize {
-    if c.integer_linears() {
-        0
-    } else {
-        rows
+/// The input of a `Linear` after `Qa(N(.))`, in the form its products read: floats, or int8
+/// codes when the model's quantised `Linear`s take them ([`ModelConfig::integer_linears`]; the
+/// other form is then an empty placeholder), with each row's inverse RMS for the backward pass.
+pub struct LinearInput {
+    pub float: wgpu::Buffer,
+    pub int8: Int8Rows,
+    pub inv: wgpu::Buffer,
+}
+
+impl LinearInput {
+    fn new(stack: Stack, c: &ModelConfig, label: &str, rows: usize, width: usize) -> Self {
+        let float_rows = if c.integer_linears() { 0 } else { rows };
+        LinearInput {
+            float: stack.zeros(label, float_rows * width),
+            int8: Int8Rows::new(stack, c, label, rows, width),
+            inv: stack.zeros(&format!("{label}_inv_rms"), rows),
+        }
+    }
+
+    /// Both forms, for a product to read the one in use.
+    pub fn forms(&self) -> (&wgpu::Buffer, Option<&Int8Rows>) {
+        (&self.float, Some(&self.int8))
     }
 }
 
@@ -104,9 +119,7 @@ fn float_rows(c: &ModelConfig, rows: usize) -> usize {
 pub struct Tables {
     pub rows: usize,
     pub x0: wgpu::Buffer,
-    pub a0: wgpu::Buffer,
-    pub a0_int8: Int8Rows,
-    pub inv0: wgpu::Buffer,
+    pub a0: LinearInput,
     pub k: wgpu::Buffer,
     pub v: wgpu::Buffer,
     pub q: wgpu::Buffer,
@@ -126,9 +139,7 @@ impl Tables {
         Tables {
             rows,
             x0: stack.zeros("x0_table", rows * d),
-            a0: stack.zeros("a0_table", float_rows(c, rows) * d),
-            a0_int8: Int8Rows::new(stack, c, "a0_table", rows, d),
-            inv0: stack.zeros("inv0_table", rows),
+            a0: LinearInput::new(stack, c, "a0_table", rows, d),
             k: stack.zeros("k_table", rows * a),
             v: stack.zeros("v_table", rows * a),
             q: stack.zeros("q", a),
@@ -142,8 +153,7 @@ impl Tables {
     }
 }
 
-/// Activations of the last position for a batch of examples (each `Linear` input is kept
-/// normalised/quantised as `a*`, or as its int8 codes `a*_int8`, with its inverse RMS as `inv*`).
+/// Activations of the last position for a batch of examples (`a*`: the `Linear` inputs).
 pub struct Batch {
     pub n: usize,
     pub examples: wgpu::Buffer,
@@ -152,17 +162,11 @@ pub struct Batch {
     pub groups: wgpu::Buffer,
     pub pattern: wgpu::Buffer,
     pub z: wgpu::Buffer,
-    pub az: wgpu::Buffer,
-    pub az_int8: Int8Rows,
-    pub inv_z: wgpu::Buffer,
+    pub az: LinearInput,
     pub x1: wgpu::Buffer,
-    pub a1: wgpu::Buffer,
-    pub a1_int8: Int8Rows,
-    pub inv1: wgpu::Buffer,
+    pub a1: LinearInput,
     pub pre: wgpu::Buffer,
-    pub a2: wgpu::Buffer,
-    pub a2_int8: Int8Rows,
-    pub inv2: wgpu::Buffer,
+    pub a2: LinearInput,
     pub x2: wgpu::Buffer,
     pub x2n: wgpu::Buffer,
     pub inv_f: wgpu::Buffer,
@@ -204,7 +208,6 @@ impl Batch {
             .map(|ex| ex.a.iter().zip(&ex.b).flat_map(|(&a, &b)| [a, b]).collect())
             .collect();
         let labels: Vec<Vec<u32>> = sets.iter().map(|ex| ex.labels.clone()).collect();
-        let float_rows = float_rows(c, n);
         let grads = with_grad.then(|| {
             let (csr_start, csr_items): (Vec<_>, Vec<_>) =
                 sets.iter().map(|ex| csr_index(ex, p)).unzip();
@@ -229,17 +232,11 @@ impl Batch {
             groups: stack.per_model("groups", groups),
             pattern: stack.zeros("pattern", n * h * 3),
             z: stack.zeros("z", n * a),
-            az: stack.zeros("az", float_rows * a),
-            az_int8: Int8Rows::new(stack, c, "az", n, a),
-            inv_z: stack.zeros("inv_z", n),
+            az: LinearInput::new(stack, c, "az", n, a),
             x1: stack.zeros("x1", n * d),
-            a1: stack.zeros("a1", float_rows * d),
-            a1_int8: Int8Rows::new(stack, c, "a1", n, d),
-            inv1: stack.zeros("inv1", n),
+            a1: LinearInput::new(stack, c, "a1", n, d),
             pre: stack.zeros("pre", n * m),
-            a2: stack.zeros("a2", float_rows * m),
-            a2_int8: Int8Rows::new(stack, c, "a2", n, m),
-            inv2: stack.zeros("inv2", n),
+            a2: LinearInput::new(stack, c, "a2", n, m),
             x2: stack.zeros("x2", n * d),
             x2n: stack.zeros("x2n", n * d),
             inv_f: stack.zeros("inv_f", n),

@@ -635,10 +635,10 @@ impl<'g> Engine<'g> {
         }
         let (c, b) = (&self.config, &self.train);
         let (rows, width, packed) = match site {
-            Site::Qkv => (self.tables.rows, c.d_model, &self.tables.a0_int8),
-            Site::AttnOut => (b.n, c.d_attn(), &b.az_int8),
-            Site::MlpIn => (b.n, c.d_model, &b.a1_int8),
-            Site::MlpOut => (b.n, c.d_mlp, &b.a2_int8),
+            Site::Qkv => (self.tables.rows, c.d_model, &self.tables.a0.int8),
+            Site::AttnOut => (b.n, c.d_attn(), &b.az.int8),
+            Site::MlpIn => (b.n, c.d_model, &b.a1.int8),
+            Site::MlpOut => (b.n, c.d_mlp, &b.a2.int8),
         };
         let words: Vec<u32> = self.read_slice(&packed.codes, model, rows * packed.row_words)?;
         let bytes: &[u8] = bytemuck::cast_slice(&words);

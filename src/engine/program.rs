@@ -5,7 +5,7 @@
 use anyhow::Result;
 use bytemuck::{Pod, Zeroable};
 
-use super::buffers::{Batch, Int8Rows, Tables};
+use super::buffers::{Batch, Int8Rows, LinearInput, Tables};
 use super::device::Parallelism;
 use super::kernels::{groups_1d, groups_2d, Dispatch, Kernel, Kernels};
 use super::layout::ParamLayout;
@@ -659,6 +659,18 @@ impl Recorder<'_> {
         groups_2d(rows, (REDUCE_THREADS / lanes) as u32)
     }
 
+    /// `Qa(N(x))` into a `Linear` input.
+    fn linear_input(
+        &self,
+        out: &mut Vec<Dispatch>,
+        shape: (usize, usize, u32),
+        x: &wgpu::Buffer,
+        input: &LinearInput,
+    ) {
+        let y = [x, &input.float, &input.inv];
+        self.norm_forward(out, shape, y, Some(&input.int8));
+    }
+
     /// `y = N(x)`, keeping `inv`; a `Linear` input (`int8` given) is stored as int8 codes
     /// instead when the model's quantised `Linear`s take them.
     fn norm_forward(
@@ -796,12 +808,7 @@ impl Recorder<'_> {
             &[(1, qp), (2, &t.x0)],
             groups_1d(rows * d, 64)?,
         ));
-        self.norm_forward(
-            &mut out,
-            (rows, d, self.linear_flags()),
-            [&t.x0, &t.a0, &t.inv0],
-            Some(&t.a0_int8),
-        );
+        self.linear_input(&mut out, (rows, d, self.linear_flags()), &t.x0, &t.a0);
         for (w, b, dst) in [
             (ParamId::WK, ParamId::BK, &t.k),
             (ParamId::WV, ParamId::BV, &t.v),
@@ -813,12 +820,12 @@ impl Recorder<'_> {
                     rows,
                     dh,
                     d,
-                    op(&t.a0, 0, 0, d, 1),
+                    op(&t.a0.float, 0, 0, d, 1),
                     op(qp, self.off(w), d * dh, dh, 1),
                     op(dst, 0, rows * dh, dh, 1),
                 )
                 .bias(self.bias_of(b, dh))
-                .int8(self.int8_input(&t.a0_int8, 0, 1)),
+                .int8(self.int8_input(&t.a0.int8, 0, 1)),
             );
         }
         self.product(
@@ -828,12 +835,12 @@ impl Recorder<'_> {
                 1,
                 dh,
                 d,
-                op(&t.a0, (rows - 1) * d, 0, 0, 1),
+                op(&t.a0.float, (rows - 1) * d, 0, 0, 1),
                 op(qp, self.off(ParamId::WQ), d * dh, dh, 1),
                 op(&t.q, 0, dh, 0, 1),
             )
             .bias(self.bias_of(ParamId::BQ, dh))
-            .int8(self.int8_input(&t.a0_int8, rows - 1, 0)),
+            .int8(self.int8_input(&t.a0.int8, rows - 1, 0)),
         );
         Ok(out)
     }
@@ -861,42 +868,18 @@ impl Recorder<'_> {
             ],
             groups_1d(n * c.n_heads, 64)?,
         ));
-        self.norm_forward(
-            &mut out,
-            (n, a, lin),
-            [&b.z, &b.az, &b.inv_z],
-            Some(&b.az_int8),
-        );
+        self.linear_input(&mut out, (n, a, lin), &b.z, &b.az);
         // x1 = x0(=) + Linear(z, W_O): the residual is the table's `=` row, broadcast.
         let eq_row = op(&t.x0, (t.rows - 1) * d, 0, 0, 1);
         let w_o = (ParamId::WO, ParamId::BO);
-        let az = (&b.az, Some(&b.az_int8));
-        self.linear_forward(&mut out, (n, a, d), az, w_o, &b.x1, Some(eq_row));
-        self.norm_forward(
-            &mut out,
-            (n, d, lin),
-            [&b.x1, &b.a1, &b.inv1],
-            Some(&b.a1_int8),
-        );
+        self.linear_forward(&mut out, (n, a, d), b.az.forms(), w_o, &b.x1, Some(eq_row));
+        self.linear_input(&mut out, (n, d, lin), &b.x1, &b.a1);
         let w_in = (ParamId::WIn, ParamId::BIn);
-        self.linear_forward(
-            &mut out,
-            (n, d, m),
-            (&b.a1, Some(&b.a1_int8)),
-            w_in,
-            &b.pre,
-            None,
-        );
-        self.norm_forward(
-            &mut out,
-            (n, m, lin | NORM_RELU_INPUT),
-            [&b.pre, &b.a2, &b.inv2],
-            Some(&b.a2_int8),
-        );
+        self.linear_forward(&mut out, (n, d, m), b.a1.forms(), w_in, &b.pre, None);
+        self.linear_input(&mut out, (n, m, lin | NORM_RELU_INPUT), &b.pre, &b.a2);
         let x1 = op(&b.x1, 0, 0, d, 1);
         let w_out = (ParamId::WOut, ParamId::BOut);
-        let a2 = (&b.a2, Some(&b.a2_int8));
-        self.linear_forward(&mut out, (n, m, d), a2, w_out, &b.x2, Some(x1));
+        self.linear_forward(&mut out, (n, m, d), b.a2.forms(), w_out, &b.x2, Some(x1));
         let unembed_in = if c.final_norm {
             self.norm_forward(
                 &mut out,
@@ -1015,31 +998,56 @@ impl Recorder<'_> {
 
         // MLP, then the attention output; dx1 collects the residual's dx2.
         self.bias_backward(&mut out, ParamId::BOut, by_row(dx2, d), (1, n, d));
-        let a2 = (&b.a2, Some(&b.a2_int8));
-        self.linear_backward(&mut out, (n, m, d), a2, ParamId::WOut, dx2, &g.da2);
+        self.linear_backward(
+            &mut out,
+            (n, m, d),
+            b.a2.forms(),
+            ParamId::WOut,
+            dx2,
+            &g.da2,
+        );
         self.norm_backward(
             &mut out,
             (n, m, lin | NORM_RELU_INPUT),
             &g.da2,
-            (&b.pre, &b.inv2),
+            (&b.pre, &b.a2.inv),
             None,
             &g.dpre,
         );
         self.bias_backward(&mut out, ParamId::BIn, by_row(&g.dpre, m), (1, n, m));
-        let a1 = (&b.a1, Some(&b.a1_int8));
-        self.linear_backward(&mut out, (n, d, m), a1, ParamId::WIn, &g.dpre, &g.da1);
+        self.linear_backward(
+            &mut out,
+            (n, d, m),
+            b.a1.forms(),
+            ParamId::WIn,
+            &g.dpre,
+            &g.da1,
+        );
         self.norm_backward(
             &mut out,
             (n, d, lin),
             &g.da1,
-            (&b.x1, &b.inv1),
+            (&b.x1, &b.a1.inv),
             Some(dx2),
             &g.dx1,
         );
         self.bias_backward(&mut out, ParamId::BO, by_row(&g.dx1, d), (1, n, d));
-        let az = (&b.az, Some(&b.az_int8));
-        self.linear_backward(&mut out, (n, a, d), az, ParamId::WO, &g.dx1, &g.daz);
-        self.norm_backward(&mut out, (n, a, lin), &g.daz, (&b.z, &b.inv_z), None, &g.dz);
+        self.linear_backward(
+            &mut out,
+            (n, a, d),
+            b.az.forms(),
+            ParamId::WO,
+            &g.dx1,
+            &g.daz,
+        );
+        self.norm_backward(
+            &mut out,
+            (n, a, lin),
+            &g.daz,
+            (&b.z, &b.az.inv),
+            None,
+            &g.dz,
+        );
 
         // Attention pattern, then the K, V tables and the query.
         let attn = self.attn_params(n);
@@ -1105,12 +1113,12 @@ impl Recorder<'_> {
                     d,
                     dh,
                     rows,
-                    op(&t.a0, 0, 0, 1, d),
+                    op(&t.a0.float, 0, 0, 1, d),
                     op(dt, 0, rows * dh, dh, 1),
                     dw,
                 )
                 .int8(
-                    self.int8_input(&t.a0_int8, 0, 1)
+                    self.int8_input(&t.a0.int8, 0, 1)
                         .map(Int8Operand::transposed),
                 ),
             );
@@ -1123,12 +1131,12 @@ impl Recorder<'_> {
                 d,
                 dh,
                 1,
-                op(&t.a0, eq, 0, 1, 0),
+                op(&t.a0.float, eq, 0, 1, 0),
                 op(&t.dq, 0, dh, 0, 1),
                 dwq,
             )
             .int8(
-                self.int8_input(&t.a0_int8, rows - 1, 0)
+                self.int8_input(&t.a0.int8, rows - 1, 0)
                     .map(Int8Operand::transposed),
             ),
         );
@@ -1163,7 +1171,7 @@ impl Recorder<'_> {
             &mut out,
             (rows, d, lin),
             &t.da0,
-            (&t.x0, &t.inv0),
+            (&t.x0, &t.a0.inv),
             None,
             &t.dx0,
         );
