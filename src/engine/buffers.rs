@@ -69,7 +69,7 @@ impl Stack<'_> {
 
 /// A `Linear` input as int8 codes, four per u32 (each row padded to whole words by zero codes),
 /// and each row's step (the value of code 1); written by shaders/norm.wgsl for the products of
-/// shaders/matmul.wgsl when the model has [`ModelConfig::integer_linears`], else placeholders.
+/// shaders/matmul.wgsl.
 pub struct Int8Rows {
     pub codes: wgpu::Buffer,
     pub steps: wgpu::Buffer,
@@ -78,9 +78,8 @@ pub struct Int8Rows {
 }
 
 impl Int8Rows {
-    fn new(stack: Stack, c: &ModelConfig, label: &str, rows: usize, width: usize) -> Self {
+    fn new(stack: Stack, label: &str, rows: usize, width: usize) -> Self {
         let row_words = width.div_ceil(4);
-        let rows = if c.integer_linears() { rows } else { 0 };
         Int8Rows {
             codes: stack.zeros(&format!("{label}_codes"), rows * row_words),
             steps: stack.zeros(&format!("{label}_steps"), rows),
@@ -100,10 +99,14 @@ pub struct LinearInput {
 
 impl LinearInput {
     fn new(stack: Stack, c: &ModelConfig, label: &str, rows: usize, width: usize) -> Self {
-        let float_rows = if c.integer_linears() { 0 } else { rows };
+        let (float_rows, int8_rows) = if c.integer_linears() {
+            (0, rows)
+        } else {
+            (rows, 0)
+        };
         LinearInput {
             float: stack.zeros(label, float_rows * width),
-            int8: Int8Rows::new(stack, c, label, rows, width),
+            int8: Int8Rows::new(stack, label, int8_rows, width),
             inv: stack.zeros(&format!("{label}_inv_rms"), rows),
         }
     }
