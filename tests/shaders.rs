@@ -1,6 +1,7 @@
-//! Every WGSL file parses and validates through naga, with the generated prelude.
+//! Every WGSL file parses and validates through naga, with the generated prelude (and the
+//! subgroup capability only where the file is meant to need it).
 
-use bitgrok::engine::kernels::{shader_source, SHADER_FILES};
+use bitgrok::engine::kernels::{needs_subgroups, shader_source, SHADER_FILES};
 
 #[test]
 fn every_shader_validates_with_naga() {
@@ -10,12 +11,15 @@ fn every_shader_validates_with_naga() {
         let module = naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| {
             panic!("{name}.wgsl does not parse:\n{}", e.emit_to_string(&source))
         });
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{name}.wgsl does not validate: {e:?}"));
+        let mut capabilities = naga::valid::Capabilities::default();
+        if needs_subgroups(name) {
+            capabilities |= naga::valid::Capabilities::SUBGROUP;
+        }
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
+            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{name}.wgsl does not validate: {e:?}"));
     }
 }
 

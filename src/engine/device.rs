@@ -28,7 +28,22 @@ pub struct Parallelism {
     /// leaves it mostly idle; one on a CPU adapter, which a single model already keeps busy
     /// (on lavapipe, 2 cores, 4 or 16 models together gave 8–18% fewer model-epochs/s).
     pub models_together: usize,
+    /// The implementation of the matrix products.
+    pub products: Products,
 }
+
+/// The two implementations of the matrix product (shaders/include/matmul_operands.wgsl).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Products {
+    /// shaders/matmul.wgsl: output tiles staged through workgroup memory, split-K; for GPUs.
+    Tiles,
+    /// shaders/matmul_lanes.wgsl: B's rows passed between the lanes of a subgroup; for CPU
+    /// adapters, which execute each memory access lane by lane. Needs subgroups of 8 or more.
+    Lanes,
+}
+
+/// Lanes a subgroup needs for [`Products::Lanes`] (LANES in shaders/matmul_lanes.wgsl).
+const PRODUCT_LANES: u32 = 8;
 
 impl Parallelism {
     /// For GPUs: a few workgroups for each multiprocessor of a large one; a workgroup per row.
@@ -41,18 +56,27 @@ impl Parallelism {
         min_split_chunk: 32,
         row_lanes: 64,
         models_together: usize::MAX,
+        products: Products::Tiles,
     };
-    /// For CPU adapters: no split products; a thread per row.
+    /// For CPU adapters: unsplit products passing rows between lanes; a thread per row.
     pub const CPU: Parallelism = Parallelism {
         split_target: 0,
         row_lanes: 1,
         models_together: 1,
+        products: Products::Lanes,
         ..Parallelism::GPU
     };
 
-    pub fn for_device(device_type: wgpu::DeviceType) -> Parallelism {
-        match device_type {
-            wgpu::DeviceType::Cpu => Parallelism::CPU,
+    /// The layout for an adapter (tiled products on a CPU adapter without subgroups of 8).
+    pub fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Parallelism {
+        let lanes =
+            features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= PRODUCT_LANES;
+        match info.device_type {
+            wgpu::DeviceType::Cpu if lanes => Parallelism::CPU,
+            wgpu::DeviceType::Cpu => Parallelism {
+                products: Products::Tiles,
+                ..Parallelism::CPU
+            },
             _ => Parallelism::GPU,
         }
     }
@@ -134,9 +158,10 @@ impl Gpu {
         let adapter = &adapters[choose(&adapters, filter)?];
         let info = adapter.get_info();
         let limits = adapter.limits();
+        let features = adapter.features() & wgpu::Features::SUBGROUP;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("bitgrok"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits.clone(),
             ..Default::default()
         }))
@@ -163,7 +188,7 @@ impl Gpu {
                 )
             });
         });
-        let parallelism = Parallelism::for_device(info.device_type);
+        let parallelism = Parallelism::for_adapter(&info, features);
         Ok(Gpu {
             device,
             queue,

@@ -5,11 +5,26 @@ use std::collections::HashMap;
 use anyhow::{bail, Result};
 use wgpu::util::DeviceExt;
 
+use super::device::Products;
 use crate::model::config::{NORM_EPS, QUANT_EPS};
 
-/// Every shader file, by name. Each is compiled after [`prelude`].
-pub const SHADER_FILES: [(&str, &str); 7] = [
-    ("matmul", include_str!("../../shaders/matmul.wgsl")),
+/// Every shader file, by name. Each is compiled after [`prelude`]; the two matrix products share
+/// their operands (shaders/include/matmul_operands.wgsl).
+pub const SHADER_FILES: [(&str, &str); 8] = [
+    (
+        "matmul",
+        concat!(
+            include_str!("../../shaders/include/matmul_operands.wgsl"),
+            include_str!("../../shaders/matmul.wgsl")
+        ),
+    ),
+    (
+        "matmul_lanes",
+        concat!(
+            include_str!("../../shaders/include/matmul_operands.wgsl"),
+            include_str!("../../shaders/matmul_lanes.wgsl")
+        ),
+    ),
     ("quantize", include_str!("../../shaders/quantize.wgsl")),
     ("optimizer", include_str!("../../shaders/optimizer.wgsl")),
     ("norm", include_str!("../../shaders/norm.wgsl")),
@@ -44,6 +59,11 @@ struct ModelAxis {
     _pad: [u32; 3],
 }
 
+/// Whether a shader file uses subgroup operations (compiled only on devices that have them).
+pub fn needs_subgroups(name: &str) -> bool {
+    name == "matmul_lanes"
+}
+
 /// Full source of a shader file as compiled.
 pub fn shader_source(name: &str) -> Option<String> {
     SHADER_FILES
@@ -59,6 +79,9 @@ pub enum Kernel {
     MatmulCodes,
     MatmulInt8,
     ReduceSplit,
+    LaneMatmul,
+    LaneMatmulCodes,
+    LaneMatmulInt8,
     Quantize,
     BeginStep,
     AdamW,
@@ -77,11 +100,14 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    const ALL: [Kernel; 19] = [
+    const ALL: [Kernel; 22] = [
         Kernel::Matmul,
         Kernel::MatmulCodes,
         Kernel::MatmulInt8,
         Kernel::ReduceSplit,
+        Kernel::LaneMatmul,
+        Kernel::LaneMatmulCodes,
+        Kernel::LaneMatmulInt8,
         Kernel::Quantize,
         Kernel::BeginStep,
         Kernel::AdamW,
@@ -106,6 +132,9 @@ impl Kernel {
             Kernel::MatmulCodes => ("matmul", "main_codes"),
             Kernel::MatmulInt8 => ("matmul", "int8_main"),
             Kernel::ReduceSplit => ("matmul", "reduce_split"),
+            Kernel::LaneMatmul => ("matmul_lanes", "main"),
+            Kernel::LaneMatmulCodes => ("matmul_lanes", "main_codes"),
+            Kernel::LaneMatmulInt8 => ("matmul_lanes", "int8_main"),
             Kernel::Quantize => ("quantize", "main"),
             Kernel::BeginStep => ("optimizer", "begin_step"),
             Kernel::AdamW => ("optimizer", "adamw"),
@@ -122,6 +151,25 @@ impl Kernel {
             Kernel::ExampleLoss => ("loss", "per_example_loss"),
             Kernel::ReduceMetrics => ("loss", "reduce"),
         }
+    }
+
+    /// The implementation of the matrix product a kernel belongs to, if it is one.
+    fn products(self) -> Option<Products> {
+        match self {
+            Kernel::Matmul | Kernel::MatmulCodes | Kernel::MatmulInt8 | Kernel::ReduceSplit => {
+                Some(Products::Tiles)
+            }
+            Kernel::LaneMatmul | Kernel::LaneMatmulCodes | Kernel::LaneMatmulInt8 => {
+                Some(Products::Lanes)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the kernel takes its model from workgroup z by `enter_model_grid` (its grid may
+    /// have z; every other kernel's grid must be flat).
+    fn has_z_grid(self) -> bool {
+        self.products().is_some()
     }
 }
 
@@ -164,10 +212,14 @@ pub fn groups_2d(threads: usize, size: u32) -> [u32; 3] {
 }
 
 impl Kernels {
-    /// Pipelines for an engine of `models` models.
-    pub fn new(device: &wgpu::Device, models: usize) -> Self {
+    /// Pipelines for an engine of `models` models whose matrix products run as `products`.
+    pub fn new(device: &wgpu::Device, models: usize, products: Products) -> Self {
+        let wanted = |k: &Kernel| k.products().is_none_or(|p| p == products);
         let mut modules = HashMap::new();
         for (name, _) in SHADER_FILES {
+            if !Kernel::ALL.iter().any(|k| wanted(k) && k.entry().0 == name) {
+                continue;
+            }
             let source = shader_source(name).expect("listed");
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
@@ -177,6 +229,7 @@ impl Kernels {
         }
         let pipelines = Kernel::ALL
             .into_iter()
+            .filter(wanted)
             .map(|k| {
                 let (file, entry) = k.entry();
                 let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -216,11 +269,7 @@ impl Kernels {
         groups: [u32; 3],
     ) -> Dispatch {
         assert!(
-            groups[2] == 1
-                || matches!(
-                    kernel,
-                    Kernel::Matmul | Kernel::MatmulCodes | Kernel::MatmulInt8 | Kernel::ReduceSplit
-                ),
+            groups[2] == 1 || kernel.has_z_grid(),
             "{kernel:?} takes its model from workgroup z (enter_model): its grid must be flat"
         );
         let pipeline = &self.pipelines[&kernel];

@@ -6,7 +6,7 @@ use anyhow::Result;
 use bytemuck::{Pod, Zeroable};
 
 use super::buffers::{Batch, Int8Rows, LinearInput, Tables};
-use super::device::Parallelism;
+use super::device::{Parallelism, Products};
 use super::kernels::{groups_1d, groups_2d, Dispatch, Kernel, Kernels};
 use super::layout::ParamLayout;
 use crate::model::{ActQuant, LinearNorm, ModelConfig, ParamId, Weights};
@@ -43,6 +43,9 @@ pub struct Shared {
 /// Contraction steps per tile of shaders/matmul.wgsl (TK), and its output tile (TILE x TILE).
 const MATMUL_TK: usize = 16;
 const MATMUL_TILE: usize = 64;
+/// Output rows and columns of a workgroup of shaders/matmul_lanes.wgsl (WG_SIZE * ROWS, COLS).
+const LANE_ROWS: usize = 256;
+const LANE_COLS: usize = 16;
 /// Threads of a workgroup that reduces rows or columns together (SUM_THREADS in
 /// shaders/include/workgroup_reduce.wgsl).
 const REDUCE_THREADS: usize = 64;
@@ -54,8 +57,12 @@ pub fn split_partials_len(split_target: usize) -> usize {
 
 /// Chunks a product of `tiles` output tiles and contraction length k runs as, and the length
 /// of each: enough to bring its workgroups up to the split target, within the limits of
-/// `parallelism`, each chunk a whole number of tile steps. (1, k) when it is not split.
+/// `parallelism`, each chunk a whole number of tile steps. (1, k) when it is not split, as
+/// products in lanes never are.
 fn split_k(parallelism: &Parallelism, tiles: usize, k: usize) -> (usize, usize) {
+    if parallelism.products == Products::Lanes {
+        return (1, k);
+    }
     let wanted = (parallelism.split_target / tiles).min(k / parallelism.min_split_chunk.max(1));
     if wanted < parallelism.min_splits.max(2) {
         return (1, k);
@@ -430,6 +437,27 @@ impl Recorder<'_> {
         }
     }
 
+    /// The product kernel of the adapter's implementation: `tiles` or its `lanes` counterpart.
+    fn kernel(&self, tiles: Kernel, lanes: Kernel) -> Kernel {
+        match self.parallelism.products {
+            Products::Tiles => tiles,
+            Products::Lanes => lanes,
+        }
+    }
+
+    /// Workgroups of product `p` with `z` output batches (chunks included).
+    fn product_grid(&self, p: &Product, z: usize) -> [u32; 3] {
+        let (rows, cols) = match self.parallelism.products {
+            Products::Tiles => (MATMUL_TILE, MATMUL_TILE),
+            Products::Lanes => (LANE_ROWS, LANE_COLS),
+        };
+        [
+            p.n.div_ceil(cols) as u32,
+            p.m.div_ceil(rows) as u32,
+            z as u32,
+        ]
+    }
+
     fn product(&self, out: &mut Vec<Dispatch>, p: Product) {
         let qp = &self.shared.qparams;
         if let Some(int8) = p.int8.filter(|_| self.packed_operand(&p.b).b_packed != 0) {
@@ -441,12 +469,16 @@ impl Recorder<'_> {
         let (splits, k_chunk) = split_k(&self.parallelism, tiles, p.k);
         let mut params = self.product_params(&p, r, (splits, k_chunk));
         // Unused int8 bindings need buffers too.
-        let (mut kernel, mut codes, mut steps) =
-            (Kernel::Matmul, &self.shared.one, &self.shared.one);
+        let (mut kernel, mut codes, mut steps) = (
+            self.kernel(Kernel::Matmul, Kernel::LaneMatmul),
+            &self.shared.one,
+            &self.shared.one,
+        );
         if let Some(int8) = p.int8 {
             assert!(p.k_split.is_none(), "int8 codes with a split contraction");
             params = int8.apply(params);
-            (kernel, codes, steps) = (Kernel::MatmulCodes, &int8.rows.codes, &int8.rows.steps);
+            kernel = self.kernel(Kernel::MatmulCodes, Kernel::LaneMatmulCodes);
+            (codes, steps) = (&int8.rows.codes, &int8.rows.steps);
         }
         let partials = &self.shared.split_partials;
         // Unsplit, the product itself; split, the chunks' plain partial products into the
@@ -476,11 +508,7 @@ impl Recorder<'_> {
                 (9, codes),
                 (10, steps),
             ],
-            [
-                p.n.div_ceil(MATMUL_TILE) as u32,
-                p.m.div_ceil(MATMUL_TILE) as u32,
-                z as u32,
-            ],
+            self.product_grid(&p, z),
         );
         dispatch.flops = 2 * (self.kernels.models() * p.batch * p.m * p.n * p.k) as u64;
         out.push(dispatch);
@@ -507,24 +535,31 @@ impl Recorder<'_> {
             !int8.transposed && p.k_split.is_none() && !p.accumulate,
             "an integer product multiplies int8 rows by a packed weight matrix"
         );
+        // The lane kernel sums the integers in f32: exact while they stay below 2^24.
+        assert!(
+            p.k * 127 < 1 << 24,
+            "an integer product of length {} could round",
+            p.k
+        );
+        let mut buffers = vec![
+            (3, p.c.buf),
+            (4, r.buf),
+            (5, qp),
+            (7, &self.shared.packed),
+            (8, &self.shared.scales),
+            (9, &int8.rows.codes),
+            (10, &int8.rows.steps),
+        ];
+        if self.parallelism.products == Products::Lanes {
+            // Its entry points share one body, which names the float operands' bindings too.
+            buffers.extend([(1, &self.shared.one), (2, &self.shared.one)]);
+        }
         let mut dispatch = self.kernels.dispatch(
             self.device,
-            Kernel::MatmulInt8,
+            self.kernel(Kernel::MatmulInt8, Kernel::LaneMatmulInt8),
             Some(bytemuck::bytes_of(&params)),
-            &[
-                (3, p.c.buf),
-                (4, r.buf),
-                (5, qp),
-                (7, &self.shared.packed),
-                (8, &self.shared.scales),
-                (9, &int8.rows.codes),
-                (10, &int8.rows.steps),
-            ],
-            [
-                p.n.div_ceil(MATMUL_TILE) as u32,
-                p.m.div_ceil(MATMUL_TILE) as u32,
-                p.batch as u32,
-            ],
+            &buffers,
+            self.product_grid(p, p.batch),
         );
         dispatch.flops = 2 * (self.kernels.models() * p.batch * p.m * p.n * p.k) as u64;
         out.push(dispatch);

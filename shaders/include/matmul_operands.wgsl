@@ -1,0 +1,167 @@
+// The operands of shaders/matmul.wgsl and shaders/matmul_lanes.wgsl, two implementations of one
+// batched, strided matrix product with an optional residual, bias and accumulation:
+//   C[b,i,j] (+)= sum_k A[b,i,k] B[b,k,j] (+ R[b,i,j]) (+ bias[b,j])
+// Every operand is addressed through strides, so transposes, broadcast rows (stride 0) and
+// per-head weight layouts need no copies. The contraction index k may be split in two,
+// k = k_hi * k_div + k_lo, with a stride for each part: this sums over (head, d_head) pairs of
+// [H, ., Dh] tensors in one product.
+//
+// Each file has three entry points:
+// - `main`: A and B from floats, or B from a packed binary or ternary weight matrix (its codes,
+//   the sums scaled once by the matrix's scale);
+// - `main_codes`: `main` with A read from int8 codes (shaders/norm.wgsl, PACK) as code * step (a
+//   weight gradient a^T dy); a separate entry point, so that `main` carries no test for it;
+// - `int8_main`: int8 codes times a packed weight matrix, summed exactly as integers and scaled
+//   once: C = sum * (weight scale * row step). Its A operand counts bytes (codes), with column
+//   stride 1, and it never splits K.
+
+struct Operand {
+    off: u32,
+    s_batch: u32,
+    s_row: u32,
+    s_col: u32,
+}
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    k_div: u32,
+    // A: s_row strides i; s_col strides k_lo; a_k_hi strides k_hi. B: s_row strides k_lo; s_col strides j.
+    a: Operand,
+    b: Operand,
+    c: Operand,
+    r: Operand,
+    a_k_hi: u32,
+    b_k_hi: u32,
+    flags: u32,
+    bias_off: u32,
+    bias_s_batch: u32,
+    k_splits: u32,
+    // Contraction length of one chunk (k itself when k_splits is 1).
+    k_chunk: u32,
+    // B is a quantised weight matrix read from its packed codes (PACKED_*, or 0: from b_buf):
+    // the matrix starts at element b_param_off of the parameters, its codes at word
+    // b_packed_off of `packed`, its scale is scales[b_scale].
+    b_packed: u32,
+    b_param_off: u32,
+    b_packed_off: u32,
+    b_scale: u32,
+    // A's int8 codes (main_codes, int8_main): element (i, k) has the step
+    // a_steps[a_steps_off + i * a_steps_row + k * a_steps_col].
+    a_steps_off: u32,
+    a_steps_row: u32,
+    a_steps_col: u32,
+}
+
+const ADD_RESIDUAL: u32 = 1u;
+const ACCUMULATE: u32 = 2u;
+const ADD_BIAS: u32 = 4u;
+
+// b_packed: the quantisation mode of shaders/quantize.wgsl (2: ternary).
+const PACKED_BINARY: u32 = 1u;
+
+@group(0) @binding(0) var<uniform> prm: Params;
+@group(0) @binding(1) var<storage, read> a_buf: array<f32>;
+@group(0) @binding(2) var<storage, read> b_buf: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c_buf: array<f32>;
+@group(0) @binding(4) var<storage, read> r_buf: array<f32>;
+@group(0) @binding(5) var<storage, read> bias_buf: array<f32>;
+// Packed quantised weights and their scales (shaders/quantize.wgsl).
+@group(0) @binding(7) var<storage, read> packed: array<u32>;
+@group(0) @binding(8) var<storage, read> scales: array<f32>;
+// `main_codes` and `int8_main`: A's packed int8 codes and its rows' steps.
+@group(0) @binding(9) var<storage, read> a_codes: array<u32>;
+@group(0) @binding(10) var<storage, read> a_steps: array<f32>;
+
+fn k_offset(k: u32, s_lo: u32, s_hi: u32) -> u32 {
+    return (k / prm.k_div) * s_hi + (k % prm.k_div) * s_lo;
+}
+
+// Element (i, k) of A; from its int8 codes when `codes` (a constant of each entry point).
+fn load_a(base: u32, i: u32, k: u32, k_end: u32, codes: bool) -> f32 {
+    if (i < prm.m && k < k_end) {
+        return a_element(base + i * prm.a.s_row + k_offset(k, prm.a.s_col, prm.a_k_hi), i, k, codes);
+    }
+    return 0.0;
+}
+
+// Element (i, k) of A, stored at index e of a_buf or, when `codes`, of the bytes of a_codes.
+fn a_element(e: u32, i: u32, k: u32, codes: bool) -> f32 {
+    if (codes) {
+        return f32(a_code(e)) * a_step(i, k);
+    }
+    return a_buf[at(1u) + e];
+}
+
+// The int8 code at byte e of a_codes.
+fn a_code(e: u32) -> i32 {
+    return extractBits(bitcast<i32>(a_codes[at(9u) + e / 4u]), 8u * (e % 4u), 8u);
+}
+
+fn a_step(i: u32, k: u32) -> f32 {
+    return a_steps[at(10u) + prm.a_steps_off + i * prm.a_steps_row + k * prm.a_steps_col];
+}
+
+fn load_b(base: u32, k: u32, j: u32, k_end: u32) -> f32 {
+    if (k < k_end && j < prm.n) {
+        return b_element(base + k_offset(k, prm.b.s_row, prm.b_k_hi) + j * prm.b.s_col);
+    }
+    return 0.0;
+}
+
+// The element of B at index e of b_buf, or its code when B is a packed weight matrix (whose
+// elements are indexed from the parameters' start).
+fn b_element(e: u32) -> f32 {
+    if (prm.b_packed != 0u) {
+        return f32(weight_code(e - prm.b_param_off));
+    }
+    return b_buf[at(2u) + e];
+}
+
+// The code (-1, 0 or +1) of element e of the packed weight matrix; the products multiply their
+// sums by the matrix's scale once, at the end.
+fn weight_code(e: u32) -> i32 {
+    if (prm.b_packed == PACKED_BINARY) {
+        let bit = (packed[at(7u) + prm.b_packed_off + e / 32u] >> (e % 32u)) & 1u;
+        return select(1, -1, bit == 1u);
+    }
+    let code = (packed[at(7u) + prm.b_packed_off + e / 16u] >> (2u * (e % 16u))) & 3u;
+    return select(select(0, 1, code == 1u), -1, code == 2u);
+}
+
+fn store_row(batch: u32, i: u32, j0: u32, acc: vec4<f32>) {
+    if (i >= prm.m) {
+        return;
+    }
+    for (var c = 0u; c < 4u; c++) {
+        let j = j0 + c;
+        if (j >= prm.n) {
+            return;
+        }
+        store(batch, i, j, acc[c]);
+    }
+}
+
+fn store(batch: u32, i: u32, j: u32, product: f32) {
+    var v = product;
+    if ((prm.flags & ADD_RESIDUAL) != 0u) {
+        v += r_buf[at(4u) + prm.r.off + batch * prm.r.s_batch + i * prm.r.s_row + j * prm.r.s_col];
+    }
+    if ((prm.flags & ADD_BIAS) != 0u) {
+        v += bias_buf[at(5u) + prm.bias_off + batch * prm.bias_s_batch + j];
+    }
+    let ci = at(3u) + prm.c.off + batch * prm.c.s_batch + i * prm.c.s_row + j * prm.c.s_col;
+    if ((prm.flags & ACCUMULATE) != 0u) {
+        v += c_buf[ci];
+    }
+    c_buf[ci] = v;
+}
+
+// `int8_main`'s output: integer sums (exact in f32 too: below 2^24) times the scales.
+fn store_int_row(batch: u32, i: u32, j0: u32, sums: vec4<f32>, weight_scale: f32) {
+    if (i >= prm.m) {
+        return;
+    }
+    store_row(batch, i, j0, sums * (weight_scale * a_step(i, 0u)));
+}
