@@ -3,7 +3,7 @@
 //
 // lavapipe executes every load from a storage or workgroup buffer as a loop over the lanes, so a
 // product runs as fast as the multiply-adds each loaded value feeds: 2 in shaders/matmul.wgsl's
-// 4x4 blocks. Here an invocation owns ROWS rows of C, WG_SIZE apart, and all COLS columns of
+// 4x4 blocks. Here an invocation owns ROWS consecutive rows of C and all COLS columns of
 // its workgroup. A pass covers LANES contraction steps: lane l loads row k0 + l of B's columns,
 // and subgroupBroadcast (a register shuffle) hands each of those rows to every lane in turn. Per
 // pass an invocation loads 4 x 8 values of A and 16 of B for 512 multiply-adds.
@@ -98,7 +98,7 @@ fn int8_main(
 
 fn lane_product(wg: vec3<u32>, lid: u32, lane: u32, a_holds: u32) {
     let batch = enter_model_grid(wg.z);
-    let i0 = wg.y * WG_SIZE * ROWS + lid;
+    let i0 = (wg.y * WG_SIZE + lid) * ROWS;
     let j0 = wg.x * COLS;
     let a_base = prm.a.off + batch * prm.a.s_batch;
     // Without the model's offset: a packed B is indexed relative to its parameter.
@@ -135,9 +135,9 @@ fn lane_product(wg: vec3<u32>, lid: u32, lane: u32, a_holds: u32) {
         scale = scales[at(8u) + prm.b_scale];
     }
     store_cols(batch, i0, j0, acc.r0, scale, a_holds);
-    store_cols(batch, i0 + WG_SIZE, j0, acc.r1, scale, a_holds);
-    store_cols(batch, i0 + 2u * WG_SIZE, j0, acc.r2, scale, a_holds);
-    store_cols(batch, i0 + 3u * WG_SIZE, j0, acc.r3, scale, a_holds);
+    store_cols(batch, i0 + 1u, j0, acc.r1, scale, a_holds);
+    store_cols(batch, i0 + 2u, j0, acc.r2, scale, a_holds);
+    store_cols(batch, i0 + 3u, j0, acc.r3, scale, a_holds);
 }
 
 // Row k of B's columns j0..j0 + 15 (its elements from `off`); zero past the matrix. The packed
@@ -218,9 +218,9 @@ fn a_pass(base: u32, i0: u32, k0: u32, p: ptr<function, KPos>, a_holds: u32) -> 
 // is a multiple of 8).
 fn int8_pass(base: u32, i0: u32, k0: u32) -> Column8 {
     let r0 = code_words(base, i0, k0);
-    let r1 = code_words(base, i0 + WG_SIZE, k0);
-    let r2 = code_words(base, i0 + 2u * WG_SIZE, k0);
-    let r3 = code_words(base, i0 + 3u * WG_SIZE, k0);
+    let r1 = code_words(base, i0 + 1u, k0);
+    let r2 = code_words(base, i0 + 2u, k0);
+    let r3 = code_words(base, i0 + 3u, k0);
     return Column8(
         codes_at(r0.x, r1.x, r2.x, r3.x, 0u), codes_at(r0.x, r1.x, r2.x, r3.x, 8u),
         codes_at(r0.x, r1.x, r2.x, r3.x, 16u), codes_at(r0.x, r1.x, r2.x, r3.x, 24u),
@@ -246,19 +246,29 @@ fn codes_at(r0: u32, r1: u32, r2: u32, r3: u32, bit: u32) -> vec4<f32> {
 fn a_rows(base: u32, i0: u32, k: u32, p: ptr<function, KPos>, a_holds: u32) -> vec4<f32> {
     let off = k_at(*p, prm.a.s_col, prm.a_k_hi);
     *p = next_k(*p);
-    return vec4<f32>(
-        a_value(base, i0, k, off, a_holds), a_value(base, i0 + WG_SIZE, k, off, a_holds),
-        a_value(base, i0 + 2u * WG_SIZE, k, off, a_holds),
-        a_value(base, i0 + 3u * WG_SIZE, k, off, a_holds));
+    if (a_holds == A_CODES) {
+        return transposed_codes(base + off, i0, k);
+    }
+    return vec4<f32>(a_value(base, i0, k, off), a_value(base, i0 + 1u, k, off),
+        a_value(base, i0 + 2u, k, off), a_value(base, i0 + 3u, k, off));
 }
 
-fn a_value(base: u32, i: u32, k: u32, off: u32, a_holds: u32) -> f32 {
+// The same from the int8 codes of a transposed A (a weight gradient a^T dy, the only use of
+// `main_codes`): rows i0..i0 + 3 are the four bytes of one word, and share column k's step.
+fn transposed_codes(e: u32, i0: u32, k: u32) -> vec4<f32> {
+    if (k >= prm.k) {
+        return vec4<f32>(0.0);
+    }
+    let word = bitcast<i32>(a_codes[at(9u) + (e + i0) / 4u]);
+    let codes = vec4<i32>(extractBits(word, 0u, 8u), extractBits(word, 8u, 8u),
+        extractBits(word, 16u, 8u), extractBits(word, 24u, 8u));
+    let live = vec4<u32>(i0, i0 + 1u, i0 + 2u, i0 + 3u) < vec4<u32>(prm.m);
+    return select(vec4<f32>(0.0), vec4<f32>(codes) * a_step(i0, k), live);
+}
+
+fn a_value(base: u32, i: u32, k: u32, off: u32) -> f32 {
     if (i < prm.m && k < prm.k) {
-        let e = base + i * prm.a.s_row + off;
-        if (a_holds == A_INT8) {
-            return f32(a_code(e));
-        }
-        return a_element(e, i, k, a_holds == A_CODES);
+        return a_element(base + i * prm.a.s_row + off, i, k, false);
     }
     return 0.0;
 }

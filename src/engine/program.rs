@@ -476,6 +476,10 @@ impl Recorder<'_> {
         );
         if let Some(int8) = p.int8 {
             assert!(p.k_split.is_none(), "int8 codes with a split contraction");
+            assert!(
+                int8.transposed || self.parallelism.products == Products::Tiles,
+                "products in lanes read codes as a float operand only transposed"
+            );
             params = int8.apply(params);
             kernel = self.kernel(Kernel::MatmulCodes, Kernel::LaneMatmulCodes);
             (codes, steps) = (&int8.rows.codes, &int8.rows.steps);
