@@ -16,10 +16,14 @@ const ROWS: u32 = 4u;
 const WG_SIZE: u32 = 64u;
 const COLS: u32 = 16u;
 
-// What A holds, per entry point: floats, int8 codes read as code * step, or bare codes.
-const A_FLOATS: u32 = 0u;
-const A_CODES: u32 = 1u;
-const A_INT8: u32 = 2u;
+// The operands' forms, one per entry point (a constant, so that lavapipe, which runs both sides
+// of every branch, runs only the loads of its own): A and B floats; A floats and B a packed
+// weight matrix (`main_packed`, which `main` of shaders/matmul.wgsl decides at run time);
+// A transposed int8 codes read as code * step and B floats; A int8 codes and B packed weights.
+const FLOATS: u32 = 0u;
+const PACKED: u32 = 1u;
+const CODES: u32 = 2u;
+const INT8: u32 = 3u;
 
 // Sixteen columns of one row.
 struct Cols {
@@ -75,7 +79,16 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    lane_product(wg, lid, lane, A_FLOATS);
+    lane_product(wg, lid, lane, FLOATS);
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn main_packed(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    lane_product(wg, lid, lane, PACKED);
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -84,7 +97,7 @@ fn main_codes(
     @builtin(local_invocation_index) lid: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    lane_product(wg, lid, lane, A_CODES);
+    lane_product(wg, lid, lane, CODES);
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -93,10 +106,10 @@ fn int8_main(
     @builtin(local_invocation_index) lid: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    lane_product(wg, lid, lane, A_INT8);
+    lane_product(wg, lid, lane, INT8);
 }
 
-fn lane_product(wg: vec3<u32>, lid: u32, lane: u32, a_holds: u32) {
+fn lane_product(wg: vec3<u32>, lid: u32, lane: u32, form: u32) {
     let batch = enter_model_grid(wg.z);
     let i0 = (wg.y * WG_SIZE + lid) * ROWS;
     let j0 = wg.x * COLS;
@@ -107,8 +120,8 @@ fn lane_product(wg: vec3<u32>, lid: u32, lane: u32, a_holds: u32) {
     var b_k = k_pos(lane);
     var acc = Block();
     for (var k0 = 0u; k0 < prm.k; k0 += LANES) {
-        let a = a_pass(a_base, i0, k0, &a_k, a_holds);
-        let b = b_cols(b_base, k0 + lane, k_at(b_k, prm.b.s_row, prm.b_k_hi), j0, a_holds);
+        let a = a_pass(a_base, i0, k0, &a_k, form);
+        let b = b_cols(b_base, k0 + lane, k_at(b_k, prm.b.s_row, prm.b_k_hi), j0, form);
         for (var s = 0u; s < LANES; s++) {
             b_k = next_k(b_k);
         }
@@ -134,32 +147,32 @@ fn lane_product(wg: vec3<u32>, lid: u32, lane: u32, a_holds: u32) {
     if (prm.b_packed != 0u) {
         scale = scales[at(8u) + prm.b_scale];
     }
-    store_cols(batch, i0, j0, acc.r0, scale, a_holds);
-    store_cols(batch, i0 + 1u, j0, acc.r1, scale, a_holds);
-    store_cols(batch, i0 + 2u, j0, acc.r2, scale, a_holds);
-    store_cols(batch, i0 + 3u, j0, acc.r3, scale, a_holds);
+    store_cols(batch, i0, j0, acc.r0, scale, form);
+    store_cols(batch, i0 + 1u, j0, acc.r1, scale, form);
+    store_cols(batch, i0 + 2u, j0, acc.r2, scale, form);
+    store_cols(batch, i0 + 3u, j0, acc.r3, scale, form);
 }
 
 // Row k of B's columns j0..j0 + 15 (its elements from `off`); zero past the matrix. The packed
 // weight matrices of integer products have unit column stride, so their row is one or two words.
-fn b_cols(base: u32, k: u32, off: u32, j0: u32, a_holds: u32) -> Cols {
-    if (a_holds == A_INT8) {
+fn b_cols(base: u32, k: u32, off: u32, j0: u32, form: u32) -> Cols {
+    if (form == INT8) {
         return packed_cols(base + off + j0 - prm.b_param_off, k, j0);
     }
     return Cols(
-        vec4<f32>(b_value(base, k, off, j0), b_value(base, k, off, j0 + 1u),
-            b_value(base, k, off, j0 + 2u), b_value(base, k, off, j0 + 3u)),
-        vec4<f32>(b_value(base, k, off, j0 + 4u), b_value(base, k, off, j0 + 5u),
-            b_value(base, k, off, j0 + 6u), b_value(base, k, off, j0 + 7u)),
-        vec4<f32>(b_value(base, k, off, j0 + 8u), b_value(base, k, off, j0 + 9u),
-            b_value(base, k, off, j0 + 10u), b_value(base, k, off, j0 + 11u)),
-        vec4<f32>(b_value(base, k, off, j0 + 12u), b_value(base, k, off, j0 + 13u),
-            b_value(base, k, off, j0 + 14u), b_value(base, k, off, j0 + 15u)));
+        vec4<f32>(b_value(base, k, off, j0, form), b_value(base, k, off, j0 + 1u, form),
+            b_value(base, k, off, j0 + 2u, form), b_value(base, k, off, j0 + 3u, form)),
+        vec4<f32>(b_value(base, k, off, j0 + 4u, form), b_value(base, k, off, j0 + 5u, form),
+            b_value(base, k, off, j0 + 6u, form), b_value(base, k, off, j0 + 7u, form)),
+        vec4<f32>(b_value(base, k, off, j0 + 8u, form), b_value(base, k, off, j0 + 9u, form),
+            b_value(base, k, off, j0 + 10u, form), b_value(base, k, off, j0 + 11u, form)),
+        vec4<f32>(b_value(base, k, off, j0 + 12u, form), b_value(base, k, off, j0 + 13u, form),
+            b_value(base, k, off, j0 + 14u, form), b_value(base, k, off, j0 + 15u, form)));
 }
 
-fn b_value(base: u32, k: u32, off: u32, j: u32) -> f32 {
+fn b_value(base: u32, k: u32, off: u32, j: u32, form: u32) -> f32 {
     if (k < prm.k && j < prm.n) {
-        return b_element(base + off + j * prm.b.s_col);
+        return b_element(base + off + j * prm.b.s_col, form == PACKED);
     }
     return 0.0;
 }
@@ -203,15 +216,15 @@ fn packed_code(words: vec2<u32>, pos: u32, k: u32, j: u32) -> f32 {
 }
 
 // Columns k0..k0 + 7 of A on the invocation's rows (advancing the position *p past them).
-fn a_pass(base: u32, i0: u32, k0: u32, p: ptr<function, KPos>, a_holds: u32) -> Column8 {
-    if (a_holds == A_INT8) {
+fn a_pass(base: u32, i0: u32, k0: u32, p: ptr<function, KPos>, form: u32) -> Column8 {
+    if (form == INT8) {
         return int8_pass(base, i0, k0);
     }
     return Column8(
-        a_rows(base, i0, k0, p, a_holds), a_rows(base, i0, k0 + 1u, p, a_holds),
-        a_rows(base, i0, k0 + 2u, p, a_holds), a_rows(base, i0, k0 + 3u, p, a_holds),
-        a_rows(base, i0, k0 + 4u, p, a_holds), a_rows(base, i0, k0 + 5u, p, a_holds),
-        a_rows(base, i0, k0 + 6u, p, a_holds), a_rows(base, i0, k0 + 7u, p, a_holds));
+        a_rows(base, i0, k0, p, form), a_rows(base, i0, k0 + 1u, p, form),
+        a_rows(base, i0, k0 + 2u, p, form), a_rows(base, i0, k0 + 3u, p, form),
+        a_rows(base, i0, k0 + 4u, p, form), a_rows(base, i0, k0 + 5u, p, form),
+        a_rows(base, i0, k0 + 6u, p, form), a_rows(base, i0, k0 + 7u, p, form));
 }
 
 // The same from int8 codes: two words per row (rows start on a word and end in zero codes; k0
@@ -243,10 +256,10 @@ fn codes_at(r0: u32, r1: u32, r2: u32, r3: u32, bit: u32) -> vec4<f32> {
 }
 
 // Column k of A on the invocation's rows (at position *p, which it advances); zero past the matrix.
-fn a_rows(base: u32, i0: u32, k: u32, p: ptr<function, KPos>, a_holds: u32) -> vec4<f32> {
+fn a_rows(base: u32, i0: u32, k: u32, p: ptr<function, KPos>, form: u32) -> vec4<f32> {
     let off = k_at(*p, prm.a.s_col, prm.a_k_hi);
     *p = next_k(*p);
-    if (a_holds == A_CODES) {
+    if (form == CODES) {
         return transposed_codes(base + off, i0, k);
     }
     return vec4<f32>(a_value(base, i0, k, off), a_value(base, i0 + 1u, k, off),
@@ -285,10 +298,10 @@ fn fma_cols(x: f32, s: Cols, acc: Cols) -> Cols {
         fma(v, s.q3, acc.q3));
 }
 
-fn store_cols(batch: u32, i: u32, j0: u32, sums: Cols, weight_scale: f32, a_holds: u32) {
+fn store_cols(batch: u32, i: u32, j0: u32, sums: Cols, weight_scale: f32, form: u32) {
     let q = array<vec4<f32>, 4>(sums.q0, sums.q1, sums.q2, sums.q3);
     for (var c = 0u; c < 4u; c++) {
-        if (a_holds == A_INT8) {
+        if (form == INT8) {
             store_int_row(batch, i, j0 + 4u * c, q[c], weight_scale);
         } else {
             store_row(batch, i, j0 + 4u * c, q[c] * weight_scale);

@@ -105,15 +105,16 @@ fn a_step(i: u32, k: u32) -> f32 {
 
 fn load_b(base: u32, k: u32, j: u32, k_end: u32) -> f32 {
     if (k < k_end && j < prm.n) {
-        return b_element(base + k_offset(k, prm.b.s_row, prm.b_k_hi) + j * prm.b.s_col);
+        let e = base + k_offset(k, prm.b.s_row, prm.b_k_hi) + j * prm.b.s_col;
+        return b_element(e, prm.b_packed != 0u);
     }
     return 0.0;
 }
 
 // The element of B at index e of b_buf, or its code when B is a packed weight matrix (whose
 // elements are indexed from the parameters' start).
-fn b_element(e: u32) -> f32 {
-    if (prm.b_packed != 0u) {
+fn b_element(e: u32, packed: bool) -> f32 {
+    if (packed) {
         return f32(weight_code(e - prm.b_param_off));
     }
     return b_buf[at(2u) + e];

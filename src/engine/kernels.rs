@@ -80,6 +80,7 @@ pub enum Kernel {
     MatmulInt8,
     ReduceSplit,
     LaneMatmul,
+    LaneMatmulPacked,
     LaneMatmulCodes,
     LaneMatmulInt8,
     Quantize,
@@ -100,12 +101,13 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    const ALL: [Kernel; 22] = [
+    const ALL: [Kernel; 23] = [
         Kernel::Matmul,
         Kernel::MatmulCodes,
         Kernel::MatmulInt8,
         Kernel::ReduceSplit,
         Kernel::LaneMatmul,
+        Kernel::LaneMatmulPacked,
         Kernel::LaneMatmulCodes,
         Kernel::LaneMatmulInt8,
         Kernel::Quantize,
@@ -133,6 +135,7 @@ impl Kernel {
             Kernel::MatmulInt8 => ("matmul", "int8_main"),
             Kernel::ReduceSplit => ("matmul", "reduce_split"),
             Kernel::LaneMatmul => ("matmul_lanes", "main"),
+            Kernel::LaneMatmulPacked => ("matmul_lanes", "main_packed"),
             Kernel::LaneMatmulCodes => ("matmul_lanes", "main_codes"),
             Kernel::LaneMatmulInt8 => ("matmul_lanes", "int8_main"),
             Kernel::Quantize => ("quantize", "main"),
@@ -159,9 +162,10 @@ impl Kernel {
             Kernel::Matmul | Kernel::MatmulCodes | Kernel::MatmulInt8 | Kernel::ReduceSplit => {
                 Some(Products::Tiles)
             }
-            Kernel::LaneMatmul | Kernel::LaneMatmulCodes | Kernel::LaneMatmulInt8 => {
-                Some(Products::Lanes)
-            }
+            Kernel::LaneMatmul
+            | Kernel::LaneMatmulPacked
+            | Kernel::LaneMatmulCodes
+            | Kernel::LaneMatmulInt8 => Some(Products::Lanes),
             _ => None,
         }
     }

@@ -469,16 +469,22 @@ impl Recorder<'_> {
         let (splits, k_chunk) = split_k(&self.parallelism, tiles, p.k);
         let mut params = self.product_params(&p, r, (splits, k_chunk));
         // Unused int8 bindings need buffers too.
+        let packed = params.b_packed != 0;
+        let float_lanes = if packed {
+            Kernel::LaneMatmulPacked
+        } else {
+            Kernel::LaneMatmul
+        };
         let (mut kernel, mut codes, mut steps) = (
-            self.kernel(Kernel::Matmul, Kernel::LaneMatmul),
+            self.kernel(Kernel::Matmul, float_lanes),
             &self.shared.one,
             &self.shared.one,
         );
         if let Some(int8) = p.int8 {
             assert!(p.k_split.is_none(), "int8 codes with a split contraction");
             assert!(
-                int8.transposed || self.parallelism.products == Products::Tiles,
-                "products in lanes read codes as a float operand only transposed"
+                (int8.transposed && !packed) || self.parallelism.products == Products::Tiles,
+                "products in lanes read codes as a float operand only transposed, times floats"
             );
             params = int8.apply(params);
             kernel = self.kernel(Kernel::MatmulCodes, Kernel::LaneMatmulCodes);
