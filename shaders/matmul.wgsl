@@ -166,10 +166,10 @@ fn int8_main(
         workgroupBarrier();
     }
     let scale = scales[at(8u) + prm.b_scale];
-    store_int_row(batch, row0 + 4u * ty, col0 + 4u * tx, vec4<f32>(acc0), scale);
-    store_int_row(batch, row0 + 4u * ty + 1u, col0 + 4u * tx, vec4<f32>(acc1), scale);
-    store_int_row(batch, row0 + 4u * ty + 2u, col0 + 4u * tx, vec4<f32>(acc2), scale);
-    store_int_row(batch, row0 + 4u * ty + 3u, col0 + 4u * tx, vec4<f32>(acc3), scale);
+    store_int_row(batch, row0 + 4u * ty, col0 + 4u * tx, acc0, scale);
+    store_int_row(batch, row0 + 4u * ty + 1u, col0 + 4u * tx, acc1, scale);
+    store_int_row(batch, row0 + 4u * ty + 2u, col0 + 4u * tx, acc2, scale);
+    store_int_row(batch, row0 + 4u * ty + 3u, col0 + 4u * tx, acc3, scale);
 }
 
 // Four codes of one row of A against four codes of four columns of B.
@@ -178,3 +178,10 @@ fn dot4_row(a: u32, b: vec4<u32>) -> vec4<i32> {
         dot4I8Packed(a, b.x), dot4I8Packed(a, b.y), dot4I8Packed(a, b.z), dot4I8Packed(a, b.w));
 }
 
+// `int8_main`'s output: integer sums times the weight scale and the row's step.
+fn store_int_row(batch: u32, i: u32, j0: u32, sums: vec4<i32>, weight_scale: f32) {
+    if (i >= prm.m) {
+        return;
+    }
+    store_row(batch, i, j0, vec4<f32>(sums) * (weight_scale * a_step(i, 0u)));
+}

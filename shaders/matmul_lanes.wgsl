@@ -298,13 +298,14 @@ fn fma_cols(x: f32, s: Cols, acc: Cols) -> Cols {
         fma(v, s.q3, acc.q3));
 }
 
+// Row i of the invocation's sums, times the weight scale (and for integer sums, the row's step).
 fn store_cols(batch: u32, i: u32, j0: u32, sums: Cols, weight_scale: f32, form: u32) {
-    let q = array<vec4<f32>, 4>(sums.q0, sums.q1, sums.q2, sums.q3);
-    for (var c = 0u; c < 4u; c++) {
-        if (form == INT8) {
-            store_int_row(batch, i, j0 + 4u * c, q[c], weight_scale);
-        } else {
-            store_row(batch, i, j0 + 4u * c, q[c] * weight_scale);
-        }
+    var scale = weight_scale;
+    if (form == INT8 && i < prm.m) {
+        scale = weight_scale * a_step(i, 0u);
     }
+    store_row(batch, i, j0, sums.q0 * scale);
+    store_row(batch, i, j0 + 4u, sums.q1 * scale);
+    store_row(batch, i, j0 + 8u, sums.q2 * scale);
+    store_row(batch, i, j0 + 12u, sums.q3 * scale);
 }

@@ -34,7 +34,6 @@ struct Params {
     r: Operand,
     a_k_hi: u32,
     b_k_hi: u32,
-    flags: u32,
     bias_off: u32,
     bias_s_batch: u32,
     k_splits: u32,
@@ -53,6 +52,10 @@ struct Params {
     a_steps_row: u32,
     a_steps_col: u32,
 }
+
+// What a product adds to its sums (ADD_* bits): a constant of each pipeline, so that it loads
+// only the operands it has (lavapipe would run the loads of every branch).
+override PRODUCT_FLAGS: u32;
 
 const ADD_RESIDUAL: u32 = 1u;
 const ACCUMULATE: u32 = 2u;
@@ -131,38 +134,37 @@ fn weight_code(e: u32) -> i32 {
     return select(select(0, 1, code == 1u), -1, code == 2u);
 }
 
+// Columns j0..j0 + 3 of row i (those inside C).
 fn store_row(batch: u32, i: u32, j0: u32, acc: vec4<f32>) {
     if (i >= prm.m) {
         return;
     }
-    for (var c = 0u; c < 4u; c++) {
-        let j = j0 + c;
-        if (j >= prm.n) {
-            return;
-        }
-        store(batch, i, j, acc[c]);
+    // Unrolled: lavapipe indexes a vector by a loop counter through memory.
+    if (j0 < prm.n) {
+        store(batch, i, j0, acc.x);
+    }
+    if (j0 + 1u < prm.n) {
+        store(batch, i, j0 + 1u, acc.y);
+    }
+    if (j0 + 2u < prm.n) {
+        store(batch, i, j0 + 2u, acc.z);
+    }
+    if (j0 + 3u < prm.n) {
+        store(batch, i, j0 + 3u, acc.w);
     }
 }
 
 fn store(batch: u32, i: u32, j: u32, product: f32) {
     var v = product;
-    if ((prm.flags & ADD_RESIDUAL) != 0u) {
+    if ((PRODUCT_FLAGS & ADD_RESIDUAL) != 0u) {
         v += r_buf[at(4u) + prm.r.off + batch * prm.r.s_batch + i * prm.r.s_row + j * prm.r.s_col];
     }
-    if ((prm.flags & ADD_BIAS) != 0u) {
+    if ((PRODUCT_FLAGS & ADD_BIAS) != 0u) {
         v += bias_buf[at(5u) + prm.bias_off + batch * prm.bias_s_batch + j];
     }
     let ci = at(3u) + prm.c.off + batch * prm.c.s_batch + i * prm.c.s_row + j * prm.c.s_col;
-    if ((prm.flags & ACCUMULATE) != 0u) {
+    if ((PRODUCT_FLAGS & ACCUMULATE) != 0u) {
         v += c_buf[ci];
     }
     c_buf[ci] = v;
-}
-
-// `int8_main`'s output: integer sums (exact in f32 too: below 2^24) times the scales.
-fn store_int_row(batch: u32, i: u32, j0: u32, sums: vec4<f32>, weight_scale: f32) {
-    if (i >= prm.m) {
-        return;
-    }
-    store_row(batch, i, j0, sums * (weight_scale * a_step(i, 0u)));
 }

@@ -1,6 +1,7 @@
 //! WGSL sources, compute pipelines, and recorded dispatches.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use anyhow::{bail, Result};
 use wgpu::util::DeviceExt;
@@ -180,6 +181,7 @@ impl Kernel {
 /// One recorded dispatch: replayed unchanged every epoch.
 pub struct Dispatch {
     pub kernel: Kernel,
+    pipeline: wgpu::ComputePipeline,
     pub bind_group: wgpu::BindGroup,
     pub groups: [u32; 3],
     /// Floating-point operations of its matrix product (2 per multiply-add; 0 for the
@@ -188,7 +190,9 @@ pub struct Dispatch {
 }
 
 pub struct Kernels {
-    pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
+    modules: HashMap<&'static str, wgpu::ShaderModule>,
+    /// Created on first use, per kernel and PRODUCT_FLAGS (0 for kernels that are not products).
+    pipelines: Mutex<HashMap<(Kernel, u32), wgpu::ComputePipeline>>,
     /// Models of the engine: every dispatch runs its grid once per model.
     models: usize,
 }
@@ -216,11 +220,12 @@ pub fn groups_2d(threads: usize, size: u32) -> [u32; 3] {
 }
 
 impl Kernels {
-    /// Pipelines for an engine of `models` models whose matrix products run as `products`.
+    /// The shader modules of an engine of `models` models whose matrix products run as
+    /// `products`.
     pub fn new(device: &wgpu::Device, models: usize, products: Products) -> Self {
-        let wanted = |k: &Kernel| k.products().is_none_or(|p| p == products);
         let mut modules = HashMap::new();
         for (name, _) in SHADER_FILES {
+            let wanted = |k: &Kernel| k.products().is_none_or(|p| p == products);
             if !Kernel::ALL.iter().any(|k| wanted(k) && k.entry().0 == name) {
                 continue;
             }
@@ -231,29 +236,37 @@ impl Kernels {
             });
             modules.insert(name, module);
         }
-        let pipelines = Kernel::ALL
-            .into_iter()
-            .filter(wanted)
-            .map(|k| {
-                let (file, entry) = k.entry();
-                let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        Kernels {
+            modules,
+            pipelines: Mutex::new(HashMap::new()),
+            models: models.max(1),
+        }
+    }
+
+    /// The pipeline of `kernel` with the constant PRODUCT_FLAGS = `flags` (products only).
+    fn pipeline(&self, device: &wgpu::Device, kernel: Kernel, flags: u32) -> wgpu::ComputePipeline {
+        let mut pipelines = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        pipelines
+            .entry((kernel, flags))
+            .or_insert_with(|| {
+                let (file, entry) = kernel.entry();
+                let mut constants = vec![("STACKED", (self.models > 1) as u32 as f64)];
+                if kernel.products().is_some() {
+                    constants.push(("PRODUCT_FLAGS", flags as f64));
+                }
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(entry),
                     layout: None,
-                    module: &modules[file],
+                    module: &self.modules[file],
                     entry_point: Some(entry),
                     compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: &[("STACKED", (models > 1) as u32 as f64)],
+                        constants: &constants,
                         ..Default::default()
                     },
                     cache: None,
-                });
-                (k, pipeline)
+                })
             })
-            .collect();
-        Kernels {
-            pipelines,
-            models: models.max(1),
-        }
+            .clone()
     }
 
     pub fn models(&self) -> usize {
@@ -272,11 +285,24 @@ impl Kernels {
         buffers: &[(u32, &wgpu::Buffer)],
         groups: [u32; 3],
     ) -> Dispatch {
+        assert!(kernel.products().is_none(), "{kernel:?} needs its flags");
+        self.dispatch_product(device, (kernel, 0), uniform, buffers, groups)
+    }
+
+    /// [`Self::dispatch`] of a matrix product with PRODUCT_FLAGS `flags`.
+    pub fn dispatch_product(
+        &self,
+        device: &wgpu::Device,
+        (kernel, flags): (Kernel, u32),
+        uniform: Option<&[u8]>,
+        buffers: &[(u32, &wgpu::Buffer)],
+        groups: [u32; 3],
+    ) -> Dispatch {
         assert!(
             groups[2] == 1 || kernel.has_z_grid(),
             "{kernel:?} takes its model from workgroup z (enter_model): its grid must be flat"
         );
-        let pipeline = &self.pipelines[&kernel];
+        let pipeline = self.pipeline(device, kernel, flags);
         let make_uniform = |label, contents| {
             device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
@@ -318,6 +344,7 @@ impl Kernels {
         });
         Dispatch {
             kernel,
+            pipeline,
             bind_group,
             groups: [groups[0], groups[1], groups[2] * self.models as u32],
             flops: 0,
@@ -327,7 +354,7 @@ impl Kernels {
     /// Appends `dispatches` to a compute pass.
     pub fn encode(&self, pass: &mut wgpu::ComputePass, dispatches: &[Dispatch]) {
         for d in dispatches {
-            pass.set_pipeline(&self.pipelines[&d.kernel]);
+            pass.set_pipeline(&d.pipeline);
             pass.set_bind_group(0, &d.bind_group, &[]);
             pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
         }

@@ -103,7 +103,6 @@ struct MatmulParams {
     r: OperandParams,
     a_k_hi: u32,
     b_k_hi: u32,
-    flags: u32,
     bias_off: u32,
     bias_s_batch: u32,
     k_splits: u32,
@@ -406,16 +405,6 @@ impl Recorder<'_> {
         (splits, k_chunk): (usize, usize),
     ) -> MatmulParams {
         let (k_div, a_hi, b_hi) = p.k_split.unwrap_or((p.k.max(1), 0, 0));
-        let mut flags = 0;
-        if p.residual.is_some() {
-            flags |= MM_ADD_RESIDUAL;
-        }
-        if p.accumulate {
-            flags |= MM_ACCUMULATE;
-        }
-        if p.bias.is_some() {
-            flags |= MM_ADD_BIAS;
-        }
         let (bias_off, bias_s_batch) = p.bias.unwrap_or((0, 0));
         MatmulParams {
             m: p.m as u32,
@@ -428,13 +417,27 @@ impl Recorder<'_> {
             r: r.params(),
             a_k_hi: a_hi as u32,
             b_k_hi: b_hi as u32,
-            flags,
             bias_off: bias_off as u32,
             bias_s_batch: bias_s_batch as u32,
             k_splits: splits as u32,
             k_chunk: k_chunk as u32,
             ..self.packed_operand(&p.b)
         }
+    }
+
+    /// What product `p` adds to its sums (PRODUCT_FLAGS of shaders/include/matmul_operands.wgsl).
+    fn product_flags(p: &Product) -> u32 {
+        let mut flags = 0;
+        if p.residual.is_some() {
+            flags |= MM_ADD_RESIDUAL;
+        }
+        if p.accumulate {
+            flags |= MM_ACCUMULATE;
+        }
+        if p.bias.is_some() {
+            flags |= MM_ADD_BIAS;
+        }
+        flags
     }
 
     /// The product kernel of the adapter's implementation: `tiles` or its `lanes` counterpart.
@@ -493,19 +496,19 @@ impl Recorder<'_> {
         let partials = &self.shared.split_partials;
         // Unsplit, the product itself; split, the chunks' plain partial products into the
         // scratch, then their sums into C.
-        let (main_params, c, z) = if splits == 1 {
-            (params, p.c.buf, p.batch)
+        let flags = Self::product_flags(&p);
+        let (main_params, main_flags, c, z) = if splits == 1 {
+            (params, flags, p.c.buf, p.batch)
         } else {
             let chunks = MatmulParams {
                 c: op(partials, 0, p.m * p.n, p.n, 1).params(),
-                flags: 0,
                 ..params
             };
-            (chunks, partials, p.batch * splits)
+            (chunks, 0, partials, p.batch * splits)
         };
-        let mut dispatch = self.kernels.dispatch(
+        let mut dispatch = self.kernels.dispatch_product(
             self.device,
-            kernel,
+            (kernel, main_flags),
             Some(bytemuck::bytes_of(&main_params)),
             &[
                 (1, p.a.buf),
@@ -525,9 +528,9 @@ impl Recorder<'_> {
         if splits == 1 {
             return;
         }
-        out.push(self.kernels.dispatch(
+        out.push(self.kernels.dispatch_product(
             self.device,
-            Kernel::ReduceSplit,
+            (Kernel::ReduceSplit, flags),
             Some(bytemuck::bytes_of(&params)),
             &[(3, p.c.buf), (4, r.buf), (5, qp), (6, partials)],
             [(p.m * p.n).div_ceil(256) as u32, 1, p.batch as u32],
@@ -564,9 +567,12 @@ impl Recorder<'_> {
             // Its entry points share one body, which names the float operands' bindings too.
             buffers.extend([(1, &self.shared.one), (2, &self.shared.one)]);
         }
-        let mut dispatch = self.kernels.dispatch(
+        let mut dispatch = self.kernels.dispatch_product(
             self.device,
-            self.kernel(Kernel::MatmulInt8, Kernel::LaneMatmulInt8),
+            (
+                self.kernel(Kernel::MatmulInt8, Kernel::LaneMatmulInt8),
+                Self::product_flags(p),
+            ),
             Some(bytemuck::bytes_of(&params)),
             &buffers,
             self.product_grid(p, p.batch),
