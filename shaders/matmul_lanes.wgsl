@@ -13,7 +13,7 @@
 
 const LANES: u32 = 8u;
 const ROWS: u32 = 4u;
-const WG_SIZE: u32 = 64u;
+const WG_SIZE: u32 = 32u;
 const COLS: u32 = 16u;
 
 // The operands' forms, one per entry point (a constant, so that lavapipe, which runs both sides

@@ -44,7 +44,7 @@ pub struct Shared {
 const MATMUL_TK: usize = 16;
 const MATMUL_TILE: usize = 64;
 /// Output rows and columns of a workgroup of shaders/matmul_lanes.wgsl (WG_SIZE * ROWS, COLS).
-const LANE_ROWS: usize = 256;
+const LANE_ROWS: usize = 128;
 const LANE_COLS: usize = 16;
 /// Threads of a workgroup that reduces rows or columns together (SUM_THREADS in
 /// shaders/include/workgroup_reduce.wgsl).
