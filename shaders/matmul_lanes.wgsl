@@ -18,12 +18,14 @@ const COLS: u32 = 16u;
 
 // The operands' forms, one per entry point (a constant, so that lavapipe, which runs both sides
 // of every branch, runs only the loads of its own): A and B floats; A floats and B a packed
-// weight matrix (`main_packed`, which `main` of shaders/matmul.wgsl decides at run time);
-// A transposed int8 codes read as code * step and B floats; A int8 codes and B packed weights.
+// weight matrix (`main_packed`, which `main` of shaders/matmul.wgsl decides at run time), read
+// code by code or, with unit column stride, a row at a time (`main_packed_rows`); A transposed
+// int8 codes read as code * step and B floats; A int8 codes and B packed rows.
 const FLOATS: u32 = 0u;
 const PACKED: u32 = 1u;
-const CODES: u32 = 2u;
-const INT8: u32 = 3u;
+const PACKED_ROWS: u32 = 2u;
+const CODES: u32 = 3u;
+const INT8: u32 = 4u;
 
 // Sixteen columns of one row.
 struct Cols {
@@ -92,6 +94,15 @@ fn main_packed(
 }
 
 @compute @workgroup_size(WG_SIZE)
+fn main_packed_rows(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    lane_product(wg, lid, lane, PACKED_ROWS);
+}
+
+@compute @workgroup_size(WG_SIZE)
 fn main_codes(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
@@ -153,10 +164,10 @@ fn lane_product(wg: vec3<u32>, lid: u32, lane: u32, form: u32) {
     store_cols(batch, i0 + 3u, j0, acc.r3, scale, form);
 }
 
-// Row k of B's columns j0..j0 + 15 (its elements from `off`); zero past the matrix. The packed
-// weight matrices of integer products have unit column stride, so their row is one or two words.
+// Row k of B's columns j0..j0 + 15 (its elements from `off`); zero past the matrix. A packed
+// row with unit column stride (always so in integer products) is one or two words.
 fn b_cols(base: u32, k: u32, off: u32, j0: u32, form: u32) -> Cols {
-    if (form == INT8) {
+    if (form == PACKED_ROWS || form == INT8) {
         return packed_cols(base + off + j0 - prm.b_param_off, k, j0);
     }
     return Cols(

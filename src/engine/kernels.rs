@@ -82,6 +82,7 @@ pub enum Kernel {
     ReduceSplit,
     LaneMatmul,
     LaneMatmulPacked,
+    LaneMatmulPackedRows,
     LaneMatmulCodes,
     LaneMatmulInt8,
     Quantize,
@@ -102,13 +103,14 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    const ALL: [Kernel; 23] = [
+    const ALL: [Kernel; 24] = [
         Kernel::Matmul,
         Kernel::MatmulCodes,
         Kernel::MatmulInt8,
         Kernel::ReduceSplit,
         Kernel::LaneMatmul,
         Kernel::LaneMatmulPacked,
+        Kernel::LaneMatmulPackedRows,
         Kernel::LaneMatmulCodes,
         Kernel::LaneMatmulInt8,
         Kernel::Quantize,
@@ -137,6 +139,7 @@ impl Kernel {
             Kernel::ReduceSplit => ("matmul", "reduce_split"),
             Kernel::LaneMatmul => ("matmul_lanes", "main"),
             Kernel::LaneMatmulPacked => ("matmul_lanes", "main_packed"),
+            Kernel::LaneMatmulPackedRows => ("matmul_lanes", "main_packed_rows"),
             Kernel::LaneMatmulCodes => ("matmul_lanes", "main_codes"),
             Kernel::LaneMatmulInt8 => ("matmul_lanes", "int8_main"),
             Kernel::Quantize => ("quantize", "main"),
@@ -165,6 +168,7 @@ impl Kernel {
             }
             Kernel::LaneMatmul
             | Kernel::LaneMatmulPacked
+            | Kernel::LaneMatmulPackedRows
             | Kernel::LaneMatmulCodes
             | Kernel::LaneMatmulInt8 => Some(Products::Lanes),
             _ => None,
