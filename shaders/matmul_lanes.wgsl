@@ -19,13 +19,15 @@ const COLS: u32 = 16u;
 // The operands' forms, one per entry point (a constant, so that lavapipe, which runs both sides
 // of every branch, runs only the loads of its own): A and B floats; A floats and B a packed
 // weight matrix (`main_packed`, which `main` of shaders/matmul.wgsl decides at run time), read
-// code by code or, with unit column stride, a row at a time (`main_packed_rows`); A transposed
+// code by code, or with unit column stride a row at a time (`main_packed_rows`), or with unit
+// row stride a column at a time (`main_packed_cols`, a transposed weight matrix); A transposed
 // int8 codes read as code * step and B floats; A int8 codes and B packed rows.
 const FLOATS: u32 = 0u;
 const PACKED: u32 = 1u;
 const PACKED_ROWS: u32 = 2u;
-const CODES: u32 = 3u;
-const INT8: u32 = 4u;
+const PACKED_COLS: u32 = 3u;
+const CODES: u32 = 4u;
+const INT8: u32 = 5u;
 
 // Sixteen columns of one row.
 struct Cols {
@@ -103,6 +105,15 @@ fn main_packed_rows(
 }
 
 @compute @workgroup_size(WG_SIZE)
+fn main_packed_cols(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    lane_product(wg, lid, lane, PACKED_COLS);
+}
+
+@compute @workgroup_size(WG_SIZE)
 fn main_codes(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
@@ -170,6 +181,9 @@ fn b_cols(base: u32, k: u32, off: u32, j0: u32, form: u32) -> Cols {
     if (form == PACKED_ROWS || form == INT8) {
         return packed_cols(base + off + j0 - prm.b_param_off, k, j0);
     }
+    if (form == PACKED_COLS) {
+        return packed_transposed_cols(base + off - prm.b_param_off, k, j0);
+    }
     return Cols(
         vec4<f32>(b_value(base, k, off, j0, form), b_value(base, k, off, j0 + 1u, form),
             b_value(base, k, off, j0 + 2u, form), b_value(base, k, off, j0 + 3u, form)),
@@ -208,6 +222,50 @@ fn packed_cols(e: u32, k: u32, j0: u32) -> Cols {
             packed_code(words, shift + 13u, k, j0 + 13u),
             packed_code(words, shift + 14u, k, j0 + 14u),
             packed_code(words, shift + 15u, k, j0 + 15u)));
+}
+
+// The same from a packed B of unit row stride, whose column j (element e + j * s_col onwards)
+// holds this pass's eight codes in one or two words: each lane loads the words of two columns and
+// passes them to the others, each of which takes its own row k = k0 + lane (element e) from them.
+fn packed_transposed_cols(e: u32, k: u32, j0: u32) -> Cols {
+    let lane = k % LANES;
+    let first = e - lane;
+    let mine = vec4<u32>(column_words(first, j0 + 2u * lane), column_words(first, j0 + 2u * lane + 1u));
+    let w0 = subgroupBroadcast(mine, 0u);
+    let w1 = subgroupBroadcast(mine, 1u);
+    let w2 = subgroupBroadcast(mine, 2u);
+    let w3 = subgroupBroadcast(mine, 3u);
+    let w4 = subgroupBroadcast(mine, 4u);
+    let w5 = subgroupBroadcast(mine, 5u);
+    let w6 = subgroupBroadcast(mine, 6u);
+    let w7 = subgroupBroadcast(mine, 7u);
+    return Cols(
+        vec4<f32>(column_code(w0.xy, first, lane, k, j0), column_code(w0.zw, first, lane, k, j0 + 1u),
+            column_code(w1.xy, first, lane, k, j0 + 2u), column_code(w1.zw, first, lane, k, j0 + 3u)),
+        vec4<f32>(column_code(w2.xy, first, lane, k, j0 + 4u),
+            column_code(w2.zw, first, lane, k, j0 + 5u), column_code(w3.xy, first, lane, k, j0 + 6u),
+            column_code(w3.zw, first, lane, k, j0 + 7u)),
+        vec4<f32>(column_code(w4.xy, first, lane, k, j0 + 8u),
+            column_code(w4.zw, first, lane, k, j0 + 9u), column_code(w5.xy, first, lane, k, j0 + 10u),
+            column_code(w5.zw, first, lane, k, j0 + 11u)),
+        vec4<f32>(column_code(w6.xy, first, lane, k, j0 + 12u),
+            column_code(w6.zw, first, lane, k, j0 + 13u), column_code(w7.xy, first, lane, k, j0 + 14u),
+            column_code(w7.zw, first, lane, k, j0 + 15u)));
+}
+
+// The words holding codes first + j * s_col onwards (column j's of this pass); zero past B.
+fn column_words(first: u32, j: u32) -> vec2<u32> {
+    if (j >= prm.n) {
+        return vec2<u32>(0u);
+    }
+    let per_word = select(16u, 32u, prm.b_packed == PACKED_BINARY);
+    let w = at(7u) + prm.b_packed_off + (first + j * prm.b.s_col) / per_word;
+    return vec2<u32>(packed[w], packed[w + 1u]);
+}
+
+fn column_code(words: vec2<u32>, first: u32, lane: u32, k: u32, j: u32) -> f32 {
+    let per_word = select(16u, 32u, prm.b_packed == PACKED_BINARY);
+    return packed_code(words, (first + j * prm.b.s_col) % per_word + lane, k, j);
 }
 
 // The code at position `pos` of two consecutive words (the shaders/quantize.wgsl packing) of

@@ -83,6 +83,7 @@ pub enum Kernel {
     LaneMatmul,
     LaneMatmulPacked,
     LaneMatmulPackedRows,
+    LaneMatmulPackedCols,
     LaneMatmulCodes,
     LaneMatmulInt8,
     Quantize,
@@ -103,7 +104,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    const ALL: [Kernel; 24] = [
+    const ALL: [Kernel; 25] = [
         Kernel::Matmul,
         Kernel::MatmulCodes,
         Kernel::MatmulInt8,
@@ -111,6 +112,7 @@ impl Kernel {
         Kernel::LaneMatmul,
         Kernel::LaneMatmulPacked,
         Kernel::LaneMatmulPackedRows,
+        Kernel::LaneMatmulPackedCols,
         Kernel::LaneMatmulCodes,
         Kernel::LaneMatmulInt8,
         Kernel::Quantize,
@@ -140,6 +142,7 @@ impl Kernel {
             Kernel::LaneMatmul => ("matmul_lanes", "main"),
             Kernel::LaneMatmulPacked => ("matmul_lanes", "main_packed"),
             Kernel::LaneMatmulPackedRows => ("matmul_lanes", "main_packed_rows"),
+            Kernel::LaneMatmulPackedCols => ("matmul_lanes", "main_packed_cols"),
             Kernel::LaneMatmulCodes => ("matmul_lanes", "main_codes"),
             Kernel::LaneMatmulInt8 => ("matmul_lanes", "int8_main"),
             Kernel::Quantize => ("quantize", "main"),
@@ -169,6 +172,7 @@ impl Kernel {
             Kernel::LaneMatmul
             | Kernel::LaneMatmulPacked
             | Kernel::LaneMatmulPackedRows
+            | Kernel::LaneMatmulPackedCols
             | Kernel::LaneMatmulCodes
             | Kernel::LaneMatmulInt8 => Some(Products::Lanes),
             _ => None,

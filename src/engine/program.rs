@@ -473,10 +473,11 @@ impl Recorder<'_> {
         let mut params = self.product_params(&p, r, (splits, k_chunk));
         // Unused int8 bindings need buffers too.
         let packed = params.b_packed != 0;
-        let float_lanes = match (packed, p.b.col) {
-            (false, _) => Kernel::LaneMatmul,
-            (true, 1) => Kernel::LaneMatmulPackedRows,
-            (true, _) => Kernel::LaneMatmulPacked,
+        let float_lanes = match (packed, p.b.col, p.b.row) {
+            (false, _, _) => Kernel::LaneMatmul,
+            (true, 1, _) => Kernel::LaneMatmulPackedRows,
+            (true, _, 1) if p.k_split.is_none() => Kernel::LaneMatmulPackedCols,
+            (true, _, _) => Kernel::LaneMatmulPacked,
         };
         let (mut kernel, mut codes, mut steps) = (
             self.kernel(Kernel::Matmul, float_lanes),
