@@ -47,7 +47,10 @@ fn has(flag: u32) -> bool {
 }
 
 fn input(i: u32) -> f32 {
-    let v = x[at(1u) + i];
+    return activation(x[at(1u) + i]);
+}
+
+fn activation(v: f32) -> f32 {
     if (has(RELU_INPUT)) {
         return max(v, 0.0);
     }
@@ -94,13 +97,19 @@ fn forward(
     let base_i = t.row * prm.width;
     // Threads past the last row loop over nothing.
     let width = select(0u, prm.width, t.in_range);
-    var inv = 1.0;
-    if (has(RMS)) {
-        var ss = 0.0;
+    // One pass for both statistics: max |x * inv| = inv * max |x| exactly (inv > 0, and
+    // rounding a product by a positive factor keeps the order).
+    var ss = 0.0;
+    var amax = 0.0;
+    if (has(RMS) || has(INT8)) {
         for (var j = t.lane; j < width; j += prm.lanes) {
             let v = input(base_i + j);
             ss = fma(v, v, ss);
+            amax = max(amax, abs(v));
         }
+    }
+    var inv = 1.0;
+    if (has(RMS)) {
         inv = inverseSqrt(row_sum(ss, lid) / f32(prm.width) + NORM_EPS);
     }
     if (t.in_range && t.lane == 0u) {
@@ -108,11 +117,7 @@ fn forward(
     }
     var scale = 1.0;
     if (has(INT8)) {
-        var amax = 0.0;
-        for (var j = t.lane; j < width; j += prm.lanes) {
-            amax = max(amax, abs(input(base_i + j) * inv));
-        }
-        scale = 127.0 / max(row_max(amax, lid), QUANT_EPS);
+        scale = 127.0 / max(row_max(amax, lid) * inv, QUANT_EPS);
     }
     if (has(PACK)) {
         let words = (prm.width + 3u) / 4u;
@@ -164,8 +169,9 @@ fn backward(
     let k = inv * inv * inv * dot / f32(prm.width);
     for (var j = t.lane; j < width; j += prm.lanes) {
         let i = base_i + j;
-        var g = inv * dy[at(5u) + i] * gain_at(j) - k * input(i);
-        if (has(RELU_INPUT) && x[at(1u) + i] <= 0.0) {
+        let xi = x[at(1u) + i];
+        var g = inv * dy[at(5u) + i] * gain_at(j) - k * activation(xi);
+        if (has(RELU_INPUT) && xi <= 0.0) {
             g = 0.0;
         }
         if (has(ADD_BASE)) {
