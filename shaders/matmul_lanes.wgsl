@@ -182,7 +182,8 @@ fn b_cols(base: u32, k: u32, off: u32, j0: u32, form: u32) -> Cols {
         return packed_cols(base + off + j0 - prm.b_param_off, k, j0);
     }
     if (form == PACKED_COLS) {
-        return packed_transposed_cols(base + off - prm.b_param_off, k, j0);
+        // Unit row stride and no split contraction: the pass starts at element k0 of column 0.
+        return packed_transposed_cols(base - prm.b_param_off + k - k % LANES, k, j0);
     }
     return Cols(
         vec4<f32>(b_value(base, k, off, j0, form), b_value(base, k, off, j0 + 1u, form),
@@ -224,12 +225,11 @@ fn packed_cols(e: u32, k: u32, j0: u32) -> Cols {
             packed_code(words, shift + 15u, k, j0 + 15u)));
 }
 
-// The same from a packed B of unit row stride, whose column j (element e + j * s_col onwards)
-// holds this pass's eight codes in one or two words: each lane loads the words of two columns and
-// passes them to the others, each of which takes its own row k = k0 + lane (element e) from them.
-fn packed_transposed_cols(e: u32, k: u32, j0: u32) -> Cols {
+// The same from a packed B of unit row stride, whose column j (element first + j * s_col
+// onwards) holds this pass's eight codes in one or two words: each lane loads the words of two
+// columns and passes them to the others, each of which takes its own row k = k0 + lane from them.
+fn packed_transposed_cols(first: u32, k: u32, j0: u32) -> Cols {
     let lane = k % LANES;
-    let first = e - lane;
     let mine = vec4<u32>(column_words(first, j0 + 2u * lane), column_words(first, j0 + 2u * lane + 1u));
     let w0 = subgroupBroadcast(mine, 0u);
     let w1 = subgroupBroadcast(mine, 1u);

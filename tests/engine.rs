@@ -69,6 +69,41 @@ fn other_parallelism_matches_reference() {
     }
 }
 
+/// Widths that are no multiple of a packed word (d_model 42 = 2 heads × 21, d_mlp 70): the
+/// products' reads of packed weight rows and columns straddle words and end inside one, for
+/// every weight precision and activation quantisation, on both implementations of the product.
+#[test]
+fn odd_widths_match_reference() {
+    let small_gpu = Parallelism {
+        min_splits: 2,
+        min_split_chunk: 16,
+        ..Parallelism::GPU
+    };
+    let mut gpu = gpu();
+    let mut configs = Vec::new();
+    for mut c in check::switch_combinations() {
+        let first = !configs.iter().any(|o: &bitgrok::model::ModelConfig| {
+            (o.weights, o.act_quant, o.linear_norm) == (c.weights, c.act_quant, c.linear_norm)
+        });
+        if first {
+            (c.d_model, c.n_heads, c.d_head, c.d_mlp) = (42, 2, 21, 70);
+            configs.push(c);
+        }
+    }
+    assert_eq!(configs.len(), 12);
+    let mut rows = Vec::new();
+    for parallelism in [Parallelism::CPU, small_gpu] {
+        gpu.parallelism = parallelism;
+        for (i, config) in configs.iter().enumerate() {
+            rows.extend(check::check_against_reference(&gpu, config, 300 + i as u64).unwrap());
+        }
+    }
+    assert!(
+        print_table(&rows),
+        "engine disagrees with the CPU reference at odd widths (table above)"
+    );
+}
+
 #[test]
 fn engine_matches_shared_test_vectors() {
     let gpu = gpu();
