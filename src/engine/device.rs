@@ -216,3 +216,30 @@ impl Gpu {
         describe(&self.info)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adapter(device_type: wgpu::DeviceType, subgroup_min_size: u32) -> wgpu::AdapterInfo {
+        wgpu::AdapterInfo {
+            subgroup_min_size,
+            ..wgpu::AdapterInfo::new(device_type, wgpu::Backend::Vulkan)
+        }
+    }
+
+    #[test]
+    fn products_in_lanes_only_on_cpu_adapters_with_subgroups_of_eight() {
+        let subgroups = wgpu::Features::SUBGROUP;
+        let cpu = wgpu::DeviceType::Cpu;
+        let products = |info, features| Parallelism::for_adapter(&info, features).products;
+        assert_eq!(products(adapter(cpu, 8), subgroups), Products::Lanes);
+        assert_eq!(products(adapter(cpu, 4), subgroups), Products::Tiles);
+        assert_eq!(products(adapter(cpu, 8), wgpu::Features::empty()), Products::Tiles);
+        let gpu = wgpu::DeviceType::DiscreteGpu;
+        assert_eq!(products(adapter(gpu, 32), subgroups), Products::Tiles);
+        // Either way a CPU adapter keeps the CPU layout's other choices.
+        let fallback = Parallelism::for_adapter(&adapter(cpu, 4), subgroups);
+        assert_eq!((fallback.split_target, fallback.row_lanes), (0, 1));
+    }
+}
