@@ -235,7 +235,10 @@ mod tests {
         let products = |info, features| Parallelism::for_adapter(&info, features).products;
         assert_eq!(products(adapter(cpu, 8), subgroups), Products::Lanes);
         assert_eq!(products(adapter(cpu, 4), subgroups), Products::Tiles);
-        assert_eq!(products(adapter(cpu, 8), wgpu::Features::empty()), Products::Tiles);
+        assert_eq!(
+            products(adapter(cpu, 8), wgpu::Features::empty()),
+            Products::Tiles
+        );
         let gpu = wgpu::DeviceType::DiscreteGpu;
         assert_eq!(products(adapter(gpu, 32), subgroups), Products::Tiles);
         // Either way a CPU adapter keeps the CPU layout's other choices.

@@ -549,11 +549,13 @@ impl Recorder<'_> {
             !int8.transposed && p.k_split.is_none() && !p.accumulate,
             "an integer product multiplies int8 rows by a packed weight matrix"
         );
-        // The lane kernel sums the integers in f32: exact while they stay below 2^24.
+        // The lane kernel sums the integers in f32 (exact while they stay below 2^24) and reads
+        // the weights a row at a time.
         assert!(
-            p.k * 127 < 1 << 24,
-            "an integer product of length {} could round",
-            p.k
+            p.k * 127 < 1 << 24 && p.b.col == 1,
+            "an integer product of length {} (weight column stride {}) in lanes",
+            p.k,
+            p.b.col
         );
         let mut buffers = vec![
             (3, p.c.buf),
