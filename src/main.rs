@@ -129,6 +129,13 @@ fn run(command: Command) -> Result<ExitCode> {
                         100 + i as u64,
                     )?);
                 }
+                for (i, config) in check::odd_width_configs().iter().enumerate() {
+                    rows.extend(check::check_against_reference(
+                        &gpu,
+                        config,
+                        300 + i as u64,
+                    )?);
+                }
                 for config in check::stacked_configs() {
                     rows.extend(check::check_stacked(&gpu, &config)?);
                 }

@@ -69,9 +69,8 @@ fn other_parallelism_matches_reference() {
     }
 }
 
-/// Widths that are no multiple of a packed word (d_model 42 = 2 heads × 21, d_mlp 70): the
-/// products' reads of packed weight rows and columns straddle words and end inside one, for
-/// every weight precision and activation quantisation, on both implementations of the product.
+/// `check::odd_width_configs` (packed reads that straddle words) on both implementations of the
+/// product.
 #[test]
 fn odd_widths_match_reference() {
     let small_gpu = Parallelism {
@@ -80,16 +79,7 @@ fn odd_widths_match_reference() {
         ..Parallelism::GPU
     };
     let mut gpu = gpu();
-    let mut configs = Vec::new();
-    for mut c in check::switch_combinations() {
-        let first = !configs.iter().any(|o: &bitgrok::model::ModelConfig| {
-            (o.weights, o.act_quant, o.linear_norm) == (c.weights, c.act_quant, c.linear_norm)
-        });
-        if first {
-            (c.d_model, c.n_heads, c.d_head, c.d_mlp) = (42, 2, 21, 70);
-            configs.push(c);
-        }
-    }
+    let configs = check::odd_width_configs();
     assert_eq!(configs.len(), 12);
     let mut rows = Vec::new();
     for parallelism in [Parallelism::CPU, small_gpu] {
