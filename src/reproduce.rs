@@ -68,7 +68,7 @@ pub fn reproduce(gpu: &Gpu, out: &Path, full: bool, force: bool) -> Result<PathB
     if reduced {
         println!(
             "{} is a CPU adapter: the study's configuration (p = 113, up to 25,000 epochs at \
-             ~1.6 s each on lavapipe with 2 cores, about 11 hours) is meant for GPUs, so this runs \
+             0.6 to 1 s each on lavapipe with 2 cores, 4 to 7 hours) is meant for GPUs, so this runs \
              the reduced configuration (p = 23, frac 0.7, d_model 64 full precision / 32 binary and \
              ternary). Pass --full for the study's.",
             gpu.describe()
