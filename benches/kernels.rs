@@ -35,7 +35,6 @@ fn kernels(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("seed-bitnet ternary p={} {name}", modulus()));
         group.sample_size(10);
         for (index, d) in engine.dispatches(program).into_iter().enumerate() {
-            let (file, entry) = d.kernel.entry();
             // Criterion keeps a group's throughput for every later function, so the FLOPs of
             // a product go into its name.
             let flops = if d.flops > 0 {
@@ -43,7 +42,7 @@ fn kernels(c: &mut Criterion) {
             } else {
                 String::new()
             };
-            group.bench_function(format!("{index:02} {file}::{entry}{flops}"), |b| {
+            group.bench_function(format!("{index:02} {}{flops}", d.name), |b| {
                 b.iter(|| engine.replay_dispatch(program, index, 1).expect("replay"))
             });
         }

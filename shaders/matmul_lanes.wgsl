@@ -8,25 +8,28 @@
 // and subgroupBroadcast (a register shuffle) hands each of those rows to every lane in turn. Per
 // pass an invocation loads 4 x 8 values of A and 16 of B for 512 multiply-adds.
 //
-// Sums are in f32 for every entry point. `int8_main`'s are still exact: its terms are integers
-// (code times -1, 0 or +1) whose sums stay below 2^24 (the host checks k * 127 < 2^24).
+// One entry point, `main`, specialised by FORM (below). Sums are in f32 for every form; INT8's
+// are still exact: its terms are integers (code times -1, 0 or +1) whose sums stay below 2^24
+// (the host checks k * 127 < 2^24).
 
 const LANES: u32 = 8u;
 const ROWS: u32 = 4u;
 const WG_SIZE: u32 = 32u;
 const COLS: u32 = 16u;
 
-// The operands' forms, one per entry point (a constant, so that lavapipe, which runs both sides
-// of every branch, runs only the loads of its own): A and B floats; A floats and B a packed
-// weight matrix (`main_packed`, which `main` of shaders/matmul.wgsl decides at run time), read
-// code by code, or with unit column stride a row at a time (`main_packed_rows`), or with unit
-// row stride a column at a time (`main_packed_cols`, a transposed weight matrix); A transposed
-// int8 codes read as code * step and B floats; A int8 codes and B packed rows.
+// The operands' forms (`LaneForm` in src/engine/kernels.rs): a constant of each pipeline, so
+// that lavapipe, which runs both sides of every branch, runs only the loads of its own.
+override FORM: u32;
+// A and B floats.
 const FLOATS: u32 = 0u;
+// A floats; B a packed weight matrix read code by code, or with unit column stride a row at a
+// time, or with unit row stride (a transposed weight matrix) a column at a time.
 const PACKED: u32 = 1u;
 const PACKED_ROWS: u32 = 2u;
 const PACKED_COLS: u32 = 3u;
+// A transposed int8 codes read as code * step (a weight gradient a^T dy); B floats.
 const CODES: u32 = 4u;
+// A int8 codes, B packed rows: integer sums.
 const INT8: u32 = 5u;
 
 // Sixteen columns of one row.
@@ -83,55 +86,6 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    lane_product(wg, lid, lane, FLOATS);
-}
-
-@compute @workgroup_size(WG_SIZE)
-fn main_packed(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(subgroup_invocation_id) lane: u32,
-) {
-    lane_product(wg, lid, lane, PACKED);
-}
-
-@compute @workgroup_size(WG_SIZE)
-fn main_packed_rows(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(subgroup_invocation_id) lane: u32,
-) {
-    lane_product(wg, lid, lane, PACKED_ROWS);
-}
-
-@compute @workgroup_size(WG_SIZE)
-fn main_packed_cols(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(subgroup_invocation_id) lane: u32,
-) {
-    lane_product(wg, lid, lane, PACKED_COLS);
-}
-
-@compute @workgroup_size(WG_SIZE)
-fn main_codes(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(subgroup_invocation_id) lane: u32,
-) {
-    lane_product(wg, lid, lane, CODES);
-}
-
-@compute @workgroup_size(WG_SIZE)
-fn int8_main(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(subgroup_invocation_id) lane: u32,
-) {
-    lane_product(wg, lid, lane, INT8);
-}
-
-fn lane_product(wg: vec3<u32>, lid: u32, lane: u32, form: u32) {
     let batch = enter_model_grid(wg.z);
     let i0 = (wg.y * WG_SIZE + lid) * ROWS;
     let j0 = wg.x * COLS;
@@ -142,8 +96,8 @@ fn lane_product(wg: vec3<u32>, lid: u32, lane: u32, form: u32) {
     var b_k = k_pos(lane);
     var acc = Block();
     for (var k0 = 0u; k0 < prm.k; k0 += LANES) {
-        let a = a_pass(a_base, i0, k0, &a_k, form);
-        let b = b_cols(b_base, k0 + lane, k_at(b_k, prm.b.s_row, prm.b_k_hi), j0, form);
+        let a = a_pass(a_base, i0, k0, &a_k);
+        let b = b_cols(b_base, k0 + lane, k_at(b_k, prm.b.s_row, prm.b_k_hi), j0);
         for (var s = 0u; s < LANES; s++) {
             b_k = next_k(b_k);
         }
@@ -169,36 +123,36 @@ fn lane_product(wg: vec3<u32>, lid: u32, lane: u32, form: u32) {
     if (prm.b_packed != 0u) {
         scale = scales[at(8u) + prm.b_scale];
     }
-    store_cols(batch, i0, j0, acc.r0, scale, form);
-    store_cols(batch, i0 + 1u, j0, acc.r1, scale, form);
-    store_cols(batch, i0 + 2u, j0, acc.r2, scale, form);
-    store_cols(batch, i0 + 3u, j0, acc.r3, scale, form);
+    store_cols(batch, i0, j0, acc.r0, scale);
+    store_cols(batch, i0 + 1u, j0, acc.r1, scale);
+    store_cols(batch, i0 + 2u, j0, acc.r2, scale);
+    store_cols(batch, i0 + 3u, j0, acc.r3, scale);
 }
 
 // Row k of B's columns j0..j0 + 15 (its elements from `off`); zero past the matrix. A packed
 // row with unit column stride (always so in integer products) is one or two words.
-fn b_cols(base: u32, k: u32, off: u32, j0: u32, form: u32) -> Cols {
-    if (form == PACKED_ROWS || form == INT8) {
+fn b_cols(base: u32, k: u32, off: u32, j0: u32) -> Cols {
+    if (FORM == PACKED_ROWS || FORM == INT8) {
         return packed_cols(base + off + j0 - prm.b_param_off, k, j0);
     }
-    if (form == PACKED_COLS) {
+    if (FORM == PACKED_COLS) {
         // Unit row stride and no split contraction: the pass starts at element k0 of column 0.
         return packed_transposed_cols(base - prm.b_param_off + k - k % LANES, k, j0);
     }
     return Cols(
-        vec4<f32>(b_value(base, k, off, j0, form), b_value(base, k, off, j0 + 1u, form),
-            b_value(base, k, off, j0 + 2u, form), b_value(base, k, off, j0 + 3u, form)),
-        vec4<f32>(b_value(base, k, off, j0 + 4u, form), b_value(base, k, off, j0 + 5u, form),
-            b_value(base, k, off, j0 + 6u, form), b_value(base, k, off, j0 + 7u, form)),
-        vec4<f32>(b_value(base, k, off, j0 + 8u, form), b_value(base, k, off, j0 + 9u, form),
-            b_value(base, k, off, j0 + 10u, form), b_value(base, k, off, j0 + 11u, form)),
-        vec4<f32>(b_value(base, k, off, j0 + 12u, form), b_value(base, k, off, j0 + 13u, form),
-            b_value(base, k, off, j0 + 14u, form), b_value(base, k, off, j0 + 15u, form)));
+        vec4<f32>(b_value(base, k, off, j0), b_value(base, k, off, j0 + 1u),
+            b_value(base, k, off, j0 + 2u), b_value(base, k, off, j0 + 3u)),
+        vec4<f32>(b_value(base, k, off, j0 + 4u), b_value(base, k, off, j0 + 5u),
+            b_value(base, k, off, j0 + 6u), b_value(base, k, off, j0 + 7u)),
+        vec4<f32>(b_value(base, k, off, j0 + 8u), b_value(base, k, off, j0 + 9u),
+            b_value(base, k, off, j0 + 10u), b_value(base, k, off, j0 + 11u)),
+        vec4<f32>(b_value(base, k, off, j0 + 12u), b_value(base, k, off, j0 + 13u),
+            b_value(base, k, off, j0 + 14u), b_value(base, k, off, j0 + 15u)));
 }
 
-fn b_value(base: u32, k: u32, off: u32, j: u32, form: u32) -> f32 {
+fn b_value(base: u32, k: u32, off: u32, j: u32) -> f32 {
     if (k < prm.k && j < prm.n) {
-        return b_element(base + off + j * prm.b.s_col, form == PACKED);
+        return b_element(base + off + j * prm.b.s_col, FORM == PACKED);
     }
     return 0.0;
 }
@@ -285,15 +239,15 @@ fn packed_code(words: vec2<u32>, pos: u32, k: u32, j: u32) -> f32 {
 }
 
 // Columns k0..k0 + 7 of A on the invocation's rows (advancing the position *p past them).
-fn a_pass(base: u32, i0: u32, k0: u32, p: ptr<function, KPos>, form: u32) -> Column8 {
-    if (form == INT8) {
+fn a_pass(base: u32, i0: u32, k0: u32, p: ptr<function, KPos>) -> Column8 {
+    if (FORM == INT8) {
         return int8_pass(base, i0, k0);
     }
     return Column8(
-        a_rows(base, i0, k0, p, form), a_rows(base, i0, k0 + 1u, p, form),
-        a_rows(base, i0, k0 + 2u, p, form), a_rows(base, i0, k0 + 3u, p, form),
-        a_rows(base, i0, k0 + 4u, p, form), a_rows(base, i0, k0 + 5u, p, form),
-        a_rows(base, i0, k0 + 6u, p, form), a_rows(base, i0, k0 + 7u, p, form));
+        a_rows(base, i0, k0, p), a_rows(base, i0, k0 + 1u, p),
+        a_rows(base, i0, k0 + 2u, p), a_rows(base, i0, k0 + 3u, p),
+        a_rows(base, i0, k0 + 4u, p), a_rows(base, i0, k0 + 5u, p),
+        a_rows(base, i0, k0 + 6u, p), a_rows(base, i0, k0 + 7u, p));
 }
 
 // The same from int8 codes: two words per row (rows start on a word and end in zero codes; k0
@@ -325,10 +279,10 @@ fn codes_at(r0: u32, r1: u32, r2: u32, r3: u32, bit: u32) -> vec4<f32> {
 }
 
 // Column k of A on the invocation's rows (at position *p, which it advances); zero past the matrix.
-fn a_rows(base: u32, i0: u32, k: u32, p: ptr<function, KPos>, form: u32) -> vec4<f32> {
+fn a_rows(base: u32, i0: u32, k: u32, p: ptr<function, KPos>) -> vec4<f32> {
     let off = k_at(*p, prm.a.s_col, prm.a_k_hi);
     *p = next_k(*p);
-    if (form == CODES) {
+    if (FORM == CODES) {
         return transposed_codes(base + off, i0, k);
     }
     return vec4<f32>(a_value(base, i0, k, off), a_value(base, i0 + 1u, k, off),
@@ -336,7 +290,8 @@ fn a_rows(base: u32, i0: u32, k: u32, p: ptr<function, KPos>, form: u32) -> vec4
 }
 
 // The same from the int8 codes of a transposed A (a weight gradient a^T dy, the only use of
-// `main_codes`): rows i0..i0 + 3 are the four bytes of one word, and share column k's step.
+// codes read as code * step): rows i0..i0 + 3 are the four bytes of one word, and share column
+// k's step.
 fn transposed_codes(e: u32, i0: u32, k: u32) -> vec4<f32> {
     if (k >= prm.k) {
         return vec4<f32>(0.0);
@@ -368,9 +323,9 @@ fn fma_cols(x: f32, s: Cols, acc: Cols) -> Cols {
 }
 
 // Row i of the invocation's sums, times the weight scale (and for integer sums, the row's step).
-fn store_cols(batch: u32, i: u32, j0: u32, sums: Cols, weight_scale: f32, form: u32) {
+fn store_cols(batch: u32, i: u32, j0: u32, sums: Cols, weight_scale: f32) {
     var scale = weight_scale;
-    if (form == INT8 && i < prm.m) {
+    if (FORM == INT8 && i < prm.m) {
         scale = weight_scale * a_step(i, 0u);
     }
     store_row(batch, i, j0, sums.q0 * scale);

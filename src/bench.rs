@@ -173,20 +173,20 @@ pub fn profile(
         for (
             index,
             DispatchInfo {
-                kernel,
+                name: kernel,
                 workgroups,
                 flops,
+                ..
             },
         ) in engine.dispatches(program).into_iter().enumerate()
         {
             engine.replay_dispatch(program, index, 1)?;
             let start = Instant::now();
             engine.replay_dispatch(program, index, repeats)?;
-            let (file, entry) = kernel.entry();
             out.push(KernelTiming {
                 program: name,
                 index,
-                kernel: format!("{file}::{entry}"),
+                kernel,
                 workgroups,
                 flops,
                 ms: start.elapsed().as_secs_f64() * 1e3 / repeats as f64,
@@ -230,12 +230,12 @@ pub fn print_results(results: &[BenchResult]) {
 pub fn print_profile(preset: Preset, weights: Weights, timings: &[KernelTiming]) {
     let total: f64 = timings.iter().map(|t| t.ms).sum();
     println!("\n{preset:?}, {weights:?} weights: {total:.1} ms in all dispatches");
-    println!("program     #  kernel                        workgroups        GFLOP       ms  GFLOP/s  share");
+    println!("program     #  kernel                            workgroups     GFLOP       ms  GFLOP/s  share");
     for t in timings {
         let [x, y, z] = t.workgroups;
         let gflop = t.flops as f64 / 1e9;
         println!(
-            "{:<10} {:>2}  {:<28} {:>16} {:>8.3} {:>8.2} {:>8} {:>5.1}%",
+            "{:<10} {:>2}  {:<32} {:>12} {:>8.3} {:>8.2} {:>8} {:>5.1}%",
             t.program,
             t.index,
             t.kernel,

@@ -6,14 +6,15 @@
 // k = k_hi * k_div + k_lo, with a stride for each part: this sums over (head, d_head) pairs of
 // [H, ., Dh] tensors in one product.
 //
-// Each file has three entry points:
-// - `main`: A and B from floats, or B from a packed binary or ternary weight matrix (its codes,
-//   the sums scaled once by the matrix's scale);
-// - `main_codes`: `main` with A read from int8 codes (shaders/norm.wgsl, PACK) as code * step (a
-//   weight gradient a^T dy); a separate entry point, so that `main` carries no test for it;
-// - `int8_main`: int8 codes times a packed weight matrix, summed exactly as integers and scaled
-//   once: C = sum * (weight scale * row step). Its A operand counts bytes (codes), with column
-//   stride 1, and it never splits K.
+// The operands may be:
+// - A and B floats, or B a packed binary or ternary weight matrix (its codes, the sums scaled
+//   once by the matrix's scale);
+// - A int8 codes (shaders/norm.wgsl, PACK) read as code * step (a weight gradient a^T dy);
+// - A int8 codes times a packed weight matrix, summed exactly as integers and scaled once:
+//   C = sum * (weight scale * row step). Such an A counts bytes (codes), with column stride 1,
+//   and the product never splits K.
+// shaders/matmul.wgsl has an entry point for each (`main`, `main_codes`, `int8_main`);
+// shaders/matmul_lanes.wgsl one, specialised per pipeline.
 
 struct Operand {
     off: u32,
@@ -46,7 +47,7 @@ struct Params {
     b_param_off: u32,
     b_packed_off: u32,
     b_scale: u32,
-    // A's int8 codes (main_codes, int8_main): element (i, k) has the step
+    // A's int8 codes: element (i, k) has the step
     // a_steps[a_steps_off + i * a_steps_row + k * a_steps_col].
     a_steps_off: u32,
     a_steps_row: u32,
@@ -73,7 +74,7 @@ const PACKED_BINARY: u32 = 1u;
 // Packed quantised weights and their scales (shaders/quantize.wgsl).
 @group(0) @binding(7) var<storage, read> packed: array<u32>;
 @group(0) @binding(8) var<storage, read> scales: array<f32>;
-// `main_codes` and `int8_main`: A's packed int8 codes and its rows' steps.
+// A's packed int8 codes and its rows' steps.
 @group(0) @binding(9) var<storage, read> a_codes: array<u32>;
 @group(0) @binding(10) var<storage, read> a_steps: array<f32>;
 

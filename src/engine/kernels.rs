@@ -81,11 +81,6 @@ pub enum Kernel {
     MatmulInt8,
     ReduceSplit,
     LaneMatmul,
-    LaneMatmulPacked,
-    LaneMatmulPackedRows,
-    LaneMatmulPackedCols,
-    LaneMatmulCodes,
-    LaneMatmulInt8,
     Quantize,
     BeginStep,
     AdamW,
@@ -104,17 +99,12 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    const ALL: [Kernel; 25] = [
+    const ALL: [Kernel; 20] = [
         Kernel::Matmul,
         Kernel::MatmulCodes,
         Kernel::MatmulInt8,
         Kernel::ReduceSplit,
         Kernel::LaneMatmul,
-        Kernel::LaneMatmulPacked,
-        Kernel::LaneMatmulPackedRows,
-        Kernel::LaneMatmulPackedCols,
-        Kernel::LaneMatmulCodes,
-        Kernel::LaneMatmulInt8,
         Kernel::Quantize,
         Kernel::BeginStep,
         Kernel::AdamW,
@@ -140,11 +130,6 @@ impl Kernel {
             Kernel::MatmulInt8 => ("matmul", "int8_main"),
             Kernel::ReduceSplit => ("matmul", "reduce_split"),
             Kernel::LaneMatmul => ("matmul_lanes", "main"),
-            Kernel::LaneMatmulPacked => ("matmul_lanes", "main_packed"),
-            Kernel::LaneMatmulPackedRows => ("matmul_lanes", "main_packed_rows"),
-            Kernel::LaneMatmulPackedCols => ("matmul_lanes", "main_packed_cols"),
-            Kernel::LaneMatmulCodes => ("matmul_lanes", "main_codes"),
-            Kernel::LaneMatmulInt8 => ("matmul_lanes", "int8_main"),
             Kernel::Quantize => ("quantize", "main"),
             Kernel::BeginStep => ("optimizer", "begin_step"),
             Kernel::AdamW => ("optimizer", "adamw"),
@@ -169,12 +154,7 @@ impl Kernel {
             Kernel::Matmul | Kernel::MatmulCodes | Kernel::MatmulInt8 | Kernel::ReduceSplit => {
                 Some(Products::Tiles)
             }
-            Kernel::LaneMatmul
-            | Kernel::LaneMatmulPacked
-            | Kernel::LaneMatmulPackedRows
-            | Kernel::LaneMatmulPackedCols
-            | Kernel::LaneMatmulCodes
-            | Kernel::LaneMatmulInt8 => Some(Products::Lanes),
+            Kernel::LaneMatmul => Some(Products::Lanes),
             _ => None,
         }
     }
@@ -186,9 +166,36 @@ impl Kernel {
     }
 }
 
+/// The operands' forms of a product in lanes (FORM of shaders/matmul_lanes.wgsl). Each is a
+/// pipeline of its own: lavapipe runs both sides of every branch, loads included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LaneForm {
+    /// A and B floats.
+    Floats = 0,
+    /// A floats, B a packed weight matrix read code by code.
+    Packed = 1,
+    /// The same with unit column stride, read a row (one or two words) at a time.
+    PackedRows = 2,
+    /// The same with unit row stride (a transposed weight matrix), read a column at a time.
+    PackedCols = 3,
+    /// A transposed int8 codes, read as code × step; B floats.
+    Codes = 4,
+    /// A int8 codes, B packed rows: integer sums.
+    Int8 = 5,
+}
+
+/// The pipeline constants of a matrix product: what it adds to its sums (PRODUCT_FLAGS of
+/// shaders/include/matmul_operands.wgsl) and, in lanes, its operands' form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Specialisation {
+    pub flags: u32,
+    pub form: Option<LaneForm>,
+}
+
 /// One recorded dispatch: replayed unchanged every epoch.
 pub struct Dispatch {
     pub kernel: Kernel,
+    pub specialisation: Specialisation,
     pipeline: wgpu::ComputePipeline,
     pub bind_group: wgpu::BindGroup,
     pub groups: [u32; 3],
@@ -197,10 +204,21 @@ pub struct Dispatch {
     pub flops: u64,
 }
 
+impl Dispatch {
+    /// `file::entry`, with a product in lanes' operand form: `matmul_lanes::main[PackedCols]`.
+    pub fn name(&self) -> String {
+        let (file, entry) = self.kernel.entry();
+        match self.specialisation.form {
+            Some(form) => format!("{file}::{entry}[{form:?}]"),
+            None => format!("{file}::{entry}"),
+        }
+    }
+}
+
 pub struct Kernels {
     modules: HashMap<&'static str, wgpu::ShaderModule>,
-    /// Created on first use, per kernel and PRODUCT_FLAGS (0 for kernels that are not products).
-    pipelines: Mutex<HashMap<(Kernel, u32), wgpu::ComputePipeline>>,
+    /// Created on first use, per kernel and specialisation.
+    pipelines: Mutex<HashMap<(Kernel, Specialisation), wgpu::ComputePipeline>>,
     /// Models of the engine: every dispatch runs its grid once per model.
     models: usize,
 }
@@ -251,16 +269,24 @@ impl Kernels {
         }
     }
 
-    /// The pipeline of `kernel` with the constant PRODUCT_FLAGS = `flags` (products only).
-    fn pipeline(&self, device: &wgpu::Device, kernel: Kernel, flags: u32) -> wgpu::ComputePipeline {
+    /// The pipeline of `kernel` with the constants of `spec` (products only).
+    fn pipeline(
+        &self,
+        device: &wgpu::Device,
+        kernel: Kernel,
+        spec: Specialisation,
+    ) -> wgpu::ComputePipeline {
         let mut pipelines = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
         pipelines
-            .entry((kernel, flags))
+            .entry((kernel, spec))
             .or_insert_with(|| {
                 let (file, entry) = kernel.entry();
                 let mut constants = vec![("STACKED", (self.models > 1) as u32 as f64)];
                 if kernel.products().is_some() {
-                    constants.push(("PRODUCT_FLAGS", flags as f64));
+                    constants.push(("PRODUCT_FLAGS", spec.flags as f64));
+                }
+                if let Some(form) = spec.form {
+                    constants.push(("FORM", form as u32 as f64));
                 }
                 device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(entry),
@@ -293,15 +319,24 @@ impl Kernels {
         buffers: &[(u32, &wgpu::Buffer)],
         groups: [u32; 3],
     ) -> Dispatch {
-        assert!(kernel.products().is_none(), "{kernel:?} needs its flags");
-        self.dispatch_product(device, (kernel, 0), uniform, buffers, groups)
+        assert!(
+            kernel.products().is_none(),
+            "{kernel:?} needs its specialisation"
+        );
+        self.dispatch_product(
+            device,
+            (kernel, Specialisation::default()),
+            uniform,
+            buffers,
+            groups,
+        )
     }
 
-    /// [`Self::dispatch`] of a matrix product with PRODUCT_FLAGS `flags`.
+    /// [`Self::dispatch`] of a matrix product with its pipeline constants.
     pub fn dispatch_product(
         &self,
         device: &wgpu::Device,
-        (kernel, flags): (Kernel, u32),
+        (kernel, spec): (Kernel, Specialisation),
         uniform: Option<&[u8]>,
         buffers: &[(u32, &wgpu::Buffer)],
         groups: [u32; 3],
@@ -310,7 +345,12 @@ impl Kernels {
             groups[2] == 1 || kernel.has_z_grid(),
             "{kernel:?} takes its model from workgroup z (enter_model): its grid must be flat"
         );
-        let pipeline = self.pipeline(device, kernel, flags);
+        assert_eq!(
+            spec.form.is_some(),
+            kernel == Kernel::LaneMatmul,
+            "a product in lanes, and only it, has a form"
+        );
+        let pipeline = self.pipeline(device, kernel, spec);
         let make_uniform = |label, contents| {
             device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
@@ -352,6 +392,7 @@ impl Kernels {
         });
         Dispatch {
             kernel,
+            specialisation: spec,
             pipeline,
             bind_group,
             groups: [groups[0], groups[1], groups[2] * self.models as u32],

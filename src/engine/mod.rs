@@ -117,6 +117,8 @@ pub enum Program {
 #[derive(Clone, Debug)]
 pub struct DispatchInfo {
     pub kernel: Kernel,
+    /// `file::entry`, with a product in lanes' operand form.
+    pub name: String,
     pub workgroups: [u32; 3],
     pub flops: u64,
 }
@@ -373,6 +375,7 @@ impl<'g> Engine<'g> {
             .iter()
             .map(|d| DispatchInfo {
                 kernel: d.kernel,
+                name: d.name(),
                 workgroups: d.groups,
                 flops: d.flops,
             })

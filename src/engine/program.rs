@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::buffers::{Batch, Int8Rows, LinearInput, Tables};
 use super::device::{Parallelism, Products};
-use super::kernels::{groups_1d, groups_2d, Dispatch, Kernel, Kernels};
+use super::kernels::{groups_1d, groups_2d, Dispatch, Kernel, Kernels, LaneForm, Specialisation};
 use super::layout::ParamLayout;
 use crate::model::{ActQuant, LinearNorm, ModelConfig, ParamId, Weights};
 use crate::optim::AdamW;
@@ -440,11 +440,23 @@ impl Recorder<'_> {
         flags
     }
 
-    /// The product kernel of the adapter's implementation: `tiles` or its `lanes` counterpart.
-    fn kernel(&self, tiles: Kernel, lanes: Kernel) -> Kernel {
+    /// The pipeline of a product with `flags` in the adapter's implementation: the tiled entry
+    /// point `tiles`, or the lane kernel for operands of `form`.
+    fn product_kernel(
+        &self,
+        tiles: Kernel,
+        form: LaneForm,
+        flags: u32,
+    ) -> (Kernel, Specialisation) {
         match self.parallelism.products {
-            Products::Tiles => tiles,
-            Products::Lanes => lanes,
+            Products::Tiles => (tiles, Specialisation { flags, form: None }),
+            Products::Lanes => (
+                Kernel::LaneMatmul,
+                Specialisation {
+                    flags,
+                    form: Some(form),
+                },
+            ),
         }
     }
 
@@ -471,19 +483,16 @@ impl Recorder<'_> {
         let tiles = p.batch * p.m.div_ceil(MATMUL_TILE) * p.n.div_ceil(MATMUL_TILE);
         let (splits, k_chunk) = split_k(&self.parallelism, tiles, p.k);
         let mut params = self.product_params(&p, r, (splits, k_chunk));
-        // Unused int8 bindings need buffers too.
         let packed = params.b_packed != 0;
-        let float_lanes = match (packed, p.b.col, p.b.row) {
-            (false, _, _) => Kernel::LaneMatmul,
-            (true, 1, _) => Kernel::LaneMatmulPackedRows,
-            (true, _, 1) if p.k_split.is_none() => Kernel::LaneMatmulPackedCols,
-            (true, _, _) => Kernel::LaneMatmulPacked,
+        let mut tiles_kernel = Kernel::Matmul;
+        let mut form = match (packed, p.b.col, p.b.row) {
+            (false, _, _) => LaneForm::Floats,
+            (true, 1, _) => LaneForm::PackedRows,
+            (true, _, 1) if p.k_split.is_none() => LaneForm::PackedCols,
+            (true, _, _) => LaneForm::Packed,
         };
-        let (mut kernel, mut codes, mut steps) = (
-            self.kernel(Kernel::Matmul, float_lanes),
-            &self.shared.one,
-            &self.shared.one,
-        );
+        // Unused int8 bindings need buffers too.
+        let (mut codes, mut steps) = (&self.shared.one, &self.shared.one);
         if let Some(int8) = p.int8 {
             assert!(p.k_split.is_none(), "int8 codes with a split contraction");
             assert!(
@@ -491,7 +500,7 @@ impl Recorder<'_> {
                 "products in lanes read codes as a float operand only transposed, times floats"
             );
             params = int8.apply(params);
-            kernel = self.kernel(Kernel::MatmulCodes, Kernel::LaneMatmulCodes);
+            (tiles_kernel, form) = (Kernel::MatmulCodes, LaneForm::Codes);
             (codes, steps) = (&int8.rows.codes, &int8.rows.steps);
         }
         let partials = &self.shared.split_partials;
@@ -509,7 +518,7 @@ impl Recorder<'_> {
         };
         let mut dispatch = self.kernels.dispatch_product(
             self.device,
-            (kernel, main_flags),
+            self.product_kernel(tiles_kernel, form, main_flags),
             Some(bytemuck::bytes_of(&main_params)),
             &[
                 (1, p.a.buf),
@@ -531,7 +540,7 @@ impl Recorder<'_> {
         }
         out.push(self.kernels.dispatch_product(
             self.device,
-            (Kernel::ReduceSplit, flags),
+            (Kernel::ReduceSplit, Specialisation { flags, form: None }),
             Some(bytemuck::bytes_of(&params)),
             &[(3, p.c.buf), (4, r.buf), (5, qp), (6, partials)],
             [(p.m * p.n).div_ceil(256) as u32, 1, p.batch as u32],
@@ -567,15 +576,12 @@ impl Recorder<'_> {
             (10, &int8.rows.steps),
         ];
         if self.parallelism.products == Products::Lanes {
-            // Its entry points share one body, which names the float operands' bindings too.
+            // Its one entry point names the float operands' bindings too.
             buffers.extend([(1, &self.shared.one), (2, &self.shared.one)]);
         }
         let mut dispatch = self.kernels.dispatch_product(
             self.device,
-            (
-                self.kernel(Kernel::MatmulInt8, Kernel::LaneMatmulInt8),
-                Self::product_flags(p),
-            ),
+            self.product_kernel(Kernel::MatmulInt8, LaneForm::Int8, Self::product_flags(p)),
             Some(bytemuck::bytes_of(&params)),
             &buffers,
             self.product_grid(p, p.batch),
