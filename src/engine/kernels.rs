@@ -195,7 +195,7 @@ pub struct Specialisation {
 /// One recorded dispatch: replayed unchanged every epoch.
 pub struct Dispatch {
     pub kernel: Kernel,
-    pub specialisation: Specialisation,
+    specialisation: Specialisation,
     pipeline: wgpu::ComputePipeline,
     pub bind_group: wgpu::BindGroup,
     pub groups: [u32; 3],
