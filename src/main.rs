@@ -122,19 +122,10 @@ fn run(command: Command) -> Result<ExitCode> {
             println!("adapter: {}", gpu.describe());
             let mut rows = Vec::new();
             if vectors.is_empty() {
-                for (i, config) in check::switch_combinations().iter().enumerate() {
-                    rows.extend(check::check_against_reference(
-                        &gpu,
-                        config,
-                        100 + i as u64,
-                    )?);
-                }
-                for (i, config) in check::odd_width_configs().iter().enumerate() {
-                    rows.extend(check::check_against_reference(
-                        &gpu,
-                        config,
-                        300 + i as u64,
-                    )?);
+                let combinations = check::switch_combinations().into_iter().zip(100..);
+                let odd_widths = check::odd_width_configs().into_iter().zip(300..);
+                for (config, seed) in combinations.chain(odd_widths) {
+                    rows.extend(check::check_against_reference(&gpu, &config, seed)?);
                 }
                 for config in check::stacked_configs() {
                     rows.extend(check::check_stacked(&gpu, &config)?);
