@@ -159,8 +159,7 @@ fn b_value(base: u32, k: u32, off: u32, j: u32) -> f32 {
 
 // The codes of weights e..e + 15 (relative to the matrix: row k, columns j0..j0 + 15).
 fn packed_cols(e: u32, k: u32, j0: u32) -> Cols {
-    let binary = prm.b_packed == PACKED_BINARY;
-    let per_word = select(16u, 32u, binary);
+    let per_word = codes_per_word();
     let first = at(7u) + prm.b_packed_off + e / per_word;
     let words = vec2<u32>(packed[first], packed[first + 1u]);
     let shift = e % per_word;
@@ -184,7 +183,8 @@ fn packed_cols(e: u32, k: u32, j0: u32) -> Cols {
 // columns and passes them to the others, each of which takes its own row k = k0 + lane from them.
 fn packed_transposed_cols(first: u32, k: u32, j0: u32) -> Cols {
     let lane = k % LANES;
-    let mine = vec4<u32>(column_words(first, j0 + 2u * lane), column_words(first, j0 + 2u * lane + 1u));
+    let j = j0 + 2u * lane;
+    let mine = vec4<u32>(column_words(first, j), column_words(first, j + 1u));
     let w0 = subgroupBroadcast(mine, 0u);
     let w1 = subgroupBroadcast(mine, 1u);
     let w2 = subgroupBroadcast(mine, 2u);
@@ -212,30 +212,22 @@ fn column_words(first: u32, j: u32) -> vec2<u32> {
     if (j >= prm.n) {
         return vec2<u32>(0u);
     }
-    let per_word = select(16u, 32u, prm.b_packed == PACKED_BINARY);
+    let per_word = codes_per_word();
     let w = at(7u) + prm.b_packed_off + (first + j * prm.b.s_col) / per_word;
     return vec2<u32>(packed[w], packed[w + 1u]);
 }
 
 fn column_code(words: vec2<u32>, first: u32, lane: u32, k: u32, j: u32) -> f32 {
-    let per_word = select(16u, 32u, prm.b_packed == PACKED_BINARY);
-    return packed_code(words, (first + j * prm.b.s_col) % per_word + lane, k, j);
+    return packed_code(words, (first + j * prm.b.s_col) % codes_per_word() + lane, k, j);
 }
 
 // The code at position `pos` of two consecutive words (the shaders/quantize.wgsl packing) of
 // weight (k, j); zero past the matrix.
 fn packed_code(words: vec2<u32>, pos: u32, k: u32, j: u32) -> f32 {
-    let binary = prm.b_packed == PACKED_BINARY;
-    let per_word = select(16u, 32u, binary);
+    let per_word = codes_per_word();
     let second = pos >= per_word;
-    let p = select(pos, pos - per_word, second);
-    let word = select(words.x, words.y, second);
-    var code = select(select(0.0, 1.0, ((word >> (2u * p)) & 3u) == 1u), -1.0,
-        ((word >> (2u * p)) & 3u) == 2u);
-    if (binary) {
-        code = select(1.0, -1.0, ((word >> p) & 1u) == 1u);
-    }
-    return select(0.0, code, k < prm.k && j < prm.n);
+    let code = code_in_word(select(words.x, words.y, second), select(pos, pos - per_word, second));
+    return select(0.0, f32(code), k < prm.k && j < prm.n);
 }
 
 // Columns k0..k0 + 7 of A on the invocation's rows (advancing the position *p past them).

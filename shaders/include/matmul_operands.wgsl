@@ -127,11 +127,21 @@ fn b_element(e: u32, packed: bool) -> f32 {
 // The code (-1, 0 or +1) of element e of the packed weight matrix; the products multiply their
 // sums by the matrix's scale once, at the end.
 fn weight_code(e: u32) -> i32 {
+    let per_word = codes_per_word();
+    return code_in_word(packed[at(7u) + prm.b_packed_off + e / per_word], e % per_word);
+}
+
+// Codes per packed word: 32 sign bits (binary) or 16 two-bit codes (ternary).
+fn codes_per_word() -> u32 {
+    return select(16u, 32u, prm.b_packed == PACKED_BINARY);
+}
+
+// Code p of a packed word: a set sign bit is -1; a ternary code is 0, 1 (+1) or 2 (-1).
+fn code_in_word(word: u32, p: u32) -> i32 {
     if (prm.b_packed == PACKED_BINARY) {
-        let bit = (packed[at(7u) + prm.b_packed_off + e / 32u] >> (e % 32u)) & 1u;
-        return select(1, -1, bit == 1u);
+        return select(1, -1, ((word >> p) & 1u) == 1u);
     }
-    let code = (packed[at(7u) + prm.b_packed_off + e / 16u] >> (2u * (e % 16u))) & 3u;
+    let code = (word >> (2u * p)) & 3u;
     return select(select(0, 1, code == 1u), -1, code == 2u);
 }
 
