@@ -17,9 +17,10 @@ const TK: u32 = 16u;
 // reduce_split only: the chunks' partial products, [batch * k_splits + chunk, m, n].
 @group(0) @binding(6) var<storage, read> partials: array<f32>;
 
-// a_tile[kk * 16 + g] holds rows 4g..4g+3 of the tile at contraction step kk; b_tile columns.
-var<workgroup> a_tile: array<vec4<f32>, 256>;
-var<workgroup> b_tile: array<vec4<f32>, 256>;
+// The tiles of A and B, one after the other: tiles[kk * 16 + g] holds rows 4g..4g+3 of A's tile
+// at contraction step kk, tiles[B_TILE + kk * 16 + g] columns 4g..4g+3 of B's.
+const B_TILE: u32 = 256u;
+var<workgroup> tiles: array<vec4<f32>, 512>;
 
 @compute @workgroup_size(16, 16, 1)
 fn main(
@@ -47,9 +48,19 @@ fn tiled_product(wg: vec3<u32>, lid: vec3<u32>, codes: bool) {
     let col0 = wg.x * TILE;
     let tx = lid.x;
     let ty = lid.y;
+    let t = ty * 16u + tx;
     let a_base = prm.a.off + batch * prm.a.s_batch;
     // Without the model's offset: a packed B is indexed relative to its parameter.
     let b_base = prm.b.off + batch * prm.b.s_batch;
+
+    // Each thread loads four elements of A's and of B's tile per step, along the operand's
+    // contiguous dimension, and the next step's while the tile in workgroup memory is used.
+    let a_slot = tile_slot(t, prm.a.s_col == 1u);
+    let b_slot = tile_slot(t, prm.b.s_row == 1u && prm.b.s_col != 1u);
+    var a_pos = k_pos(k_begin + a_slot.kk);
+    var b_pos = k_pos(k_begin + b_slot.kk);
+    var a_next = load_a4(a_base, a_slot, row0 + a_slot.line, k_begin + a_slot.kk, k_end, a_pos, codes);
+    var b_next = load_b4(b_base, b_slot, col0 + b_slot.line, k_begin + b_slot.kk, k_end, b_pos);
 
     // Thread (tx, ty) owns rows 4ty..4ty+3 and columns 4tx..4tx+3 of the tile.
     var acc0 = vec4<f32>(0.0);
@@ -57,20 +68,19 @@ fn tiled_product(wg: vec3<u32>, lid: vec3<u32>, codes: bool) {
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
     for (var k0 = k_begin; k0 < k_end; k0 += TK) {
-        // Thread (tx, ty) loads four rows of A and four columns of B at step k0 + ty.
-        let k = k0 + ty;
-        let i = row0 + 4u * tx;
-        a_tile[ty * 16u + tx] = vec4<f32>(
-            load_a(a_base, i, k, k_end, codes), load_a(a_base, i + 1u, k, k_end, codes),
-            load_a(a_base, i + 2u, k, k_end, codes), load_a(a_base, i + 3u, k, k_end, codes));
-        let j = col0 + 4u * tx;
-        b_tile[ty * 16u + tx] = vec4<f32>(
-            load_b(b_base, k, j, k_end), load_b(b_base, k, j + 1u, k_end),
-            load_b(b_base, k, j + 2u, k_end), load_b(b_base, k, j + 3u, k_end));
+        put_tile4(0u, a_slot, a_next);
+        put_tile4(B_TILE, b_slot, b_next);
         workgroupBarrier();
+        let k1 = k0 + TK;
+        if (k1 < k_end) {
+            a_pos = skip_k(a_pos, TK);
+            b_pos = skip_k(b_pos, TK);
+            a_next = load_a4(a_base, a_slot, row0 + a_slot.line, k1 + a_slot.kk, k_end, a_pos, codes);
+            b_next = load_b4(b_base, b_slot, col0 + b_slot.line, k1 + b_slot.kk, k_end, b_pos);
+        }
         for (var kk = 0u; kk < TK; kk++) {
-            let a = a_tile[kk * 16u + ty];
-            let b = b_tile[kk * 16u + tx];
+            let a = tiles[kk * 16u + ty];
+            let b = tiles[B_TILE + kk * 16u + tx];
             acc0 = fma(vec4<f32>(a.x), b, acc0);
             acc1 = fma(vec4<f32>(a.y), b, acc1);
             acc2 = fma(vec4<f32>(a.z), b, acc2);
@@ -89,6 +99,86 @@ fn tiled_product(wg: vec3<u32>, lid: vec3<u32>, codes: bool) {
     store_row(z, row0 + 4u * ty + 1u, col0 + 4u * tx, acc1);
     store_row(z, row0 + 4u * ty + 2u, col0 + 4u * tx, acc2);
     store_row(z, row0 + 4u * ty + 3u, col0 + 4u * tx, acc3);
+}
+
+// A thread's four elements of an operand's tile step: lines line..line + 3 (rows of A's tile,
+// columns of B's) at step kk, or with `k_fast` steps kk..kk + 3 of one line, so that
+// neighbouring threads read neighbouring addresses whichever of the operand's dimensions is
+// contiguous.
+struct TileSlot {
+    line: u32,
+    kk: u32,
+    k_fast: bool,
+}
+
+fn tile_slot(t: u32, k_fast: bool) -> TileSlot {
+    if (k_fast) {
+        return TileSlot(t / 4u, 4u * (t % 4u), true);
+    }
+    return TileSlot(4u * (t % 16u), t / 16u, false);
+}
+
+// Element c of a slot whose first element is (line, k) at position p: its line and step, and
+// its position (p itself when the slot runs along lines).
+struct SlotElement {
+    line: u32,
+    k: u32,
+    pos: KPos,
+}
+
+fn slot_next(s: TileSlot, e: SlotElement) -> SlotElement {
+    if (s.k_fast) {
+        return SlotElement(e.line, e.k + 1u, next_k(e.pos));
+    }
+    return SlotElement(e.line + 1u, e.k, e.pos);
+}
+
+fn load_a4(base: u32, s: TileSlot, i: u32, k: u32, k_end: u32, p: KPos, codes: bool) -> vec4<f32> {
+    let e0 = SlotElement(i, k, p);
+    let e1 = slot_next(s, e0);
+    let e2 = slot_next(s, e1);
+    let e3 = slot_next(s, e2);
+    return vec4<f32>(a_at(base, e0, k_end, codes), a_at(base, e1, k_end, codes),
+        a_at(base, e2, k_end, codes), a_at(base, e3, k_end, codes));
+}
+
+fn a_at(base: u32, e: SlotElement, k_end: u32, codes: bool) -> f32 {
+    if (e.line < prm.m && e.k < k_end) {
+        let off = e.line * prm.a.s_row + k_at(e.pos, prm.a.s_col, prm.a_k_hi);
+        return a_element(base + off, e.line, e.k, codes);
+    }
+    return 0.0;
+}
+
+fn load_b4(base: u32, s: TileSlot, j: u32, k: u32, k_end: u32, p: KPos) -> vec4<f32> {
+    let e0 = SlotElement(j, k, p);
+    let e1 = slot_next(s, e0);
+    let e2 = slot_next(s, e1);
+    let e3 = slot_next(s, e2);
+    return vec4<f32>(b_at(base, e0, k_end), b_at(base, e1, k_end), b_at(base, e2, k_end),
+        b_at(base, e3, k_end));
+}
+
+fn b_at(base: u32, e: SlotElement, k_end: u32) -> f32 {
+    if (e.line < prm.n && e.k < k_end) {
+        let off = k_at(e.pos, prm.b.s_row, prm.b_k_hi) + e.line * prm.b.s_col;
+        return b_element(base + off, prm.b_packed != 0u);
+    }
+    return 0.0;
+}
+
+// Stores a slot's four elements into the tile that starts at `tile`.
+fn put_tile4(tile: u32, s: TileSlot, v: vec4<f32>) {
+    let at_line = tile + s.kk * 16u + s.line / 4u;
+    if (s.k_fast) {
+        let c = s.line % 4u;
+        tiles[at_line][c] = v.x;
+        tiles[at_line + 16u][c] = v.y;
+        tiles[at_line + 32u][c] = v.z;
+        tiles[at_line + 48u][c] = v.w;
+    } else {
+        tiles[at_line] = v;
+    }
 }
 
 // One thread per output element (workgroup z = batch within the model): the sum of its k_splits partials.

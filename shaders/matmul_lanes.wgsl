@@ -60,26 +60,6 @@ struct Column8 {
     k7: vec4<f32>,
 }
 
-// Position k = hi * k_div + lo along the contraction, advanced without dividing (a division
-// per load would cost lavapipe more than the product).
-struct KPos {
-    lo: u32,
-    hi: u32,
-}
-
-fn k_pos(k: u32) -> KPos {
-    return KPos(k % prm.k_div, k / prm.k_div);
-}
-
-fn next_k(p: KPos) -> KPos {
-    let wrap = p.lo + 1u == prm.k_div;
-    return KPos(select(p.lo + 1u, 0u, wrap), select(p.hi, p.hi + 1u, wrap));
-}
-
-fn k_at(p: KPos, s_lo: u32, s_hi: u32) -> u32 {
-    return p.hi * s_hi + p.lo * s_lo;
-}
-
 @compute @workgroup_size(WG_SIZE)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,

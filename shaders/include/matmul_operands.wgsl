@@ -78,16 +78,33 @@ const PACKED_BINARY: u32 = 1u;
 @group(0) @binding(9) var<storage, read> a_codes: array<u32>;
 @group(0) @binding(10) var<storage, read> a_steps: array<f32>;
 
-fn k_offset(k: u32, s_lo: u32, s_hi: u32) -> u32 {
-    return (k / prm.k_div) * s_hi + (k % prm.k_div) * s_lo;
+// Position k = hi * k_div + lo along the contraction, advanced without dividing (a division
+// per load would cost lavapipe more than the product, and a GPU more than its multiply-adds).
+struct KPos {
+    lo: u32,
+    hi: u32,
 }
 
-// Element (i, k) of A; from its int8 codes when `codes` (a constant of each entry point).
-fn load_a(base: u32, i: u32, k: u32, k_end: u32, codes: bool) -> f32 {
-    if (i < prm.m && k < k_end) {
-        return a_element(base + i * prm.a.s_row + k_offset(k, prm.a.s_col, prm.a_k_hi), i, k, codes);
+fn k_pos(k: u32) -> KPos {
+    return KPos(k % prm.k_div, k / prm.k_div);
+}
+
+fn next_k(p: KPos) -> KPos {
+    let wrap = p.lo + 1u == prm.k_div;
+    return KPos(select(p.lo + 1u, 0u, wrap), select(p.hi, p.hi + 1u, wrap));
+}
+
+// The position `steps` further on.
+fn skip_k(p: KPos, steps: u32) -> KPos {
+    var q = KPos(p.lo + steps, p.hi);
+    while (q.lo >= prm.k_div) {
+        q = KPos(q.lo - prm.k_div, q.hi + 1u);
     }
-    return 0.0;
+    return q;
+}
+
+fn k_at(p: KPos, s_lo: u32, s_hi: u32) -> u32 {
+    return p.hi * s_hi + p.lo * s_lo;
 }
 
 // Element (i, k) of A, stored at index e of a_buf or, when `codes`, of the bytes of a_codes.
@@ -105,14 +122,6 @@ fn a_code(e: u32) -> i32 {
 
 fn a_step(i: u32, k: u32) -> f32 {
     return a_steps[at(10u) + prm.a_steps_off + i * prm.a_steps_row + k * prm.a_steps_col];
-}
-
-fn load_b(base: u32, k: u32, j: u32, k_end: u32) -> f32 {
-    if (k < k_end && j < prm.n) {
-        let e = base + k_offset(k, prm.b.s_row, prm.b_k_hi) + j * prm.b.s_col;
-        return b_element(e, prm.b_packed != 0u);
-    }
-    return 0.0;
 }
 
 // The element of B at index e of b_buf, or its code when B is a packed weight matrix (whose
