@@ -9,7 +9,7 @@ struct Params {
     n_heads: u32,
     d_head: u32,
     scale: f32,     // 1 / sqrt(d_head)
-    _pad0: u32,
+    lanes: u32,     // threads per output of query_grad
     _pad1: u32,
     _pad2: u32,
 }
@@ -178,20 +178,25 @@ fn eq_row_grad(
 }
 
 // Gradient of the single query row: d score times the key, summed over examples and slots,
-// which is each table row's summed d score times its key.
-@compute @workgroup_size(64)
-fn query_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
-    enter_model(gid.z);
-    let t = gid.x;
-    if (t >= prm.n_heads * prm.d_head) {
-        return;
-    }
-    let h = t / prm.d_head;
-    let e = t % prm.d_head;
-    let rows = 2u * prm.p + 1u;
+// which is each table row's summed d score times its key. Each of its (head, e) gets `lanes`
+// threads that stride over the table rows and sum in a fixed tree.
+@compute @workgroup_size(SUM_THREADS)
+fn query_grad(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let t = row_lane(wg, nwg, lid, prm.n_heads * prm.d_head, prm.lanes);
+    let h = t.row / prm.d_head;
+    let e = t.row % prm.d_head;
+    // Threads past the last output loop over nothing.
+    let rows = select(0u, 2u * prm.p + 1u, t.in_range);
     var acc = 0.0;
-    for (var row = 0u; row < rows; row++) {
-        acc = fma(row_ds_in[at(17u) + h * rows + row], k_tab[at(2u) + tab_index(h, row, e)], acc);
+    for (var row = t.lane; row < rows; row += prm.lanes) {
+        acc = fma(row_ds_in[at(17u) + h * (2u * prm.p + 1u) + row], k_tab[at(2u) + tab_index(h, row, e)], acc);
     }
-    dq[at(15u) + t] = acc * prm.scale;
+    let total = segment_reduce(acc, lid, prm.lanes, false);
+    if (t.in_range && t.lane == 0u) {
+        dq[at(15u) + t.row] = total * prm.scale;
+    }
 }

@@ -11,8 +11,8 @@ struct Params {
     with_grad: u32,
     inv_n: f32,
     metric_slots: u32,
+    lanes: u32,      // threads per example in per_example_loss
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> prm: Params;
@@ -39,27 +39,40 @@ fn log1p_f32(x: f32) -> f32 {
     return log(u) * x / (u - 1.0);
 }
 
-@compute @workgroup_size(64)
-fn per_example_loss(@builtin(global_invocation_id) gid: vec3<u32>) {
-    enter_model(gid.z);
-    let n = gid.x;
-    if (n >= prm.n) {
-        return;
-    }
+// Each example gets `lanes` threads that stride over its logits and combine their partial
+// results in fixed trees (shaders/include/workgroup_reduce.wgsl): 64 on GPUs, 1 on CPU adapters.
+@compute @workgroup_size(SUM_THREADS)
+fn per_example_loss(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let t = row_lane(wg, nwg, lid, prm.n, prm.lanes);
+    let n = t.row;
+    // Threads past the last example loop over nothing.
+    let classes = select(0u, prm.p, t.in_range);
     let base_i = at(1u) + n * prm.p;
-    let label = labels[at(2u) + n];
-    var m = logits[base_i];
-    var arg = 0u;
-    for (var j = 1u; j < prm.p; j++) {
+    var label = 0u;
+    if (t.in_range) {
+        label = labels[at(2u) + n];
+    }
+    // The largest logit, and the first class that has it (as one thread scanning in order
+    // finds it): the smallest of the lanes' first classes holding it.
+    var lane_max = bitcast<f32>(0xff800000u);
+    var lane_arg = prm.p;
+    for (var j = t.lane; j < classes; j += prm.lanes) {
         let l = logits[base_i + j];
-        if (l > m) {
-            m = l;
-            arg = j;
+        if (l > lane_max) {
+            lane_max = l;
+            lane_arg = j;
         }
     }
+    let m = segment_reduce(lane_max, lid, prm.lanes, true);
+    let first = select(f32(prm.p), f32(lane_arg), lane_max == m);
+    let arg = u32(-segment_reduce(-first, lid, prm.lanes, true));
     var rest_max = 0.0;   // sum over j != argmax
     var rest_label = 0.0; // sum over j != label
-    for (var j = 0u; j < prm.p; j++) {
+    for (var j = t.lane; j < classes; j += prm.lanes) {
         let e = exp(logits[base_i + j] - m);
         if (j != arg) {
             rest_max += e;
@@ -68,12 +81,16 @@ fn per_example_loss(@builtin(global_invocation_id) gid: vec3<u32>) {
             rest_label += e;
         }
     }
+    rest_max = segment_reduce(rest_max, lid, prm.lanes, false);
+    rest_label = segment_reduce(rest_label, lid, prm.lanes, false);
     let total = 1.0 + rest_max;
-    let out = at(3u) + 2u * n;
-    per_example[out] = (m - logits[base_i + label]) + log1p_f32(rest_max);
-    per_example[out + 1u] = select(0.0, 1.0, arg == label);
+    if (t.in_range && t.lane == 0u) {
+        let out = at(3u) + 2u * n;
+        per_example[out] = (m - logits[base_i + label]) + log1p_f32(rest_max);
+        per_example[out + 1u] = select(0.0, 1.0, arg == label);
+    }
     if (prm.with_grad != 0u) {
-        for (var j = 0u; j < prm.p; j++) {
+        for (var j = t.lane; j < classes; j += prm.lanes) {
             var g: f32;
             if (j == label) {
                 g = -rest_label / total;

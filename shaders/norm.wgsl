@@ -64,21 +64,6 @@ fn gain_at(j: u32) -> f32 {
     return 1.0;
 }
 
-// A thread's row and its lane within the row; rows fold into two dispatch dimensions
-// (kernels::groups_2d).
-struct RowLane {
-    row: u32,
-    lane: u32,
-    // The row exists: threads past the last row still take part in the reductions.
-    in_range: bool,
-}
-
-fn row_lane(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> RowLane {
-    enter_model(wg.z);
-    let row = (wg.x + wg.y * nwg.x) * (SUM_THREADS / prm.lanes) + lid / prm.lanes;
-    return RowLane(row, lid % prm.lanes, row < prm.rows);
-}
-
 fn row_sum(value: f32, lid: u32) -> f32 {
     return segment_reduce(value, lid, prm.lanes, false);
 }
@@ -93,7 +78,7 @@ fn forward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let t = row_lane(wg, nwg, lid);
+    let t = row_lane(wg, nwg, lid, prm.rows, prm.lanes);
     let base_i = t.row * prm.width;
     // Threads past the last row loop over nothing.
     let width = select(0u, prm.width, t.in_range);
@@ -154,7 +139,7 @@ fn backward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let t = row_lane(wg, nwg, lid);
+    let t = row_lane(wg, nwg, lid, prm.rows, prm.lanes);
     let base_i = t.row * prm.width;
     let width = select(0u, prm.width, t.in_range);
     let inv = select(0.0, inv_rms_in[at(8u) + min(t.row, prm.rows - 1u)], t.in_range);

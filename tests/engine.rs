@@ -192,16 +192,24 @@ fn training_trajectory_matches_reference() {
 }
 
 /// Losses near 1e-7 survive the f32 loss kernel: after training a tiny model to a very low loss,
-/// the GPU's train loss matches the f64 cross-entropy of the same parameters.
+/// the GPU's train loss matches the f64 cross-entropy of the same parameters, with one thread
+/// per example (the CPU layout) and with 64 summing in trees (the GPU layout).
 #[test]
 fn tiny_losses_are_reported_accurately() {
+    let mut gpu = gpu();
+    for parallelism in [Parallelism::CPU, Parallelism::GPU] {
+        gpu.parallelism = parallelism;
+        tiny_loss_matches_reference(&gpu);
+    }
+}
+
+fn tiny_loss_matches_reference(gpu: &Gpu) {
     use bitgrok::engine::Engine;
     use bitgrok::model::{ModelConfig, Preset};
     use bitgrok::optim::AdamW;
     use bitgrok::reference;
     use bitgrok::task::Split;
 
-    let gpu = gpu();
     let mut c = ModelConfig::preset(Preset::Nanda, 7);
     (c.d_model, c.n_heads, c.d_head, c.d_mlp) = (16, 2, 8, 32);
     let split = Split::new(7, 0.5, 1);
@@ -211,14 +219,8 @@ fn tiny_losses_are_reported_accurately() {
         weight_decay: 0.0,
         ..AdamW::default()
     };
-    let mut engine = Engine::new(
-        &gpu,
-        &bitgrok::model::Params::init(&c, 3),
-        &train,
-        None,
-        &hp,
-    )
-    .unwrap();
+    let mut engine =
+        Engine::new(gpu, &bitgrok::model::Params::init(&c, 3), &train, None, &hp).unwrap();
     for chunk in 0..4 {
         engine.run_epochs(1 + chunk * 250, 250, |_| false).unwrap();
     }
@@ -230,7 +232,10 @@ fn tiny_losses_are_reported_accurately() {
         &labels,
         7,
     );
-    eprintln!("train loss: GPU {got:e}, f64 {want:e}");
+    eprintln!(
+        "{} lanes per example: train loss GPU {got:e}, f64 {want:e}",
+        gpu.parallelism.row_lanes
+    );
     assert!(
         want < 1e-5,
         "the model should reach a tiny loss, got {want:e}"

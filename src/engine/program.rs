@@ -146,7 +146,9 @@ struct AttnParams {
     n_heads: u32,
     d_head: u32,
     scale: f32,
-    _pad: [u32; 3],
+    /// Threads per output of `query_grad`.
+    lanes: u32,
+    _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -158,7 +160,9 @@ struct LossParams {
     with_grad: u32,
     inv_n: f32,
     metric_slots: u32,
-    _pad: [u32; 2],
+    /// Threads per example of `per_example_loss`.
+    lanes: u32,
+    _pad: u32,
 }
 
 /// AdamW's hyper-parameters as shaders/optimizer.wgsl reads them, one per model.
@@ -810,7 +814,8 @@ impl Recorder<'_> {
             n_heads: self.config.n_heads as u32,
             d_head: self.config.d_head as u32,
             scale: 1.0 / (self.config.d_head as f32).sqrt(),
-            _pad: [0; 3],
+            lanes: self.parallelism.row_lanes as u32,
+            _pad: [0; 2],
         }
     }
 
@@ -966,7 +971,8 @@ impl Recorder<'_> {
             with_grad: b.grads.is_some() as u32,
             inv_n: 1.0 / n as f32,
             metric_slots: self.shared.metric_slots as u32,
-            _pad: [0; 2],
+            lanes: self.parallelism.row_lanes as u32,
+            _pad: 0,
         };
         out.push(self.kernels.dispatch(
             self.device,
@@ -978,7 +984,7 @@ impl Recorder<'_> {
                 (3, &b.per_example),
                 (4, &b.dlogits),
             ],
-            groups_1d(n, 64)?,
+            self.row_groups(n),
         ));
         out.push(self.kernels.dispatch(
             self.device,
@@ -1155,7 +1161,7 @@ impl Recorder<'_> {
             Kernel::QueryGrad,
             attn,
             &[(2, &t.k), (15, &t.dq), (17, &t.row_ds)],
-            groups_1d(a, 64)?,
+            self.row_groups(a),
         ));
 
         // Their biases: column sums of the table gradients per head, and the query's gradient.
