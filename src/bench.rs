@@ -154,17 +154,19 @@ pub struct KernelTiming {
     pub ms: f64,
 }
 
-/// Per-dispatch times of the train step and the test evaluation of `preset` at `weights`: each
-/// dispatch replayed `repeats` times in one submission (after one warm-up replay).
+/// Per-dispatch times of the train step and the test evaluation of `preset` at `weights`, with
+/// `models` models trained together: each dispatch replayed `repeats` times in one submission
+/// (after one warm-up replay).
 pub fn profile(
     gpu: &Gpu,
     preset: Preset,
     weights: Weights,
+    models: usize,
     p: usize,
     widths: Option<(usize, usize)>,
     repeats: usize,
 ) -> Result<Vec<KernelTiming>> {
-    let mut engine = seed_engine(gpu, preset, weights, p, widths, 1)?;
+    let mut engine = seed_engine(gpu, preset, weights, p, widths, models)?;
     let mut out = Vec::new();
     for (program, name) in [
         (Program::TrainStep, "train step"),
@@ -227,9 +229,11 @@ pub fn print_results(results: &[BenchResult]) {
     }
 }
 
-pub fn print_profile(preset: Preset, weights: Weights, timings: &[KernelTiming]) {
+pub fn print_profile(preset: Preset, weights: Weights, models: usize, timings: &[KernelTiming]) {
     let total: f64 = timings.iter().map(|t| t.ms).sum();
-    println!("\n{preset:?}, {weights:?} weights: {total:.1} ms in all dispatches");
+    println!(
+        "\n{preset:?}, {weights:?} weights, {models} model(s): {total:.1} ms in all dispatches"
+    );
     println!("program     #  kernel                            workgroups     GFLOP       ms  GFLOP/s  share");
     for t in timings {
         let [x, y, z] = t.workgroups;

@@ -113,9 +113,14 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
-        /// Time every dispatch of the epoch alone instead (per preset and weight precision).
+        /// Time every dispatch of the epoch alone instead (per preset, weight precision and
+        /// number of models).
         #[arg(long)]
         kernels: bool,
+        /// Workgroups a matrix product should occupy before its contraction is split (split-K
+        /// on GPUs; 0 never splits). Default: the adapter's layout (512 on GPUs).
+        #[arg(long)]
+        split_target: Option<usize>,
         #[arg(long)]
         adapter: Option<String>,
     },

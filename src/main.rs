@@ -229,29 +229,36 @@ fn run(command: Command) -> Result<ExitCode> {
             epochs,
             json,
             kernels,
+            split_target,
             adapter,
         } => {
-            let gpu = Gpu::new(adapter.as_deref())?;
+            let mut gpu = Gpu::new(adapter.as_deref())?;
+            if let Some(target) = split_target {
+                gpu.parallelism.split_target = target;
+            }
             let widths = d_model.map(|d| (d, 4 * d));
             let presets = [Preset::Nanda, Preset::SeedBitnet];
+            let models: Vec<usize> = models.into_iter().map(|k| k as usize).collect();
             if kernels {
                 let mut profiles = Vec::new();
                 for preset in presets {
                     for &w in &weights {
-                        let timings = bench::profile(&gpu, preset, w, p, widths, epochs.max(1))?;
-                        profiles.push((preset, w, timings));
+                        for &k in &models {
+                            let timings =
+                                bench::profile(&gpu, preset, w, k, p, widths, epochs.max(1))?;
+                            profiles.push((preset, w, k, timings));
+                        }
                     }
                 }
                 if json {
                     println!("{}", serde_json::to_string_pretty(&profiles)?);
                 } else {
                     println!("adapter: {}", gpu.describe());
-                    for (preset, w, timings) in &profiles {
-                        bench::print_profile(*preset, *w, timings);
+                    for (preset, w, k, timings) in &profiles {
+                        bench::print_profile(*preset, *w, *k, timings);
                     }
                 }
             } else {
-                let models: Vec<usize> = models.into_iter().map(|k| k as usize).collect();
                 let results =
                     bench::bench(&gpu, &presets, &weights, &models, p, widths, epochs.max(1))?;
                 if json {
