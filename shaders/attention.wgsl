@@ -1,4 +1,4 @@
-// Attention of the last position (`=`) over [a, b, =], one thread per (example, head).
+// Attention of the last position (`=`) over [a, b, =].
 // Only the last position feeds the loss, and with one layer its keys and values are rows of
 // the per-(token, position) tables K, V [H, 2p+1, Dh]; its query is the single row q [H, Dh].
 // A causal mask never hides anything from the last position, so it does not appear here.
@@ -10,8 +10,8 @@ struct Params {
     d_head: u32,
     scale: f32,     // 1 / sqrt(d_head)
     lanes: u32,     // threads per output of query_grad
-    _pad1: u32,
-    _pad2: u32,
+    head_lanes: u32, // threads per (example, head) of forward and score_grad
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> prm: Params;
@@ -48,70 +48,97 @@ fn tab_index(h: u32, row: u32, e: u32) -> u32 {
     return (h * (2u * prm.p + 1u) + row) * prm.d_head + e;
 }
 
-@compute @workgroup_size(64)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    enter_model(gid.z);
-    let t = gid.x;
-    if (t >= prm.n * prm.n_heads) {
-        return;
+// The table rows of an example's three positions.
+fn table_rows(n: u32) -> vec3<u32> {
+    return vec3<u32>(table_row(n, 0u), table_row(n, 1u), table_row(n, 2u));
+}
+
+// Element e of row `row` of head h's K table, and of its V table, at the three rows.
+fn keys(h: u32, rows: vec3<u32>, e: u32) -> vec3<f32> {
+    return vec3<f32>(k_tab[at(2u) + tab_index(h, rows.x, e)], k_tab[at(2u) + tab_index(h, rows.y, e)],
+        k_tab[at(2u) + tab_index(h, rows.z, e)]);
+}
+
+fn values(h: u32, rows: vec3<u32>, e: u32) -> vec3<f32> {
+    return vec3<f32>(v_tab[at(3u) + tab_index(h, rows.x, e)], v_tab[at(3u) + tab_index(h, rows.y, e)],
+        v_tab[at(3u) + tab_index(h, rows.z, e)]);
+}
+
+// Each (example, head) gets `head_lanes` threads that split its d_head elements and sum their
+// parts of the three scores in fixed trees: up to d_head on GPUs, 1 on CPU adapters.
+struct Pair {
+    n: u32,
+    h: u32,
+    rows: vec3<u32>,
+    lane: u32,
+    // The pair exists; threads past the last one loop over nothing (d_head 0).
+    in_range: bool,
+    d_head: u32,
+}
+
+fn pair(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Pair {
+    let t = row_lane(wg, nwg, lid, prm.n * prm.n_heads, prm.head_lanes);
+    let n = t.row / prm.n_heads;
+    var rows = vec3<u32>(0u);
+    if (t.in_range) {
+        rows = table_rows(n);
     }
-    let n = t / prm.n_heads;
-    let h = t % prm.n_heads;
-    var s: array<f32, 3>;
-    for (var j = 0u; j < 3u; j++) {
-        let row = table_row(n, j);
-        var acc = 0.0;
-        for (var e = 0u; e < prm.d_head; e++) {
-            acc = fma(q[at(4u) + h * prm.d_head + e], k_tab[at(2u) + tab_index(h, row, e)], acc);
-        }
-        s[j] = acc * prm.scale;
+    return Pair(n, t.row % prm.n_heads, rows, t.lane, t.in_range, select(0u, prm.d_head, t.in_range));
+}
+
+fn pair_sum(parts: vec3<f32>, lid: u32) -> vec3<f32> {
+    return vec3<f32>(segment_reduce(parts.x, lid, prm.head_lanes, false),
+        segment_reduce(parts.y, lid, prm.head_lanes, false),
+        segment_reduce(parts.z, lid, prm.head_lanes, false));
+}
+
+@compute @workgroup_size(SUM_THREADS)
+fn forward(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let x = pair(wg, nwg, lid);
+    var parts = vec3<f32>(0.0);
+    for (var e = x.lane; e < x.d_head; e += prm.head_lanes) {
+        parts = fma(vec3<f32>(q[at(4u) + x.h * prm.d_head + e]), keys(x.h, x.rows, e), parts);
     }
-    let m = max(s[0], max(s[1], s[2]));
-    var w: array<f32, 3>;
-    var total = 0.0;
-    for (var j = 0u; j < 3u; j++) {
-        w[j] = exp(s[j] - m);
-        total += w[j];
+    let s = pair_sum(parts, lid) * prm.scale;
+    let w = exp(s - max(s.x, max(s.y, s.z)));
+    let pattern_nh = w / (w.x + w.y + w.z);
+    let t = x.n * prm.n_heads + x.h;
+    if (x.in_range && x.lane == 0u) {
+        pattern[at(5u) + t * 3u] = pattern_nh.x;
+        pattern[at(5u) + t * 3u + 1u] = pattern_nh.y;
+        pattern[at(5u) + t * 3u + 2u] = pattern_nh.z;
     }
-    for (var j = 0u; j < 3u; j++) {
-        w[j] /= total;
-        pattern[at(5u) + t * 3u + j] = w[j];
-    }
-    let width = prm.n_heads * prm.d_head;
-    for (var e = 0u; e < prm.d_head; e++) {
-        var acc = 0.0;
-        for (var j = 0u; j < 3u; j++) {
-            acc = fma(w[j], v_tab[at(3u) + tab_index(h, table_row(n, j), e)], acc);
-        }
-        z[at(6u) + n * width + h * prm.d_head + e] = acc;
+    for (var e = x.lane; e < x.d_head; e += prm.head_lanes) {
+        let v = values(x.h, x.rows, e);
+        z[at(6u) + t * prm.d_head + e] = fma(pattern_nh.z, v.z, fma(pattern_nh.y, v.y, pattern_nh.x * v.x));
     }
 }
 
 // d score_j = P_j (dP_j - sum_i P_i dP_i), dP_j = dz_h . v_j
-@compute @workgroup_size(64)
-fn score_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
-    enter_model(gid.z);
-    let t = gid.x;
-    if (t >= prm.n * prm.n_heads) {
-        return;
+@compute @workgroup_size(SUM_THREADS)
+fn score_grad(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let x = pair(wg, nwg, lid);
+    let t = x.n * prm.n_heads + x.h;
+    var parts = vec3<f32>(0.0);
+    for (var e = x.lane; e < x.d_head; e += prm.head_lanes) {
+        parts = fma(vec3<f32>(dz[at(8u) + t * prm.d_head + e]), values(x.h, x.rows, e), parts);
     }
-    let n = t / prm.n_heads;
-    let h = t % prm.n_heads;
-    let width = prm.n_heads * prm.d_head;
-    var dp: array<f32, 3>;
-    var mean = 0.0;
-    for (var j = 0u; j < 3u; j++) {
-        let row = table_row(n, j);
-        var acc = 0.0;
-        for (var e = 0u; e < prm.d_head; e++) {
-            let dz_e = dz[at(8u) + n * width + h * prm.d_head + e];
-            acc = fma(dz_e, v_tab[at(3u) + tab_index(h, row, e)], acc);
-        }
-        dp[j] = acc;
-        mean = fma(pattern_in[at(7u) + t * 3u + j], acc, mean);
-    }
-    for (var j = 0u; j < 3u; j++) {
-        ds[at(9u) + t * 3u + j] = pattern_in[at(7u) + t * 3u + j] * (dp[j] - mean);
+    let dp = pair_sum(parts, lid);
+    if (x.in_range && x.lane == 0u) {
+        let p = vec3<f32>(pattern_in[at(7u) + t * 3u], pattern_in[at(7u) + t * 3u + 1u],
+            pattern_in[at(7u) + t * 3u + 2u]);
+        let ds_nh = p * (dp - fma(p.z, dp.z, fma(p.y, dp.y, p.x * dp.x)));
+        ds[at(9u) + t * 3u] = ds_nh.x;
+        ds[at(9u) + t * 3u + 1u] = ds_nh.y;
+        ds[at(9u) + t * 3u + 2u] = ds_nh.z;
     }
 }
 

@@ -148,7 +148,9 @@ struct AttnParams {
     scale: f32,
     /// Threads per output of `query_grad`.
     lanes: u32,
-    _pad: [u32; 2],
+    /// Threads per (example, head) of `forward` and `score_grad`.
+    head_lanes: u32,
+    _pad: u32,
 }
 
 #[repr(C)]
@@ -815,8 +817,25 @@ impl Recorder<'_> {
             d_head: self.config.d_head as u32,
             scale: 1.0 / (self.config.d_head as f32).sqrt(),
             lanes: self.parallelism.row_lanes as u32,
-            _pad: [0; 2],
+            head_lanes: self.head_lanes() as u32,
+            _pad: 0,
         }
+    }
+
+    /// Threads per (example, head) of the attention: the row lanes, but no more than the
+    /// power of two that covers d_head.
+    fn head_lanes(&self) -> usize {
+        self.parallelism
+            .row_lanes
+            .min(self.config.d_head.next_power_of_two())
+    }
+
+    /// Workgroups of the attention's kernels over `n` examples.
+    fn pair_groups(&self, n: usize) -> [u32; 3] {
+        groups_2d(
+            n * self.config.n_heads,
+            (REDUCE_THREADS / self.head_lanes()) as u32,
+        )
     }
 
     /// Starts an epoch: advances the step counter.
@@ -931,7 +950,7 @@ impl Recorder<'_> {
                 (5, &b.pattern),
                 (6, &b.z),
             ],
-            groups_1d(n * c.n_heads, 64)?,
+            self.pair_groups(n),
         ));
         self.linear_input(&mut out, (n, a, lin), &b.z, &b.az);
         // x1 = x0(=) + Linear(z, W_O): the residual is the table's `=` row, broadcast.
@@ -1129,7 +1148,7 @@ impl Recorder<'_> {
                 (8, &g.dz),
                 (9, &g.ds),
             ],
-            groups_1d(n * h, 64)?,
+            self.pair_groups(n),
         ));
         let table_grad = [
             (4, &t.q),
