@@ -53,21 +53,22 @@ fn table_rows(n: u32) -> vec3<u32> {
     return vec3<u32>(table_row(n, 0u), table_row(n, 1u), table_row(n, 2u));
 }
 
-// Element e of row `row` of head h's K table, and of its V table, at the three rows.
+// Element e of head h's K table, and of its V table, at the three rows.
 fn keys(h: u32, rows: vec3<u32>, e: u32) -> vec3<f32> {
-    return vec3<f32>(k_tab[at(2u) + tab_index(h, rows.x, e)], k_tab[at(2u) + tab_index(h, rows.y, e)],
-        k_tab[at(2u) + tab_index(h, rows.z, e)]);
+    return vec3<f32>(k_tab[at(2u) + tab_index(h, rows.x, e)],
+        k_tab[at(2u) + tab_index(h, rows.y, e)], k_tab[at(2u) + tab_index(h, rows.z, e)]);
 }
 
 fn values(h: u32, rows: vec3<u32>, e: u32) -> vec3<f32> {
-    return vec3<f32>(v_tab[at(3u) + tab_index(h, rows.x, e)], v_tab[at(3u) + tab_index(h, rows.y, e)],
-        v_tab[at(3u) + tab_index(h, rows.z, e)]);
+    return vec3<f32>(v_tab[at(3u) + tab_index(h, rows.x, e)],
+        v_tab[at(3u) + tab_index(h, rows.y, e)], v_tab[at(3u) + tab_index(h, rows.z, e)]);
 }
 
 // Each (example, head) gets `head_lanes` threads that split its d_head elements and sum their
 // parts of the three scores in fixed trees: up to d_head on GPUs, 1 on CPU adapters.
 struct Pair {
-    n: u32,
+    // Its index n * n_heads + h, and the head.
+    nh: u32,
     h: u32,
     rows: vec3<u32>,
     lane: u32,
@@ -83,7 +84,8 @@ fn pair(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Pair {
     if (t.in_range) {
         rows = table_rows(n);
     }
-    return Pair(n, t.row % prm.n_heads, rows, t.lane, t.in_range, select(0u, prm.d_head, t.in_range));
+    return Pair(t.row, t.row % prm.n_heads, rows, t.lane, t.in_range,
+        select(0u, prm.d_head, t.in_range));
 }
 
 fn pair_sum(parts: vec3<f32>, lid: u32) -> vec3<f32> {
@@ -106,7 +108,7 @@ fn forward(
     let s = pair_sum(parts, lid) * prm.scale;
     let w = exp(s - max(s.x, max(s.y, s.z)));
     let pattern_nh = w / (w.x + w.y + w.z);
-    let t = x.n * prm.n_heads + x.h;
+    let t = x.nh;
     if (x.in_range && x.lane == 0u) {
         pattern[at(5u) + t * 3u] = pattern_nh.x;
         pattern[at(5u) + t * 3u + 1u] = pattern_nh.y;
@@ -114,7 +116,8 @@ fn forward(
     }
     for (var e = x.lane; e < x.d_head; e += prm.head_lanes) {
         let v = values(x.h, x.rows, e);
-        z[at(6u) + t * prm.d_head + e] = fma(pattern_nh.z, v.z, fma(pattern_nh.y, v.y, pattern_nh.x * v.x));
+        let mixed = fma(pattern_nh.z, v.z, fma(pattern_nh.y, v.y, pattern_nh.x * v.x));
+        z[at(6u) + t * prm.d_head + e] = mixed;
     }
 }
 
@@ -126,7 +129,7 @@ fn score_grad(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let x = pair(wg, nwg, lid);
-    let t = x.n * prm.n_heads + x.h;
+    let t = x.nh;
     var parts = vec3<f32>(0.0);
     for (var e = x.lane; e < x.d_head; e += prm.head_lanes) {
         parts = fma(vec3<f32>(dz[at(8u) + t * prm.d_head + e]), values(x.h, x.rows, e), parts);
@@ -220,7 +223,8 @@ fn query_grad(
     let rows = select(0u, 2u * prm.p + 1u, t.in_range);
     var acc = 0.0;
     for (var row = t.lane; row < rows; row += prm.lanes) {
-        acc = fma(row_ds_in[at(17u) + h * (2u * prm.p + 1u) + row], k_tab[at(2u) + tab_index(h, row, e)], acc);
+        let row_ds_h = row_ds_in[at(17u) + h * (2u * prm.p + 1u) + row];
+        acc = fma(row_ds_h, k_tab[at(2u) + tab_index(h, row, e)], acc);
     }
     let total = segment_reduce(acc, lid, prm.lanes, false);
     if (t.in_range && t.lane == 0u) {

@@ -59,8 +59,10 @@ fn tiled_product(wg: vec3<u32>, lid: vec3<u32>, codes: bool) {
     let b_slot = tile_slot(t, prm.b.s_row == 1u && prm.b.s_col != 1u);
     var a_pos = k_pos(k_begin + a_slot.kk);
     var b_pos = k_pos(k_begin + b_slot.kk);
-    var a_next = load_a4(a_base, a_slot, row0 + a_slot.line, k_begin + a_slot.kk, k_end, a_pos, codes);
-    var b_next = load_b4(b_base, b_slot, col0 + b_slot.line, k_begin + b_slot.kk, k_end, b_pos);
+    let a_line = row0 + a_slot.line;
+    let b_line = col0 + b_slot.line;
+    var a_next = load_a4(a_base, a_slot, a_line, k_begin + a_slot.kk, k_end, a_pos, codes);
+    var b_next = load_b4(b_base, b_slot, b_line, k_begin + b_slot.kk, k_end, b_pos);
 
     // Thread (tx, ty) owns rows 4ty..4ty+3 and columns 4tx..4tx+3 of the tile.
     var acc0 = vec4<f32>(0.0);
@@ -75,8 +77,8 @@ fn tiled_product(wg: vec3<u32>, lid: vec3<u32>, codes: bool) {
         if (k1 < k_end) {
             a_pos = skip_k(a_pos, TK);
             b_pos = skip_k(b_pos, TK);
-            a_next = load_a4(a_base, a_slot, row0 + a_slot.line, k1 + a_slot.kk, k_end, a_pos, codes);
-            b_next = load_b4(b_base, b_slot, col0 + b_slot.line, k1 + b_slot.kk, k_end, b_pos);
+            a_next = load_a4(a_base, a_slot, a_line, k1 + a_slot.kk, k_end, a_pos, codes);
+            b_next = load_b4(b_base, b_slot, b_line, k1 + b_slot.kk, k_end, b_pos);
         }
         for (var kk = 0u; kk < TK; kk++) {
             let a = tiles[kk * 16u + ty];
