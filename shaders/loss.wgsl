@@ -107,14 +107,14 @@ fn ratio(count: f32, size: f32) -> f32 {
     if (size == 0.0) {
         return bitcast<f32>(0x7fc00000u);
     }
-    return quotient(count, size);
+    return fraction(count, size);
 }
 
-// a / b, corrected by one step with an exact residual: Vulkan allows a division 2.5 ulp of
-// error, and an H200 gave 3830 / 3830 = 1.0000001, an accuracy above 1.
-fn quotient(a: f32, b: f32) -> f32 {
-    let q = a / b;
-    return q + fma(-q, b, a) / b;
+// count / size for 0 <= count <= size, held to its bound: Vulkan allows a division 2.5 ulp of
+// error (an H200 gave 3830 / 3830 = 1.0000001, an accuracy above 1), and its fma need not be
+// fused, so a correction step with the residual would not be exact either.
+fn fraction(count: f32, size: f32) -> f32 {
+    return min(count / size, 1.0);
 }
 
 var<workgroup> red_loss: array<f32, 256>;
@@ -158,7 +158,7 @@ fn reduce(
     if (lid == 0u) {
         let row = at(7u) + ((state[at(6u)] - 1u) % prm.metric_slots) * METRIC_COLUMNS;
         metrics[row + prm.metric] = red_loss[0] / f32(prm.n);
-        metrics[row + prm.metric + 1u] = quotient(red_correct[0], f32(prm.n));
+        metrics[row + prm.metric + 1u] = fraction(red_correct[0], f32(prm.n));
         if (prm.metric == 2u) {
             let rest_size = f32(prm.n) - red_group_size[0];
             metrics[row + 4u] = ratio(red_group_correct[0], red_group_size[0]);
