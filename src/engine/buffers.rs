@@ -95,19 +95,36 @@ pub struct LinearInput {
     pub float: wgpu::Buffer,
     pub int8: Int8Rows,
     pub inv: wgpu::Buffer,
+    /// The transform is the identity (no norm, quantisation or ReLU): `float` is the input
+    /// buffer itself, and nothing computes it or its gradient.
+    pub identity: bool,
 }
 
 impl LinearInput {
-    fn new(stack: Stack, c: &ModelConfig, label: &str, rows: usize, width: usize) -> Self {
+    /// The input of a `Linear` that reads `x` (`rows x width`), through a ReLU first when `relu`.
+    fn new(
+        stack: Stack,
+        c: &ModelConfig,
+        label: &str,
+        (x, relu): (&wgpu::Buffer, bool),
+        rows: usize,
+        width: usize,
+    ) -> Self {
+        let identity = c.plain_linear_inputs() && !relu;
         let (float_rows, int8_rows) = if c.integer_linears() {
             (0, rows)
         } else {
             (rows, 0)
         };
         LinearInput {
-            float: stack.zeros(label, float_rows * width),
+            float: if identity {
+                x.clone()
+            } else {
+                stack.zeros(label, float_rows * width)
+            },
             int8: Int8Rows::new(stack, label, int8_rows, width),
             inv: stack.zeros(&format!("{label}_inv_rms"), rows),
+            identity,
         }
     }
 
@@ -139,10 +156,11 @@ impl Tables {
     pub fn new(stack: Stack, c: &ModelConfig) -> Self {
         let rows = 2 * c.p + 1;
         let (d, a) = (c.d_model, c.d_attn());
+        let x0 = stack.zeros("x0_table", rows * d);
         Tables {
             rows,
-            x0: stack.zeros("x0_table", rows * d),
-            a0: LinearInput::new(stack, c, "a0_table", rows, d),
+            a0: LinearInput::new(stack, c, "a0_table", (&x0, false), rows, d),
+            x0,
             k: stack.zeros("k_table", rows * a),
             v: stack.zeros("v_table", rows * a),
             q: stack.zeros("q", a),
@@ -150,7 +168,11 @@ impl Tables {
             dv: stack.zeros("dv_table", rows * a),
             dq: stack.zeros("dq", a),
             row_ds: stack.zeros("row_ds", c.n_heads * rows),
-            da0: stack.zeros("da0_table", rows * d),
+            // Plain inputs: the products write dx0 directly.
+            da0: stack.zeros(
+                "da0_table",
+                if c.plain_linear_inputs() { 0 } else { rows * d },
+            ),
             dx0: stack.zeros("dx0_table", rows * d),
         }
     }
@@ -211,6 +233,7 @@ impl Batch {
             .map(|ex| ex.a.iter().zip(&ex.b).flat_map(|(&a, &b)| [a, b]).collect())
             .collect();
         let labels: Vec<Vec<u32>> = sets.iter().map(|ex| ex.labels.clone()).collect();
+        let plain = c.plain_linear_inputs();
         let grads = with_grad.then(|| {
             let (csr_start, csr_items): (Vec<_>, Vec<_>) =
                 sets.iter().map(|ex| csr_index(ex, p)).unzip();
@@ -221,25 +244,32 @@ impl Batch {
                 dx2: stack.zeros("dx2", n * d),
                 da2: stack.zeros("da2", n * m),
                 dpre: stack.zeros("dpre", n * m),
-                da1: stack.zeros("da1", n * d),
+                // Gradients of the Linear inputs; plain inputs have none of their own (the
+                // products write dx1 and dz directly).
+                da1: stack.zeros("da1", if plain { 0 } else { n * d }),
                 dx1: stack.zeros("dx1", n * d),
-                daz: stack.zeros("daz", n * a),
+                daz: stack.zeros("daz", if plain { 0 } else { n * a }),
                 dz: stack.zeros("dz", n * a),
                 ds: stack.zeros("ds", n * h * 3),
             }
         });
+        let (z, x1, pre) = (
+            stack.zeros("z", n * a),
+            stack.zeros("x1", n * d),
+            stack.zeros("pre", n * m),
+        );
         Batch {
             n,
             examples: stack.per_model("examples", &pairs),
             labels: stack.per_model("labels", &labels),
             groups: stack.per_model("groups", groups),
             pattern: stack.zeros("pattern", n * h * 3),
-            z: stack.zeros("z", n * a),
-            az: LinearInput::new(stack, c, "az", n, a),
-            x1: stack.zeros("x1", n * d),
-            a1: LinearInput::new(stack, c, "a1", n, d),
-            pre: stack.zeros("pre", n * m),
-            a2: LinearInput::new(stack, c, "a2", n, m),
+            az: LinearInput::new(stack, c, "az", (&z, false), n, a),
+            a1: LinearInput::new(stack, c, "a1", (&x1, false), n, d),
+            a2: LinearInput::new(stack, c, "a2", (&pre, true), n, m),
+            z,
+            x1,
+            pre,
             x2: stack.zeros("x2", n * d),
             x2n: stack.zeros("x2n", n * d),
             inv_f: stack.zeros("inv_f", n),

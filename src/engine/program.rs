@@ -648,7 +648,8 @@ impl Recorder<'_> {
     }
 
     /// Backward of [`Self::linear_forward`]: `dW = a^T dy` into the gradient buffer (the
-    /// straight-through gradient of the latent weight) and `da = dy W^T` with the effective W.
+    /// straight-through gradient of the latent weight) and `da = dy W^T (+ plus)` with the
+    /// effective W.
     #[allow(clippy::too_many_arguments)]
     fn linear_backward(
         &self,
@@ -657,7 +658,7 @@ impl Recorder<'_> {
         (a, a_int8): (&wgpu::Buffer, Option<&Int8Rows>),
         w: ParamId,
         dy: &wgpu::Buffer,
-        da: &wgpu::Buffer,
+        (da, plus): (&wgpu::Buffer, Option<&wgpu::Buffer>),
     ) {
         let (qp, gr) = (&self.shared.qparams, &self.shared.grads);
         self.product(
@@ -677,17 +678,21 @@ impl Recorder<'_> {
                     .map(Int8Operand::transposed),
             ),
         );
+        let input_grad = Product::new(
+            1,
+            rows,
+            k,
+            n,
+            op(dy, 0, 0, n, 1),
+            op(qp, self.off(w), 0, 1, n),
+            op(da, 0, 0, k, 1),
+        );
         self.product(
             out,
-            Product::new(
-                1,
-                rows,
-                k,
-                n,
-                op(dy, 0, 0, n, 1),
-                op(qp, self.off(w), 0, 1, n),
-                op(da, 0, 0, k, 1),
-            ),
+            match plus {
+                Some(r) => input_grad.residual(op(r, 0, 0, k, 1)),
+                None => input_grad,
+            },
         );
     }
 
@@ -725,7 +730,7 @@ impl Recorder<'_> {
         groups_2d(rows, (REDUCE_THREADS / lanes) as u32)
     }
 
-    /// `Qa(N(x))` into a `Linear` input.
+    /// `Qa(N(x))` into a `Linear` input; nothing for the identity, whose input is `x` itself.
     fn linear_input(
         &self,
         out: &mut Vec<Dispatch>,
@@ -733,6 +738,10 @@ impl Recorder<'_> {
         x: &wgpu::Buffer,
         input: &LinearInput,
     ) {
+        if input.identity {
+            debug_assert_eq!(shape.2, 0, "an identity input has no transform flags");
+            return;
+        }
         let y = [x, &input.float, &input.inv];
         self.norm_forward(out, shape, y, Some(&input.int8));
     }
@@ -1059,7 +1068,7 @@ impl Recorder<'_> {
             (unembed_in, None),
             ParamId::WU,
             &b.dlogits,
-            &g.dx2n,
+            (&g.dx2n, None),
         );
         let dx2 = if c.final_norm { &g.dx2 } else { &g.dx2n };
         if c.final_norm {
@@ -1089,7 +1098,7 @@ impl Recorder<'_> {
             b.a2.forms(),
             ParamId::WOut,
             dx2,
-            &g.da2,
+            (&g.da2, None),
         );
         self.norm_backward(
             &mut out,
@@ -1100,39 +1109,51 @@ impl Recorder<'_> {
             &g.dpre,
         );
         self.bias_backward(&mut out, ParamId::BIn, by_row(&g.dpre, m), (1, n, m));
+        // dx1 = dx2 + N'(x1)^T da1; the input-gradient product writes it directly when the
+        // input is x1 itself.
+        let da1 = if b.a1.identity {
+            (&g.dx1, Some(dx2))
+        } else {
+            (&g.da1, None)
+        };
         self.linear_backward(
             &mut out,
             (n, d, m),
             b.a1.forms(),
             ParamId::WIn,
             &g.dpre,
-            &g.da1,
+            da1,
         );
-        self.norm_backward(
-            &mut out,
-            (n, d, lin),
-            &g.da1,
-            (&b.x1, &b.a1.inv),
-            Some(dx2),
-            &g.dx1,
-        );
+        if !b.a1.identity {
+            self.norm_backward(
+                &mut out,
+                (n, d, lin),
+                &g.da1,
+                (&b.x1, &b.a1.inv),
+                Some(dx2),
+                &g.dx1,
+            );
+        }
         self.bias_backward(&mut out, ParamId::BO, by_row(&g.dx1, d), (1, n, d));
+        let daz = if b.az.identity { &g.dz } else { &g.daz };
         self.linear_backward(
             &mut out,
             (n, a, d),
             b.az.forms(),
             ParamId::WO,
             &g.dx1,
-            &g.daz,
+            (daz, None),
         );
-        self.norm_backward(
-            &mut out,
-            (n, a, lin),
-            &g.daz,
-            (&b.z, &b.az.inv),
-            None,
-            &g.dz,
-        );
+        if !b.az.identity {
+            self.norm_backward(
+                &mut out,
+                (n, a, lin),
+                &g.daz,
+                (&b.z, &b.az.inv),
+                None,
+                &g.dz,
+            );
+        }
 
         // Attention pattern, then the K, V tables and the query.
         let attn = self.attn_params(n);
@@ -1226,40 +1247,35 @@ impl Recorder<'_> {
             ),
         );
         // d a0 = sum over heads of dK_h W_K[h]^T + dV_h W_V[h]^T (+ dq_h W_Q[h]^T on the `=` row):
-        // the contraction runs over (head, d_head) pairs.
+        // the contraction runs over (head, d_head) pairs. It is d x0 itself when a0 is x0.
+        let da0 = if t.a0.identity { &t.dx0 } else { &t.da0 };
         for (i, (w, dt)) in [(ParamId::WK, &t.dk), (ParamId::WV, &t.dv)]
             .into_iter()
             .enumerate()
         {
             let wt = op(qp, self.off(w), 0, 1, dh);
-            let prod = Product::new(
-                1,
-                rows,
-                d,
-                a,
-                op(dt, 0, 0, dh, 1),
-                wt,
-                op(&t.da0, 0, 0, d, 1),
-            )
-            .k_split(dh, rows * dh, d * dh);
+            let prod = Product::new(1, rows, d, a, op(dt, 0, 0, dh, 1), wt, op(da0, 0, 0, d, 1))
+                .k_split(dh, rows * dh, d * dh);
             self.product(&mut out, if i == 0 { prod } else { prod.accumulate() });
         }
         let wqt = op(qp, self.off(ParamId::WQ), 0, 1, dh);
-        let da0_eq = op(&t.da0, eq, 0, 0, 1);
+        let da0_eq = op(da0, eq, 0, 0, 1);
         self.product(
             &mut out,
             Product::new(1, 1, d, a, op(&t.dq, 0, 0, 0, 1), wqt, da0_eq)
                 .k_split(dh, dh, d * dh)
                 .accumulate(),
         );
-        self.norm_backward(
-            &mut out,
-            (rows, d, lin),
-            &t.da0,
-            (&t.x0, &t.a0.inv),
-            None,
-            &t.dx0,
-        );
+        if !t.a0.identity {
+            self.norm_backward(
+                &mut out,
+                (rows, d, lin),
+                &t.da0,
+                (&t.x0, &t.a0.inv),
+                None,
+                &t.dx0,
+            );
+        }
         // The `=` row also feeds x1 directly through the residual: add the column sum of dx1.
         let ones = op(&self.shared.one, 0, 0, 0, 0);
         let dx0_eq = op(&t.dx0, eq, 0, 0, 1);

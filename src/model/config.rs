@@ -140,6 +140,11 @@ impl ModelConfig {
         self.n_heads * self.d_head
     }
 
+    /// `Linear`s read their inputs as they are: no norm, no activation quantisation.
+    pub fn plain_linear_inputs(&self) -> bool {
+        self.linear_norm == LinearNorm::None && self.act_quant == ActQuant::None
+    }
+
     /// The quantised `Linear`s take int8 codes: their products are integer sums, scaled once.
     pub fn integer_linears(&self) -> bool {
         self.weights != Weights::F32 && self.act_quant == ActQuant::Int8
