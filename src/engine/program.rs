@@ -722,7 +722,11 @@ impl Recorder<'_> {
 
     /// Workgroups of a row-wise kernel over `rows` rows.
     fn row_groups(&self, rows: usize) -> [u32; 3] {
-        let lanes = self.parallelism.row_lanes;
+        Self::lane_groups(rows, self.parallelism.row_lanes)
+    }
+
+    /// Workgroups of a kernel that gives each of `rows` rows `lanes` threads of a workgroup.
+    fn lane_groups(rows: usize, lanes: usize) -> [u32; 3] {
         assert!(
             lanes.is_power_of_two() && REDUCE_THREADS.is_multiple_of(lanes),
             "{lanes} lanes per row do not divide a workgroup"
@@ -841,10 +845,7 @@ impl Recorder<'_> {
 
     /// Workgroups of the attention's kernels over `n` examples.
     fn pair_groups(&self, n: usize) -> [u32; 3] {
-        groups_2d(
-            n * self.config.n_heads,
-            (REDUCE_THREADS / self.head_lanes()) as u32,
-        )
+        Self::lane_groups(n * self.config.n_heads, self.head_lanes())
     }
 
     /// Starts an epoch: advances the step counter.
