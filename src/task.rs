@@ -85,6 +85,20 @@ impl Split {
     pub fn test_examples(&self) -> Examples {
         Examples::from_pairs(self.p, &self.test)
     }
+
+    /// How many test pairs `(a, b)` have a transpose `(b, a)` that is not in train (a = b
+    /// included: its transpose is itself): the pairs only a general algorithm gets right.
+    pub fn transpose_unseen_test_pairs(&self) -> usize {
+        let p = self.p as u32;
+        let mut in_train = vec![false; self.p * self.p];
+        for &i in &self.train {
+            in_train[i as usize] = true;
+        }
+        self.test
+            .iter()
+            .filter(|&&i| !in_train[((i % p) * p + i / p) as usize])
+            .count()
+    }
 }
 
 #[cfg(test)]

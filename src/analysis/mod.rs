@@ -10,6 +10,11 @@
 //! * [`fourier`]: the real Fourier basis, per-frequency norms, the 2-D transform;
 //! * [`key_frequencies`]: the sparse set of frequencies a model uses, by a documented rule;
 //! * [`neurons`]: each MLP neuron's variance per frequency, and frequency clusters;
+//! * [`neuron_measures`]: each neuron's frequency profile as a distribution, clustered-fraction
+//!   curves over the threshold, firing rates and importance;
+//! * [`rectification_null`]: what the ReLU alone leaves of single-frequency neurons;
+//! * [`logit_algorithm`]: the clock form of the logits, and frequency ablations;
+//! * [`stats`]: location, spread and rank tests of samples;
 //! * [`measures`]: cross-entropy, restricted and excluded logits, Gini, sum of squared weights;
 //! * [`neuron_logit_map`]: `W_L = W_out W_U` and its Fourier norms;
 //! * [`svd`]: singular values, principal components, a Gaussian control;
@@ -18,9 +23,13 @@
 pub mod clock_pizza;
 pub mod fourier;
 pub mod key_frequencies;
+pub mod logit_algorithm;
 pub mod measures;
 pub mod neuron_logit_map;
+pub mod neuron_measures;
 pub mod neurons;
+pub mod rectification_null;
+pub mod stats;
 pub mod svd;
 
 pub use clock_pizza::{

@@ -104,6 +104,10 @@ pub struct Activations {
     pub attn_pattern: Vec<f32>,
     /// [n, d_mlp] before the ReLU.
     pub mlp_pre: Vec<f32>,
+    /// [n, d_model]: the residual stream x1, between the attention and the MLP.
+    pub resid_mid: Vec<f32>,
+    /// [n, d_model]: the residual stream x2 after the MLP (before any final norm).
+    pub resid_final: Vec<f32>,
 }
 
 /// The recorded programs an epoch consists of.
@@ -579,6 +583,8 @@ impl<'g> Engine<'g> {
             logits: self.train_logits(model)?,
             attn_pattern: self.read_slice(&b.pattern, model, n * c.n_heads * 3)?,
             mlp_pre: self.read_slice(&b.pre, model, n * c.d_mlp)?,
+            resid_mid: self.read_slice(&b.x1, model, n * c.d_model)?,
+            resid_final: self.read_slice(&b.x2, model, n * c.d_model)?,
         })
     }
 

@@ -17,6 +17,8 @@ const MAX_TICKS: usize = 20;
 pub(super) enum Ticks {
     /// Round numbers (1, 2, 5 times a power of ten).
     Linear,
+    /// Round whole numbers only, for counts.
+    Whole,
     /// The axis holds log10 of the data: labels at powers of ten.
     Log10,
     /// Cells `0..n` centred at `i + 0.5`, labelled with their index at round steps.
@@ -290,6 +292,12 @@ fn candidates(axis: &Axis, most: usize) -> Box<dyn Iterator<Item = Vec<(f64, Str
     let (lo, hi) = (axis.lo.min(axis.hi), axis.lo.max(axis.hi));
     match &axis.ticks {
         Ticks::Linear => Box::new((2..=most).rev().map(move |n| round_ticks(lo, hi, n))),
+        Ticks::Whole => Box::new((2..=most).rev().map(move |n| {
+            round_ticks(lo, hi, n)
+                .into_iter()
+                .filter(|t| t.0.fract() == 0.0)
+                .collect()
+        })),
         Ticks::Log10 => {
             let decades: Vec<i32> =
                 ((lo - 1e-9).ceil() as i32..=(hi + 1e-9).floor() as i32).collect();

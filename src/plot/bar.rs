@@ -80,7 +80,11 @@ impl Panel for BarChart {
             ticks: Ticks::Fixed(ticks),
             label: self.x_label.clone(),
         };
-        let y = Axis::values(y_lo, y_hi, self.log_y, &self.y_label);
+        let mut y = Axis::values(y_lo, y_hi, self.log_y, &self.y_label);
+        // Counts get whole-number ticks: no "1.5 neurons".
+        if !self.log_y && self.values.iter().all(|v| !v.is_finite() || v.fract() == 0.0) {
+            y.ticks = Ticks::Whole;
+        }
         let chart = axes(area, x, y, Grid::Horizontal, theme)?;
         let plot = chart.plotting_area();
         // Bars keep a visible gap between neighbours until they become only a pixel or two wide.

@@ -86,6 +86,7 @@ impl ColourMap {
                 let m = finite.fold(0.0_f64, |m, v| m.max(v.abs()));
                 (-m, m)
             }
+            ColorScale::Fixed { lo, hi, .. } => (lo, hi),
         };
         // All cells missing: any finite limits will do, every cell is grey anyway.
         let (lo, hi) = if lo <= hi { (lo, hi) } else { (0.0, 0.0) };
@@ -103,7 +104,9 @@ impl ColourMap {
                 _ => RGBColor(255, 255, 255),
             },
             ColorScale::Diverging => interpolate(&RDBU, self.position(v)),
-            ColorScale::Sequential => interpolate(&VIRIDIS, self.position(v)),
+            ColorScale::Sequential | ColorScale::Fixed { .. } => {
+                interpolate(&VIRIDIS, self.position(v))
+            }
         }
     }
 

@@ -148,8 +148,14 @@ fn bar_labels(map: &ColourMap) -> Vec<(f64, String)> {
         (0.0, format_number(map.lo, 3)),
         (1.0, format_number(map.hi, 3)),
     ];
-    if map.scale != ColorScale::Sequential && map.hi > 0.0 {
-        labels.push((0.5, "0".to_string()));
+    match map.scale {
+        ColorScale::Diverging | ColorScale::Binary if map.hi > 0.0 => {
+            labels.push((0.5, "0".to_string()))
+        }
+        ColorScale::Fixed { mark: Some(m), .. } if map.hi > map.lo => {
+            labels.push((map.position(m), format_number(m, 3)))
+        }
+        _ => {}
     }
     labels
 }

@@ -95,7 +95,6 @@ impl Panel for LineChart {
             ))?;
             spans.push((label.clone(), Swatch::Fill(fill)));
         }
-        self.markers(&chart, (y_lo, y_hi), theme)?;
         let mut entries = Vec::new();
         let mut occupied = Vec::new();
         for (i, (series, points)) in self.series.iter().zip(&curves).enumerate() {
@@ -127,6 +126,8 @@ impl Panel for LineChart {
             ));
             occupied.extend(self.footprint(&chart, points));
         }
+        // Marker labels over the curves, and the legend kept off them.
+        occupied.extend(self.markers(&chart, (y_lo, y_hi), theme)?);
         entries.extend(spans);
         if self.series.len() > 1 || !self.spans.is_empty() {
             legend(&plot.strip_coord_spec(), &entries, &occupied, theme)?;
@@ -159,8 +160,15 @@ impl LineChart {
     }
 
     /// Dashed vertical lines, each labelled on a light backing beside the line (left of it when
-    /// the line is at the right edge), reading upwards from the top.
-    fn markers(&self, chart: &Chart, (y_lo, y_hi): (f64, f64), theme: &Theme) -> Result<()> {
+    /// the line is at the right edge), reading upwards from the top. Returns the pixels of the
+    /// labels, densely, for the legend to avoid.
+    fn markers(
+        &self,
+        chart: &Chart,
+        (y_lo, y_hi): (f64, f64),
+        theme: &Theme,
+    ) -> Result<Vec<(i32, i32)>> {
+        let mut covered = Vec::new();
         let plot = chart.plotting_area();
         let base = plot.get_base_pixel();
         let pixels = plot.strip_coord_spec();
@@ -195,8 +203,13 @@ impl LineChart {
             ];
             pixels.draw(&Rectangle::new(backing, WHITE.mix(0.75).filled()))?;
             pixels.draw_text(label, &style, (left + rise, pad))?;
+            for x in (backing[0].0..=backing[1].0).step_by(2) {
+                for y in (backing[0].1..=backing[1].1).step_by(2) {
+                    covered.push((x, y));
+                }
+            }
         }
-        Ok(())
+        Ok(covered)
     }
 
     /// Where a curve lies in the plot's pixels, clamped to the plot, for legend placement.

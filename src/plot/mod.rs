@@ -21,7 +21,7 @@ use std::path::Path;
 use anyhow::Result;
 
 /// How heatmap values map to colours.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum ColorScale {
     /// matplotlib's RdBu centred on zero, limits ±max|v|: negative red, zero white, positive blue.
     Diverging,
@@ -30,6 +30,10 @@ pub enum ColorScale {
     Sequential,
     /// Sign patterns of binary and ternary weights: negative red, zero white, positive blue.
     Binary,
+    /// viridis between fixed limits (values beyond them take the end colours), so that panels
+    /// of several runs share one scale; `mark` is a value labelled on the colour bar (a
+    /// threshold).
+    Fixed { lo: f64, hi: f64, mark: Option<f64> },
 }
 
 /// One matrix, drawn like `imshow`: row 0 at the top, column 0 at the left.

@@ -63,7 +63,7 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
     let s = &an.snapshot;
     let c = &s.config;
     let p = c.p;
-    let k = (p - 1) / 2;
+    let k = s.basis.num_frequencies();
     let keys = &an.summary.key_frequencies;
     let key_idx: Vec<usize> = keys.iter().map(|f| f - 1).collect();
 
@@ -335,7 +335,7 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
         WIDE,
     )?;
     if !keys.is_empty() {
-        let rows: Vec<usize> = keys.iter().flat_map(|&f| [2 * f - 1, 2 * f]).collect();
+        let rows: Vec<usize> = keys.iter().flat_map(|&f| s.basis.rows_of(f)).collect();
         let sub = s.embed_fourier.select_rows(rows.iter());
         let dots = row_major(&(&sub * sub.transpose()));
         let names: Vec<String> = rows.iter().map(|&r| s.basis.labels[r].clone()).collect();

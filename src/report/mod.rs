@@ -3,6 +3,7 @@
 
 pub mod compare;
 mod figures;
+pub mod levels;
 mod markdown;
 pub mod metrics;
 
@@ -27,8 +28,6 @@ pub const CLUSTER_THRESHOLD: f64 = 0.85;
 /// Most checkpoints the progress measures visit (evenly spaced, first and last included), so a
 /// 25,000-epoch run stays practical to analyse on a CPU adapter.
 const MAX_PROGRESS_POINTS: usize = 100;
-/// Pairs whose input gradients measure gradient symmetricity (a seeded sample).
-const GRADIENT_SAMPLE: usize = 256;
 
 /// JSON has no NaN (serde_json writes it as null): read null back as NaN.
 fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
@@ -67,17 +66,52 @@ pub struct Summary {
     pub progress: Vec<ProgressPoint>,
     #[serde(deserialize_with = "nan_if_null")]
     pub distance_irrelevance: f64,
+    /// Over all pairs with a ≠ b.
     #[serde(deserialize_with = "nan_if_null")]
     pub gradient_symmetricity: f64,
+    /// Why this checkpoint was analysed.
+    #[serde(default)]
+    pub checkpoint_choice: String,
+    /// Implementation: the neurons as distributions, pre- and post-ReLU, with the null.
+    #[serde(default)]
+    pub neuron_level: levels::NeuronLevel,
+    /// Algorithm: the clock form of the logits and the frequency ablations.
+    #[serde(default)]
+    pub algorithm: levels::AlgorithmLevel,
+    /// Clock, pizza or mixed, on both metrics.
+    #[serde(default)]
+    pub clock_pizza: levels::ClockPizza,
     #[serde(deserialize_with = "nan_if_null")]
     pub seconds: f64,
 }
 
+/// The phases of [`Phases`] (the sustained rule).
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct PhasesJson {
     pub memorised: Option<usize>,
     pub cleanup_start: Option<usize>,
     pub grokked: Option<usize>,
+    /// First epoch test accuracy reached 99.9%, sustained or not.
+    #[serde(default)]
+    pub first_reached: Option<usize>,
+    /// Falls below 99% after reaching 99.9%.
+    #[serde(default)]
+    pub relapses: usize,
+    #[serde(default)]
+    pub lowest_after_first: Option<f32>,
+}
+
+impl From<&Phases> for PhasesJson {
+    fn from(p: &Phases) -> Self {
+        PhasesJson {
+            memorised: p.memorised,
+            cleanup_start: p.cleanup_start,
+            grokked: p.grokked,
+            first_reached: p.first_reached,
+            relapses: p.relapses,
+            lowest_after_first: p.lowest_after_first,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -141,8 +175,10 @@ pub struct Snapshot {
     pub mlp_pre: DMatrix<f64>,
     /// p x D: W_E rows 0..p in the Fourier basis.
     pub embed_fourier: DMatrix<f64>,
-    /// M x K.
+    /// M x K, post-ReLU (Nanda et al.'s measure).
     pub neuron_fractions: DMatrix<f64>,
+    /// M x K, pre-ReLU.
+    pub neuron_fractions_pre: DMatrix<f64>,
     pub clusters: Vec<Option<usize>>,
     pub embedding_norms: Vec<f64>,
     pub logit_map_norms: Vec<f64>,
@@ -237,10 +273,20 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     let config = dir.read_config()?;
     let c = config.model.clone();
     let p = c.p;
-    let (epoch, params) = dir.load_checkpoint(&c, epoch)?;
     let split = Split::new(p, config.frac, config.data_seed);
     let metrics = metrics::read(&dir.metrics_path())?;
-    let phases = Phases::find(&metrics);
+    let phases = Phases::find(
+        &metrics,
+        metrics::cleanup_accuracy(p, split.transpose_unseen_test_pairs()),
+    );
+    let (epoch, checkpoint_choice) = match epoch {
+        Some(e) => (Some(e), "the checkpoint asked for".to_string()),
+        None => match metrics::analysed_checkpoint(&metrics, &phases, &dir.checkpoint_epochs()?) {
+            Some((e, why)) => (Some(e), why),
+            None => (None, String::new()),
+        },
+    };
+    let (epoch, params) = dir.load_checkpoint(&c, epoch)?;
     let all = Examples::all(p);
     let mut engine = Engine::new(gpu, &params, &all, None, &config.adamw)?;
 
@@ -261,6 +307,34 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     let keys = analysis::key_frequencies_combined(&[&embedding_energy, &logit_map_energy]);
     let neuron_fractions = analysis::neurons::frequency_fractions(&mlp_post, &basis);
     let clusters = analysis::neurons::clusters(&neuron_fractions, CLUSTER_THRESHOLD);
+    let neuron_fractions_pre = analysis::neurons::frequency_fractions(&mlp_pre, &basis);
+    let neuron_level = levels::neuron_level(
+        &mlp_pre,
+        (&neuron_fractions_pre, &neuron_fractions),
+        &analysis::neuron_logit_map(&params),
+        &basis,
+    );
+    let resid_mid = to_matrix(n, c.d_model, &acts.resid_mid);
+    let resid_final = to_matrix(n, c.d_model, &acts.resid_final);
+    let algorithm = levels::algorithm_level(
+        &params,
+        &basis,
+        &keys.freqs,
+        &levels::Residuals {
+            logits: &all_logits,
+            mid: &resid_mid,
+            last: &resid_final,
+        },
+        &mut |ablated| {
+            engine.set_params(0, ablated)?;
+            engine.evaluate()?;
+            let logits = to_matrix(n, c.d_vocab_out(), &engine.train_logits(0)?);
+            Ok(analysis::measures::cross_entropy(
+                &logits,
+                &analysis::measures::pair_labels(p),
+            ))
+        },
+    )?;
     let labels: Vec<usize> = all.labels.iter().map(|&l| l as usize).collect();
     let accuracy_all_pairs = (0..n)
         .filter(|&i| argmax(all_logits.row(i).iter()) == labels[i])
@@ -301,12 +375,7 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     }
     bar.finish_and_clear();
 
-    // Clock or pizza.
-    let correct: Vec<f64> = (0..n).map(|i| logits[(i, labels[i])]).collect();
-    let distance_irrelevance = analysis::clock_pizza::distance_irrelevance(&correct, p);
-    let sample = gradient_sample(p, GRADIENT_SAMPLE);
-    let gradients = reference::correct_logit_input_gradients(&params, &all_tokens(p, &sample));
-    let gradient_symmetricity = analysis::clock_pizza::gradient_symmetricity(&gradients);
+    let clock_pizza = levels::clock_pizza(&params, &logits);
 
     // Embedding spectrum against a Gaussian control of the same shape and scale.
     let w_e = analysis::number_embeddings(&params);
@@ -324,11 +393,7 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
         run: run.to_path_buf(),
         epoch,
         config: config.clone(),
-        phases: PhasesJson {
-            memorised: phases.memorised,
-            cleanup_start: phases.cleanup_start,
-            grokked: phases.grokked,
-        },
+        phases: PhasesJson::from(&phases),
         final_train_loss: last.map_or(f64::NAN, |m| m.train_loss as f64),
         final_test_loss: last_tested.map_or(f64::NAN, |m| m.test_loss as f64),
         final_test_acc: last.map_or(f64::NAN, |m| m.test_acc as f64),
@@ -346,8 +411,12 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
         embedding_singular_values,
         gaussian_control_singular_values,
         progress: progress_points,
-        distance_irrelevance,
-        gradient_symmetricity,
+        distance_irrelevance: clock_pizza.distance_irrelevance,
+        gradient_symmetricity: clock_pizza.gradient_symmetricity,
+        checkpoint_choice,
+        neuron_level,
+        algorithm,
+        clock_pizza,
         seconds: 0.0,
     };
     let snapshot = Snapshot {
@@ -360,6 +429,7 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
         mlp_pre,
         embed_fourier,
         neuron_fractions,
+        neuron_fractions_pre,
         clusters,
         embedding_norms,
         logit_map_norms,
@@ -410,24 +480,6 @@ fn argmax<'a>(values: impl Iterator<Item = &'a f64>) -> usize {
             }
         })
         .0
-}
-
-/// A seeded sample of pairs with a ≠ b (for a = b the two input gradients coincide).
-fn gradient_sample(p: usize, count: usize) -> Vec<(usize, usize)> {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let mut out = Vec::new();
-    while out.len() < count.min(p * (p - 1)) {
-        let (a, b) = (rng.random_range(0..p), rng.random_range(0..p));
-        if a != b && !out.contains(&(a, b)) {
-            out.push((a, b));
-        }
-    }
-    out
-}
-
-fn all_tokens(p: usize, pairs: &[(usize, usize)]) -> Vec<[usize; 3]> {
-    pairs.iter().map(|&(a, b)| [a, b, p]).collect()
 }
 
 fn attention_summary(pattern: &[f32], heads: usize) -> AttentionSummary {

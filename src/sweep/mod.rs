@@ -8,7 +8,6 @@ pub mod file;
 pub mod merge;
 pub mod report;
 pub mod run;
-pub mod stats;
 
 use std::fmt;
 use std::str::FromStr;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::file::{SweepFile, SweepRow};
-use super::stats::{mann_whitney_p, spread, Spread};
+use crate::analysis::stats::{mann_whitney_p, spread, Spread};
 use super::{name_of, number_name, ModelSettings};
 use crate::model::Weights;
 use crate::plot::{self, BarChart, Scatter};

@@ -1,0 +1,372 @@
+//! The measures behind the three levels a verdict speaks to, for one analysed checkpoint:
+//!
+//! * **features**: the Fourier embedding (the key frequencies, in [`super::Summary`]);
+//! * **algorithm**: what the logits compute, and how the loss depends on each key frequency
+//!   ([`AlgorithmLevel`]);
+//! * **implementation**: how the MLP neurons carry the frequencies ([`NeuronLevel`]), and the
+//!   clock/pizza distinction of Zhong et al. ([`ClockPizza`]).
+
+use anyhow::Result;
+use nalgebra::DMatrix;
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::{
+    self, fourier::FourierBasis, logit_algorithm, neuron_measures, rectification_null, stats,
+};
+use crate::model::{ParamId, Params};
+use crate::reference;
+
+/// Seed of the rectification null's noise.
+const NULL_SEED: u64 = 0;
+
+/// Neurons, pre- and post-ReLU, as distributions (see [`crate::analysis::neuron_measures`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NeuronLevel {
+    /// The thresholds of the curves below.
+    pub thresholds: Vec<f64>,
+    /// Fraction of neurons whose largest share reaches each threshold.
+    pub clustered_pre: Vec<f64>,
+    pub clustered_post: Vec<f64>,
+    /// The same, each neuron weighted by its importance.
+    pub weighted_pre: Vec<f64>,
+    pub weighted_post: Vec<f64>,
+    /// Post-ReLU, synthetic neurons of each real one's dominant frequency, pre-ReLU purity and
+    /// firing rate (see [`crate::analysis::rectification_null`]).
+    pub null_post: Vec<f64>,
+    /// Post-ReLU, the same with purity 1: perfectly single-frequency neurons at the run's firing
+    /// rates.
+    pub pure_null_post: Vec<f64>,
+    pub median_max_share_pre: f64,
+    pub median_max_share_post: f64,
+    /// Median number of frequencies a neuron needs for 85% of its variance (neurons that never
+    /// reach it count as K + 1).
+    pub median_frequencies_needed_pre: f64,
+    pub median_frequencies_needed_post: f64,
+    pub mean_cross_frequency_pre: f64,
+    pub mean_cross_frequency_post: f64,
+    pub median_firing_rate: f64,
+    pub per_neuron: Vec<NeuronRow>,
+}
+
+/// One neuron's numbers.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NeuronRow {
+    /// Dominant frequency pre-ReLU (None: no variance).
+    pub frequency: Option<usize>,
+    pub max_share_pre: f64,
+    pub max_share_post: f64,
+    pub top2_share_pre: f64,
+    pub top2_share_post: f64,
+    pub frequencies_needed_pre: Option<usize>,
+    pub frequencies_needed_post: Option<usize>,
+    pub cross_frequency_pre: f64,
+    pub cross_frequency_post: f64,
+    pub firing_rate: f64,
+    pub importance: f64,
+}
+
+impl NeuronLevel {
+    /// The clustered fractions at the threshold closest to `t`.
+    pub fn at(&self, curve: &[f64], t: f64) -> f64 {
+        let i = (0..self.thresholds.len())
+            .min_by(|&i, &j| {
+                (self.thresholds[i] - t)
+                    .abs()
+                    .total_cmp(&(self.thresholds[j] - t).abs())
+            })
+            .expect("a threshold grid");
+        curve[i]
+    }
+}
+
+/// `pre`: `p² x M` pre-ReLU activations; the fractions: their [`frequency_fractions`] before and
+/// after the ReLU; `w_l`: the neuron-logit map.
+///
+/// [`frequency_fractions`]: analysis::neurons::frequency_fractions
+pub fn neuron_level(
+    pre: &DMatrix<f64>,
+    (pre_fractions, post_fractions): (&DMatrix<f64>, &DMatrix<f64>),
+    w_l: &DMatrix<f64>,
+    basis: &FourierBasis,
+) -> NeuronLevel {
+    let post = pre.map(|x| x.max(0.0));
+    let profiles_pre = neuron_measures::NeuronProfile::all(pre_fractions);
+    let profiles_post = neuron_measures::NeuronProfile::all(post_fractions);
+    let firing = neuron_measures::firing_rates(pre);
+    let importance = neuron_measures::importance(&post, w_l);
+    let thresholds = neuron_measures::threshold_grid();
+    let ones = vec![1.0; pre.ncols()];
+    let max_pre: Vec<f64> = profiles_pre.iter().map(|n| n.max_share).collect();
+    let max_post: Vec<f64> = profiles_post.iter().map(|n| n.max_share).collect();
+    let curve = |shares: &[f64], w: &[f64]| neuron_measures::clustered_curve(shares, w, &thresholds);
+    let null_curve = |purity: Option<f64>| {
+        let shares = rectification_null::null_max_shares(
+            pre,
+            basis,
+            purity,
+            rectification_null::DRAWS,
+            NULL_SEED,
+        );
+        // Neurons without variance have no synthetic twin; they count as unclustered, as the real
+        // ones do, so the null's fractions are over all neurons.
+        let dead = pre.ncols() - shares.len() / rectification_null::DRAWS;
+        let mut padded = shares;
+        padded.extend(std::iter::repeat_n(0.0, dead * rectification_null::DRAWS));
+        curve(&padded, &vec![1.0; padded.len()])
+    };
+    let k = basis.num_frequencies();
+    let needed = |n: &neuron_measures::NeuronProfile| n.frequencies_needed.unwrap_or(k + 1) as f64;
+    let per_neuron = (0..pre.ncols())
+        .map(|m| {
+            let (a, b) = (&profiles_pre[m], &profiles_post[m]);
+            NeuronRow {
+                frequency: a.dominant,
+                max_share_pre: a.max_share,
+                max_share_post: b.max_share,
+                top2_share_pre: a.top2_share,
+                top2_share_post: b.top2_share,
+                frequencies_needed_pre: a.frequencies_needed,
+                frequencies_needed_post: b.frequencies_needed,
+                cross_frequency_pre: a.cross_frequency,
+                cross_frequency_post: b.cross_frequency,
+                firing_rate: firing[m],
+                importance: importance[m],
+            }
+        })
+        .collect();
+    NeuronLevel {
+        clustered_pre: curve(&max_pre, &ones),
+        clustered_post: curve(&max_post, &ones),
+        weighted_pre: curve(&max_pre, &importance),
+        weighted_post: curve(&max_post, &importance),
+        null_post: null_curve(None),
+        pure_null_post: null_curve(Some(1.0)),
+        thresholds,
+        median_max_share_pre: median(&max_pre),
+        median_max_share_post: median(&max_post),
+        median_frequencies_needed_pre: median(&profiles_pre.iter().map(needed).collect::<Vec<_>>()),
+        median_frequencies_needed_post: median(
+            &profiles_post.iter().map(needed).collect::<Vec<_>>(),
+        ),
+        mean_cross_frequency_pre: mean(profiles_pre.iter().map(|n| n.cross_frequency)),
+        mean_cross_frequency_post: mean(profiles_post.iter().map(|n| n.cross_frequency)),
+        median_firing_rate: median(&firing),
+        per_neuron,
+    }
+}
+
+/// What the logits compute, and how the loss depends on each key frequency.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AlgorithmLevel {
+    /// Fraction of the (per-pair centred) logit variance explained by
+    /// `Σ_k α_k cos(w_k (a + b − c))` on the key frequencies.
+    pub clock_form_fraction: f64,
+    /// ln p: the loss of uniform logits.
+    pub chance_loss: f64,
+    /// Loss over all pairs of the unablated model (the GPU's forward pass).
+    pub loss: f64,
+    /// Per key frequency, the loss over all pairs with it ablated.
+    pub ablations: Vec<FrequencyAblation>,
+    /// All key frequencies ablated from the embedding at once.
+    pub embedding_all_keys_loss: f64,
+    /// Every frequency but the key ones ablated from the embedding.
+    pub embedding_non_keys_loss: f64,
+    /// All key frequencies ablated from the MLP output at once.
+    pub mlp_all_keys_loss: f64,
+    /// Loss over all pairs recomputed on the CPU from the residual stream (the baseline of the
+    /// MLP-output ablations; equal to `loss` up to f32 rounding).
+    pub mlp_baseline_loss: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FrequencyAblation {
+    pub frequency: usize,
+    /// Frequency k removed from the number rows of W_E (what every later layer reads).
+    pub embedding_loss: f64,
+    /// The `(const, k)`, `(k, const)` and `(k, k)` terms removed from the MLP's output over the
+    /// pairs (what the MLP writes into the residual stream).
+    pub mlp_loss: f64,
+}
+
+/// The residual stream at the last position and the logits of all p² pairs, a-major.
+pub struct Residuals<'a> {
+    /// `p² x d_vocab_out`.
+    pub logits: &'a DMatrix<f64>,
+    /// `p² x d_model`: x1, before the MLP.
+    pub mid: &'a DMatrix<f64>,
+    /// `p² x d_model`: x2, after it.
+    pub last: &'a DMatrix<f64>,
+}
+
+/// `loss_with(params)` runs the model with other parameters over all pairs and returns its loss
+/// (the report runs it on the GPU).
+pub fn algorithm_level(
+    params: &Params,
+    basis: &FourierBasis,
+    keys: &[usize],
+    resid: &Residuals,
+    loss_with: &mut dyn FnMut(&Params) -> Result<f64>,
+) -> Result<AlgorithmLevel> {
+    let c = &params.config;
+    let p = c.p;
+    let labels = analysis::measures::pair_labels(p);
+    let label_logits = resid.logits.columns(0, p).into_owned();
+    let loss = analysis::measures::cross_entropy(resid.logits, &labels);
+    let embedding_without = |freqs: &[usize]| {
+        let mut ablated = params.clone();
+        let mut w_e = analysis::number_embeddings(params);
+        for &k in freqs {
+            w_e = logit_algorithm::remove_frequency(&w_e, basis, k);
+        }
+        let rows = ablated.get_mut(ParamId::WE);
+        for t in 0..p {
+            for j in 0..c.d_model {
+                rows[t * c.d_model + j] = w_e[(t, j)];
+            }
+        }
+        ablated
+    };
+    let mlp_out = resid.last - resid.mid;
+    let mlp_without = |freqs: &[usize]| -> f64 {
+        let mut removed = mlp_out.clone();
+        for &k in freqs {
+            removed = logit_algorithm::remove_frequency_2d(&removed, basis, k);
+        }
+        let x2 = resid.mid + removed;
+        analysis::measures::cross_entropy(&unembed(params, &x2), &labels)
+    };
+    let mut ablations = Vec::new();
+    for &k in keys {
+        ablations.push(FrequencyAblation {
+            frequency: k,
+            embedding_loss: loss_with(&embedding_without(&[k]))?,
+            mlp_loss: mlp_without(&[k]),
+        });
+    }
+    let non_keys: Vec<usize> = (1..=basis.num_frequencies())
+        .filter(|k| !keys.contains(k))
+        .collect();
+    Ok(AlgorithmLevel {
+        clock_form_fraction: logit_algorithm::clock_form_fraction(&label_logits, p, keys),
+        chance_loss: (p as f64).ln(),
+        loss,
+        ablations,
+        embedding_all_keys_loss: loss_with(&embedding_without(keys))?,
+        embedding_non_keys_loss: loss_with(&embedding_without(&non_keys))?,
+        mlp_all_keys_loss: mlp_without(keys),
+        mlp_baseline_loss: mlp_without(&[]),
+    })
+}
+
+/// The logits (`n x d_vocab_out`) of residual-stream rows `x2` (`n x d_model`): the final norm
+/// with its gain when the model has one, then `W_U` (and `b_U`).
+fn unembed(params: &Params, x2: &DMatrix<f64>) -> DMatrix<f64> {
+    let c = &params.config;
+    let mut input = x2.clone();
+    if c.final_norm {
+        let gain = params.get(ParamId::LnFinal);
+        for mut row in input.row_iter_mut() {
+            let values: Vec<f64> = row.iter().copied().collect();
+            let (normed, _) = reference::quant::rms_norm(&values);
+            for (j, x) in row.iter_mut().enumerate() {
+                *x = normed[j] * gain[j];
+            }
+        }
+    }
+    let w_u = DMatrix::from_row_slice(c.d_model, c.d_vocab_out(), params.get(ParamId::WU));
+    let mut logits = input * w_u;
+    if c.biases {
+        for (j, &b) in params.get(ParamId::BU).iter().enumerate() {
+            logits.column_mut(j).add_scalar_mut(b);
+        }
+    }
+    logits
+}
+
+/// Clock or pizza (Zhong et al. 2023), on both of their metrics over all pairs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ClockPizza {
+    pub distance_irrelevance: f64,
+    /// Over every pair with a ≠ b.
+    pub gradient_symmetricity: f64,
+    /// "clock", "pizza" or "mixed" by [`classify`].
+    pub kind: String,
+}
+
+/// Distance irrelevance at or above this reads as a clock, below [`PIZZA_DI`] as a pizza.
+pub const CLOCK_DI: f64 = 0.6;
+pub const PIZZA_DI: f64 = 0.4;
+/// Gradient symmetricity at or above this reads as a pizza.
+pub const PIZZA_GS: f64 = 0.9;
+
+/// Both metrics must agree: a clock has distance irrelevance ≥ 0.6 and gradient symmetricity
+/// < 0.9; a pizza distance irrelevance < 0.4 and gradient symmetricity ≥ 0.9; anything else is
+/// mixed (Zhong et al. read the two together; their clocks sit near DI 1 with low symmetricity,
+/// their pizzas near DI 0 with symmetricity near 1).
+pub fn classify(distance_irrelevance: f64, gradient_symmetricity: f64) -> &'static str {
+    if distance_irrelevance >= CLOCK_DI && gradient_symmetricity < PIZZA_GS {
+        "clock"
+    } else if distance_irrelevance < PIZZA_DI && gradient_symmetricity >= PIZZA_GS {
+        "pizza"
+    } else {
+        "mixed"
+    }
+}
+
+/// The rule of [`classify`], in words.
+pub fn kind_rule() -> String {
+    format!(
+        "clock when distance irrelevance ≥ {CLOCK_DI} and gradient symmetricity < {PIZZA_GS}; \
+         pizza when distance irrelevance < {PIZZA_DI} and gradient symmetricity ≥ {PIZZA_GS}; \
+         mixed otherwise (both over all pairs)"
+    )
+}
+
+pub fn clock_pizza(params: &Params, label_logits: &DMatrix<f64>) -> ClockPizza {
+    let p = params.config.p;
+    let correct = analysis::clock_pizza::correct_logits(label_logits, p);
+    let distance_irrelevance = analysis::clock_pizza::distance_irrelevance(&correct, p);
+    let tokens: Vec<[usize; 3]> = (0..p)
+        .flat_map(|a| (0..p).filter(move |&b| b != a).map(move |b| [a, b, p]))
+        .collect();
+    let gradient_symmetricity = parallel_symmetricity(params, &tokens);
+    ClockPizza {
+        distance_irrelevance,
+        gradient_symmetricity,
+        kind: classify(distance_irrelevance, gradient_symmetricity).into(),
+    }
+}
+
+/// Gradient symmetricity over `tokens`, the examples split among the machine's cores (the mean
+/// of per-chunk sums, so the result does not depend on the split but for rounding).
+fn parallel_symmetricity(params: &Params, tokens: &[[usize; 3]]) -> f64 {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = tokens.len().div_ceil(threads).max(1);
+    let sums: Vec<f64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = tokens
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    reference::correct_logit_input_gradients(params, part)
+                        .iter()
+                        .map(|(g_a, g_b)| analysis::clock_pizza::cosine_similarity(g_a, g_b))
+                        .sum::<f64>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a gradient thread")).collect()
+    });
+    if tokens.is_empty() {
+        0.0
+    } else {
+        sums.iter().sum::<f64>() / tokens.len() as f64
+    }
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    stats::spread(&values.collect::<Vec<_>>()).mean
+}
+
+fn median(values: &[f64]) -> f64 {
+    stats::spread(values).median
+}
