@@ -83,6 +83,40 @@ pub fn mann_whitney_p(a: &[f64], b: &[f64]) -> f64 {
     (2.0 * (1.0 - normal.cdf(z))).min(1.0)
 }
 
+/// A percentile bootstrap 95% confidence interval of `median(a) − median(b)`: `draws`
+/// resamples of each sample with replacement (seeded), the 2.5th and 97.5th percentiles of the
+/// differences. NaN when either sample is empty.
+pub fn bootstrap_median_difference(a: &[f64], b: &[f64], draws: usize, seed: u64) -> (f64, f64) {
+    use rand::{Rng, SeedableRng};
+    if a.is_empty() || b.is_empty() || draws == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut resample = |v: &[f64]| -> f64 {
+        let r: Vec<f64> = (0..v.len()).map(|_| v[rng.random_range(0..v.len())]).collect();
+        spread(&r).median
+    };
+    let mut diffs: Vec<f64> = (0..draws).map(|_| resample(a) - resample(b)).collect();
+    diffs.sort_by(f64::total_cmp);
+    let at = |q: f64| diffs[((draws - 1) as f64 * q).round() as usize];
+    (at(0.025), at(0.975))
+}
+
+/// Holm's step-down adjustment of p-values for multiple comparisons (NaN stays NaN and does
+/// not count as a test): the adjusted p-values, in the input's order.
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..p.len()).filter(|&i| !p[i].is_nan()).collect();
+    order.sort_by(|&i, &j| p[i].total_cmp(&p[j]));
+    let m = order.len();
+    let mut adjusted = vec![f64::NAN; p.len()];
+    let mut running = 0.0f64;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * p[i]).min(1.0));
+        adjusted[i] = running;
+    }
+    adjusted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +141,25 @@ mod tests {
         // Identical samples: no evidence of a difference.
         assert!((mann_whitney_p(&a, &a) - 1.0).abs() < 1e-12);
         assert!(mann_whitney_p(&[1.0], &[1.0]).is_nan());
+    }
+
+    #[test]
+    fn holm_adjusts_step_down() {
+        // By hand: sorted 0.01, 0.02, 0.04 times 3, 2, 1, made monotone.
+        let adj = holm(&[0.04, 0.01, f64::NAN, 0.02]);
+        assert!((adj[1] - 0.03).abs() < 1e-12 && (adj[3] - 0.04).abs() < 1e-12);
+        assert!((adj[0] - 0.04).abs() < 1e-12 && adj[2].is_nan());
+        assert_eq!(holm(&[0.9, 0.8]), vec![1.0, 1.0]);
+        assert_eq!(holm(&[0.2, 0.6]), vec![0.4, 0.6]);
+    }
+
+    #[test]
+    fn bootstrap_interval_covers_a_clear_shift_and_is_seeded() {
+        let a: Vec<f64> = (0..16).map(|i| 10.0 + (i % 5) as f64).collect();
+        let b: Vec<f64> = (0..16).map(|i| (i % 5) as f64).collect();
+        let (lo, hi) = bootstrap_median_difference(&a, &b, 2000, 1);
+        assert!(lo <= 10.0 && 10.0 <= hi && lo > 5.0, "{lo} {hi}");
+        assert_eq!((lo, hi), bootstrap_median_difference(&a, &b, 2000, 1));
+        assert!(bootstrap_median_difference(&a, &[], 10, 1).0.is_nan());
     }
 }

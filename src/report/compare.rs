@@ -7,16 +7,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::figures::line_charts;
-use super::Summary;
+use super::levels::{LevelSummary, SUFFICIENT_RISE};
+use super::{Summary, CLUSTER_THRESHOLD};
 use crate::engine::device::Gpu;
 use crate::plot::{self, BarChart, LineChart, Series};
 use crate::run::write_atomic;
 
-/// The verdict's criteria (a run's sparseness is [`is_sparse`]).
-/// Neurons cluster by frequency when at least this fraction is clustered.
-pub const CLUSTERED: f64 = 0.5;
-/// Clock-like when distance irrelevance is above this, pizza-like below.
-pub const CLOCK_DI: f64 = 0.5;
+/// Implementation: runs differ when their pre-ReLU clustered fractions at the 0.85 cut are this
+/// far apart (single runs: no test, a stated margin).
+pub const CLUSTER_MARGIN: f64 = 0.2;
 
 /// The analysis of a run: read from `analysis/analysis.json`, or computed when missing.
 pub fn load_or_analyze(gpu: &Gpu, run: &Path) -> Result<Summary> {
@@ -36,47 +35,44 @@ fn name(s: &Summary) -> String {
     )
 }
 
-/// The key-frequency rule only accepts a clear set: at most K/2 frequencies, set apart from the
-/// rest by a factor ≥ 2 in energy share and holding ≥ 50% of the energy.
-/// Grokked: test accuracy reached 99.9% during training or, for a run without an accuracy curve
-/// (an imported one), the final model gets 99.9% of all pairs right.
 fn generalised(s: &Summary) -> bool {
-    let threshold = crate::run::GROK_ACCURACY as f64;
-    s.phases.grokked.is_some() || (s.final_test_acc.is_nan() && s.accuracy_all_pairs >= threshold)
+    LevelSummary::of(s).generalised
 }
 
-fn is_sparse(s: &Summary) -> bool {
-    !s.key_frequencies.is_empty()
-}
-
-pub fn kind(s: &Summary) -> &'static str {
-    kind_of(s.distance_irrelevance)
-}
-
-/// Clock-like or pizza-like, from distance irrelevance.
-pub fn kind_of(distance_irrelevance: f64) -> &'static str {
-    if distance_irrelevance >= CLOCK_DI {
-        "clock-like"
-    } else {
-        "pizza-like"
+/// Whether the run held its generalisation.
+pub fn stability(s: &Summary) -> String {
+    match (s.phases.grokked, s.phases.first_reached) {
+        (Some(g), _) if s.phases.relapses == 0 => format!("grokked at {g}, stable"),
+        (Some(g), _) => format!("grokked at {g} after {} relapses", s.phases.relapses),
+        (None, Some(f)) => format!(
+            "reached 99.9% at {f}, not sustained ({} relapses, lowest {:.3})",
+            s.phases.relapses,
+            s.phases.lowest_after_first.unwrap_or(f32::NAN)
+        ),
+        (None, None) if generalised(s) => "no accuracy curve; 99.9% of all pairs right".into(),
+        (None, None) => "did not reach 99.9%".into(),
     }
 }
 
-/// The verdict paragraph, generated from the numbers.
+fn sparse_features(s: &Summary) -> bool {
+    LevelSummary::of(s).sparse_features
+}
+
+fn key_frequency_algorithm(s: &Summary) -> bool {
+    LevelSummary::of(s).key_algorithm
+}
+
+pub fn kind(s: &Summary) -> String {
+    LevelSummary::of(s).kind
+}
+
+fn pre_clustered(s: &Summary) -> f64 {
+    LevelSummary::of(s).clustered_pre
+}
+
+/// The verdict, one line per level, generated from the numbers, then the criteria.
 pub fn verdict(runs: &[Summary]) -> String {
     let names: Vec<String> = runs.iter().map(name).collect();
-    let shared: Vec<usize> = runs[0]
-        .key_frequencies
-        .iter()
-        .copied()
-        .filter(|f| runs.iter().all(|r| r.key_frequencies.contains(f)))
-        .collect();
-    let all_sparse = runs.iter().all(is_sparse);
-    let all_clustered = runs
-        .iter()
-        .all(|r| r.neurons.clustered_fraction >= CLUSTERED);
-    let same_kind = runs.iter().all(|r| kind(r) == kind(&runs[0]));
-    let all_grokked = runs.iter().all(generalised);
     let per_run = |f: &dyn Fn(&Summary) -> String| {
         names
             .iter()
@@ -85,77 +81,114 @@ pub fn verdict(runs: &[Summary]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let mut text = String::new();
-    let failing = |ok: &dyn Fn(&Summary) -> bool| -> Vec<String> {
+    let failing = |ok: &dyn Fn(&Summary) -> bool| -> String {
         names
             .iter()
             .zip(runs)
             .filter(|(_, r)| !ok(r))
-            .map(|(n, _)| n.clone())
-            .collect()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    let headline = if !all_grokked {
-        format!(
-            "Not comparable yet: {} did not grok",
-            failing(&generalised).join(", ")
-        )
-    } else if !all_sparse {
-        format!(
-            "Different algorithms: {} {} not use a sparse set of key frequencies",
-            failing(&is_sparse).join(", "),
-            if failing(&is_sparse).len() == 1 {
-                "does"
-            } else {
-                "do"
-            }
-        )
-    } else if !same_kind {
-        "Different algorithms: the runs are not all of the same kind (clock vs pizza)".to_string()
-    } else if !all_clustered {
-        format!(
-            "Same family (sparse Fourier features, same kind), different neuron structure: the neurons of {} do not cluster by frequency",
-            failing(&|r| r.neurons.clustered_fraction >= CLUSTERED).join(", ")
-        )
+    let mut text = String::new();
+    if !runs.iter().all(generalised) {
+        let _ = write!(
+            text,
+            "**Not comparable yet: {} did not generalise** ({}).\n\n",
+            failing(&generalised),
+            per_run(&stability)
+        );
+    }
+    let shared: Vec<usize> = runs[0]
+        .key_frequencies
+        .iter()
+        .copied()
+        .filter(|f| runs.iter().all(|r| r.key_frequencies.contains(f)))
+        .collect();
+    let features = if runs.iter().all(sparse_features) {
+        "same: every run reads the numbers through a sparse set of Fourier frequencies".to_string()
     } else {
-        "Same algorithm".to_string()
+        format!("different: {} has no sparse set of key frequencies", failing(&sparse_features))
     };
-    let _ = write!(text, "**{headline}.** ");
-    let _ = write!(
+    let _ = writeln!(
         text,
-        "Key frequencies: {} ({} shared by all: {}); they hold {} of the Fourier energy of W_E and W_L (averaged). ",
+        "- **Features (the embedding): {features}.** Key frequencies {}; they hold {} of the averaged \
+         W_E/W_L Fourier energy; shared by all: {}.",
         per_run(&|r| format!("{:?}", r.key_frequencies)),
-        shared.len(),
-        if shared.is_empty() {
-            "none".into()
-        } else {
-            format!("{shared:?}")
-        },
-        per_run(&|r| format!("{:.0}%", 100.0 * r.key_frequency_share))
+        per_run(&|r| format!("{:.0}%", 100.0 * r.key_frequency_share)),
+        if shared.is_empty() { "none".into() } else { format!("{shared:?}") },
     );
-    let _ = write!(
+    let kinds_agree = runs.iter().all(|r| kind(r) == kind(&runs[0]));
+    let algorithm = if !runs.iter().all(key_frequency_algorithm) {
+        format!(
+            "different: the logits of {} do not depend on the key frequencies alone",
+            failing(&key_frequency_algorithm)
+        )
+    } else if runs.iter().any(|r| kind(r) != "clock" && kind(r) != "pizza") {
+        "undecided: the logits of every run depend on its key frequencies alone, but clock or pizza is not decided for all".into()
+    } else if !kinds_agree {
+        "different: both key-frequency algorithms, but not of the same kind (clock vs pizza)".into()
+    } else {
+        format!("same: key-frequency {} algorithms in every run", kind(&runs[0]))
+    };
+    let _ = writeln!(
         text,
-        "Neurons clustered by frequency: {}. Distance irrelevance: {} ({}). Grokked: {}.",
-        per_run(&|r| format!("{:.0}%", 100.0 * r.neurons.clustered_fraction)),
+        "- **Algorithm (what the logits compute, causally): {algorithm}.** Loss with all key frequencies \
+         removed from W_E {}; from the MLP output {}; with every other frequency removed from W_E {} \
+         (unablated {}; chance ln p). The clock form explains {} of the logit variance. Kind: {} \
+         (distance irrelevance {}; gradient symmetricity {}).",
+        per_run(&|r| format!("{:.2}", r.algorithm.embedding_all_keys_loss)),
+        per_run(&|r| format!("{:.2}", r.algorithm.mlp_all_keys_loss)),
+        per_run(&|r| format!("{:.3}", r.algorithm.embedding_non_keys_loss)),
+        per_run(&|r| format!("{:.3}", r.algorithm.loss)),
+        per_run(&|r| format!("{:.0}%", 100.0 * r.algorithm.clock_form_fraction)),
+        per_run(&kind),
         per_run(&|r| format!("{:.2}", r.distance_irrelevance)),
-        per_run(&|r| kind(r).to_string()),
-        per_run(&|r| match r.phases.grokked {
-            Some(e) => format!("epoch {e}"),
-            None if generalised(r) => "yes (no accuracy curve; accuracy on all pairs)".into(),
-            None => "no".into(),
-        })
+        per_run(&|r| format!("{:.2}", r.gradient_symmetricity)),
     );
+    let fractions: Vec<f64> = runs.iter().map(pre_clustered).collect();
+    let spread = fractions.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+        - fractions.iter().cloned().fold(f64::INFINITY, f64::min);
+    let implementation = if spread < CLUSTER_MARGIN {
+        "same: neurons carry frequencies equally purely"
+    } else {
+        "different: some runs' neurons mix frequencies more"
+    };
+    let _ = writeln!(
+        text,
+        "- **Implementation (how neurons carry it): {implementation}.** Neurons with ≥ 85% of their \
+         pre-ReLU variance in one frequency: {}; median frequencies for 85%: {}. Post-ReLU (Nanda et \
+         al.'s measure): {}, against the rectification null's {} (the post-ReLU figure is what \
+         rectification leaves of neurons of that purity and firing rate when the two agree); median \
+         firing rate {}.",
+        per_run(&|r| format!("{:.0}%", 100.0 * pre_clustered(r))),
+        per_run(&|r| format!("{}", r.neuron_level.median_frequencies_needed_pre)),
+        per_run(&|r| format!(
+            "{:.0}%",
+            100.0 * r.neuron_level.at(&r.neuron_level.clustered_post, CLUSTER_THRESHOLD)
+        )),
+        per_run(&|r| format!(
+            "{:.0}%",
+            100.0 * r.neuron_level.at(&r.neuron_level.null_post, CLUSTER_THRESHOLD)
+        )),
+        per_run(&|r| format!("{:.0}%", 100.0 * r.neuron_level.median_firing_rate)),
+    );
+    let _ = writeln!(text, "- **Training:** {}.", per_run(&stability));
     let _ = write!(
         text,
-        "\n\nCriteria: a run uses a sparse Fourier algorithm when the key-frequency rule finds a \
-         clear set of frequencies in the averaged Fourier energy shares of W_E and W_L (at most K/2 \
-         of them, set apart from the rest by a factor ≥ 2 and holding ≥ 50% of the energy); its \
-         neurons cluster when at least {:.0}% have ≥ 85% of their variance in one frequency; it is \
-         clock-like when distance irrelevance ≥ {CLOCK_DI}. Runs learned the same algorithm when \
-         all of them grokked (for a run without an accuracy curve, such as an imported one: 99.9% \
-         of all pairs right), use a sparse Fourier algorithm, cluster, and are of the same kind; \
-         which frequencies they pick is a matter of initialisation (different seeds of the same \
-         model pick different ones), so the overlap is reported but not required.",
-        100.0 * CLUSTERED
+        "\nOne run each: these are illustrations, not findings (a sweep over seeds measures the spread). \
+         Criteria: **features** agree when the key-frequency rule finds a clear set for every run (at most \
+         K/2 frequencies, set apart from the rest by a factor ≥ 2 in the averaged Fourier energy shares of \
+         W_E and W_L, holding ≥ 50% of it); which frequencies is a matter of initialisation, so the overlap \
+         is reported but not required. The **algorithm** agrees when every run's loss depends on its key \
+         frequencies alone (removing them from W_E, and from the MLP output, leaves it no better than \
+         chance; removing every other frequency from W_E raises it by less than {SUFFICIENT_RISE} · ln p) \
+         and the runs are of the same kind ({}). The **implementation** agrees when the fractions of \
+         neurons with ≥ 85% of their pre-ReLU variance in one frequency lie within {:.0} points of each \
+         other. Runs are compared once each has reached 99.9% test accuracy (for a run without an \
+         accuracy curve: 99.9% of all pairs right); whether it held is reported, not required.",
+        super::levels::kind_rule(),
+        100.0 * CLUSTER_MARGIN
     );
     text
 }
@@ -173,13 +206,18 @@ pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
         .iter()
         .zip(&names)
         .map(|(s, n)| BarChart {
-            title: format!("{n}: W_E Fourier energy"),
+            title: format!("{n}: mean of W_E and W_L energy shares"),
             x_label: "frequency".into(),
             y_label: "share".into(),
             labels: (1..=s.embedding_energy_share.len())
                 .map(|f| f.to_string())
                 .collect(),
-            values: s.embedding_energy_share.clone(),
+            values: s
+                .embedding_energy_share
+                .iter()
+                .zip(&s.logit_map_energy_share)
+                .map(|(e, l)| 0.5 * (e + l))
+                .collect(),
             highlight: s.key_frequencies.iter().map(|f| f - 1).collect(),
             log_y: false,
         })
@@ -357,7 +395,7 @@ pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
     row(&mut md, "gradient symmetricity", &|s| {
         format!("{:.2}", s.gradient_symmetricity)
     });
-    md.push_str("\n## Key frequencies\n\n![key frequencies](key_frequencies.png)\n\nW_E's Fourier energy per frequency, key frequencies highlighted, one column per run.\n");
+    md.push_str("\n## Key frequencies\n\n![key frequencies](key_frequencies.png)\n\nThe mean of W_E's and W_L's Fourier energy shares per frequency (what the key-frequency rule reads), key frequencies highlighted, one column per run.\n");
     if !cluster_panels.is_empty() {
         md.push_str("\n## Neuron clusters\n\n![neuron clusters](neuron_clusters.png)\n\nNeurons with at least 85% of their variance in one frequency, per frequency.\n");
     }

@@ -381,7 +381,7 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
                 &an.summary.embedding_energy_share,
             ),
             share_chart(
-                "W_L = W_out W_U: share of Fourier energy",
+                &format!("{}: share of Fourier energy", logit_map_name(c)),
                 &an.summary.logit_map_energy_share,
             ),
         ],
@@ -418,41 +418,47 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
         1,
         (700, 640),
     )?;
-    let order = neuron_order(&s.neuron_fractions, &s.clusters);
-    let sorted: Vec<f64> = order
-        .iter()
-        .flat_map(|&j| {
-            s.neuron_fractions
-                .row(j)
-                .iter()
-                .copied()
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let order = neuron_order(&s.neuron_fractions_pre);
+    let sorted = |fractions: &DMatrix<f64>| -> Vec<f64> {
+        order
+            .iter()
+            .flat_map(|&j| fractions.row(j).iter().copied().collect::<Vec<_>>())
+            .collect()
+    };
+    let (pre_sorted, post_sorted) = (sorted(&s.neuron_fractions_pre), sorted(&s.neuron_fractions));
+    let threshold = super::CLUSTER_THRESHOLD;
+    let fraction_panel = |title: &str, values| Heatmap {
+        title: title.into(),
+        values,
+        rows: c.d_mlp,
+        cols: k,
+        x_label: "frequency".into(),
+        y_label: "neuron (by dominant pre-ReLU frequency)".into(),
+        x_ticks: (0..k).map(|i| (i, (i + 1).to_string())).collect(),
+        y_ticks: vec![],
+        scale: ColorScale::Fixed {
+            lo: 0.0,
+            hi: 1.0,
+            mark: Some(threshold),
+        },
+    };
     plot::heatmaps(
         &add(
             "neuron_frequency_fractions.png",
-            "Fraction of each neuron's variance explained by each frequency",
+            "Fraction of each neuron's variance explained by each frequency, pre- and post-ReLU",
         ),
-        &[Heatmap {
-            title: "Variance explained by frequency (neurons sorted by cluster)".into(),
-            values: &sorted,
-            rows: c.d_mlp,
-            cols: k,
-            x_label: "frequency".into(),
-            y_label: "neuron (sorted)".into(),
-            x_ticks: (0..k).map(|i| (i, (i + 1).to_string())).collect(),
-            y_ticks: vec![],
-            scale: ColorScale::Sequential,
-        }],
-        1,
-        (760, 640),
+        &[
+            fraction_panel("pre-ReLU", &pre_sorted),
+            fraction_panel("post-ReLU (Nanda et al.'s measure)", &post_sorted),
+        ],
+        2,
+        (620, 640),
     )?;
-    let mut max_frac: Vec<f64> = (0..c.d_mlp)
-        .map(|j| s.neuron_fractions.row(j).max())
-        .collect();
-    max_frac.sort_by(|a, b| b.total_cmp(a));
-    let threshold = super::CLUSTER_THRESHOLD;
+    let max_shares = |fractions: &DMatrix<f64>| -> Vec<(f64, f64)> {
+        let mut v: Vec<f64> = (0..c.d_mlp).map(|j| fractions.row(j).max()).collect();
+        v.sort_by(|a, b| b.total_cmp(a));
+        v.into_iter().enumerate().map(|(i, f)| (i as f64, f)).collect()
+    };
     let neurons = &an.summary.neurons;
     let (cluster_labels, cluster_values): (Vec<String>, Vec<f64>) = neurons
         .cluster_sizes
@@ -470,14 +476,8 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
             y_label: "fraction".into(),
             log_y: false,
             series: vec![
-                series(
-                    "max fraction",
-                    max_frac
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &f)| (i as f64, f))
-                        .collect(),
-                ),
+                series("pre-ReLU", max_shares(&s.neuron_fractions_pre)),
+                series("post-ReLU", max_shares(&s.neuron_fractions)),
                 Series {
                     label: format!("{threshold} threshold"),
                     points: vec![(0.0, threshold), (c.d_mlp as f64, threshold)],
@@ -511,6 +511,88 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
                 log_y: false,
             }],
             1,
+            PANEL,
+        )?;
+    }
+
+    // 7b. Clustered fractions over the threshold, against the rectification null.
+    let nl = &an.summary.neuron_level;
+    let curve = |values: &[f64]| -> Vec<(f64, f64)> {
+        nl.thresholds.iter().copied().zip(values.iter().copied()).collect()
+    };
+    let coloured = |label: &str, values: &[f64], colour: usize, dashed: bool| Series {
+        label: label.into(),
+        points: curve(values),
+        dashed,
+        colour: Some(colour),
+    };
+    line_charts(
+        &add(
+            "neuron_clustered_vs_threshold.png",
+            "Neurons clustered by frequency at every threshold, pre- and post-ReLU, with the rectification null",
+        ),
+        &[LineChart {
+            title: "Fraction of neurons with one frequency ≥ threshold".into(),
+            x_label: "threshold (share of variance)".into(),
+            y_label: "fraction of neurons".into(),
+            log_y: false,
+            series: vec![
+                coloured("pre-ReLU", &nl.clustered_pre, 0, false),
+                coloured("pre-ReLU, importance-weighted", &nl.weighted_pre, 0, true),
+                coloured("post-ReLU", &nl.clustered_post, 1, false),
+                coloured("post-ReLU, importance-weighted", &nl.weighted_post, 1, true),
+                coloured("null: same purity and firing rate", &nl.null_post, 2, true),
+                coloured("null: pure, same firing rate", &nl.pure_null_post, 7, true),
+            ],
+            vlines: vec![(threshold, "Nanda et al.'s cut".into())],
+            spans: vec![],
+            y_range: Some((0.0, 1.02)),
+        }],
+        1,
+        (760, 520),
+    )?;
+
+    // 7c. The loss with each key frequency ablated.
+    let al = &an.summary.algorithm;
+    if !al.ablations.is_empty() {
+        let ablation_chart = |title: &str, base: f64, per_key: Vec<f64>, rest: &[(&str, f64)]| {
+            let mut labels = vec!["none".to_string()];
+            labels.extend(al.ablations.iter().map(|a| a.frequency.to_string()));
+            labels.extend(rest.iter().map(|r| r.0.to_string()));
+            let mut values = vec![base];
+            values.extend(per_key);
+            values.extend(rest.iter().map(|r| r.1));
+            let n = values.len();
+            BarChart {
+                title: title.into(),
+                x_label: "frequency ablated".into(),
+                y_label: "loss over all pairs".into(),
+                labels,
+                values,
+                highlight: (1..n).collect(),
+                log_y: true,
+            }
+        };
+        plot::bar_charts(
+            &add(
+                "frequency_ablations.png",
+                "Loss with each key frequency ablated from the embedding and from the MLP output",
+            ),
+            &[
+                ablation_chart(
+                    "ablated from W_E",
+                    al.loss,
+                    al.ablations.iter().map(|a| a.embedding_loss).collect(),
+                    &[("all keys", al.embedding_all_keys_loss), ("all others", al.embedding_non_keys_loss)],
+                ),
+                ablation_chart(
+                    "ablated from the MLP output",
+                    al.mlp_baseline_loss,
+                    al.ablations.iter().map(|a| a.mlp_loss).collect(),
+                    &[("all keys", al.mlp_all_keys_loss)],
+                ),
+            ],
+            2,
             PANEL,
         )?;
     }
@@ -591,8 +673,10 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
         &add("clock_pizza.png", "Correct-class logit over (a + b, a − b)"),
         &[Heatmap {
             title: format!(
-                "correct logit; distance irrelevance {:.2}, gradient symmetricity {:.2}",
-                an.summary.distance_irrelevance, an.summary.gradient_symmetricity
+                "correct logit ({}): distance irrelevance {:.2}, gradient symmetricity {:.2}",
+                an.summary.clock_pizza.kind,
+                an.summary.distance_irrelevance,
+                an.summary.gradient_symmetricity
             ),
             values: &grid,
             rows: p,
@@ -601,7 +685,7 @@ pub fn write_all(an: &Analysis) -> Result<Vec<Figure>> {
             y_label: "(a + b) mod p".into(),
             x_ticks: numbered(p),
             y_ticks: numbered(p),
-            scale: ColorScale::Sequential,
+            scale: percentile_scale(&grid, 0.01),
         }],
         1,
         (700, 640),
@@ -644,16 +728,45 @@ fn best_clustered_neuron(fractions: &DMatrix<f64>) -> usize {
         .unwrap_or(0)
 }
 
-/// Neurons grouped by cluster frequency (unclustered last), then by their largest fraction.
-fn neuron_order(fractions: &DMatrix<f64>, clusters: &[Option<usize>]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..clusters.len()).collect();
+/// Neurons grouped by their dominant frequency (those without variance last), each group by
+/// its largest share, descending: neurons of one frequency sit together whether or not they
+/// pass a threshold.
+fn neuron_order(fractions: &DMatrix<f64>) -> Vec<usize> {
+    let profiles = crate::analysis::neuron_measures::NeuronProfile::all(fractions);
+    let mut order: Vec<usize> = (0..profiles.len()).collect();
     order.sort_by(|&i, &j| {
-        let key = |n: usize| clusters[n].unwrap_or(usize::MAX);
+        let key = |n: usize| profiles[n].dominant.unwrap_or(usize::MAX);
         key(i)
             .cmp(&key(j))
-            .then(fractions.row(j).max().total_cmp(&fractions.row(i).max()))
+            .then(profiles[j].max_share.total_cmp(&profiles[i].max_share))
     });
     order
+}
+
+/// viridis between the `tail` and `1 − tail` quantiles of the finite values, so that one outlier
+/// does not wash out the rest.
+fn percentile_scale(values: &[f64], tail: f64) -> ColorScale {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return ColorScale::Sequential;
+    }
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    ColorScale::Fixed {
+        lo: at(tail),
+        hi: at(1.0 - tail),
+        mark: None,
+    }
+}
+
+/// What the neuron-logit map is for this model, as its figures title it.
+pub(super) fn logit_map_name(c: &crate::model::ModelConfig) -> &'static str {
+    match (c.weights == Weights::F32, c.final_norm) {
+        (true, false) => "W_L = W_out W_U",
+        (true, true) => "W_L = W_out diag(g) W_U",
+        (false, false) => "W_L = Qw(W_out) W_U",
+        (false, true) => "W_L = Qw(W_out) diag(g) W_U",
+    }
 }
 
 fn phase_spans(an: &Analysis) -> Vec<(f64, f64, String)> {
@@ -663,7 +776,9 @@ fn phase_spans(an: &Analysis) -> Vec<(f64, f64, String)> {
     if let Some(m) = ph.memorised {
         spans.push((0.0, m as f64, "memorisation".to_string()));
         let formation_end = ph.cleanup_start.map_or(end, |e| e as f64);
-        spans.push((m as f64, formation_end, "circuit formation".to_string()));
+        if formation_end > m as f64 {
+            spans.push((m as f64, formation_end, "circuit formation".to_string()));
+        }
         if let Some(cs) = ph.cleanup_start {
             spans.push((
                 cs as f64,

@@ -68,6 +68,10 @@ pub struct NeuronRow {
 impl NeuronLevel {
     /// The clustered fractions at the threshold closest to `t`.
     pub fn at(&self, curve: &[f64], t: f64) -> f64 {
+        if curve.is_empty() {
+            // An analysis written before these measures.
+            return f64::NAN;
+        }
         let i = (0..self.thresholds.len())
             .min_by(|&i, &j| {
                 (self.thresholds[i] - t)
@@ -369,4 +373,78 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
 
 fn median(values: &[f64]) -> f64 {
     stats::spread(values).median
+}
+
+/// Algorithm: the key frequencies are sufficient when removing every other frequency from W_E
+/// raises the loss by less than this fraction of chance's loss (ln p).
+pub const SUFFICIENT_RISE: f64 = 0.1;
+/// The cut of Nanda et al. at which clustered fractions are compared.
+pub const CLUSTER_CUT: f64 = 0.85;
+
+/// One run's standing at each level, what `compare` and `sweep-report` judge by.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LevelSummary {
+    /// Reached 99.9% test accuracy (or, without an accuracy curve, 99.9% of all pairs right).
+    pub generalised: bool,
+    /// First epoch at 99.9% test accuracy.
+    pub reached_at: Option<usize>,
+    /// Falls below 99% after reaching 99.9%.
+    pub relapses: usize,
+    /// Features: the key-frequency rule finds a clear set.
+    pub sparse_features: bool,
+    /// Algorithm: the loss depends on the key frequencies alone (see [`key_frequency_algorithm`]).
+    pub key_algorithm: bool,
+    pub clock_form_fraction: f64,
+    /// Loss with all key frequencies removed from W_E, over ln p.
+    pub all_keys_ablated_over_chance: f64,
+    /// "clock", "pizza" or "mixed" ([`classify`]).
+    pub kind: String,
+    /// Implementation: clustered fractions at the 0.85 cut.
+    pub clustered_pre: f64,
+    pub clustered_post: f64,
+    pub clustered_null: f64,
+    pub clustered_pre_weighted: f64,
+    pub median_frequencies_needed_pre: f64,
+    pub median_firing_rate: f64,
+}
+
+/// The loss depends on the key frequencies alone: removing them from W_E, and from the MLP
+/// output, leaves the model no better than chance (loss ≥ ln p); removing every other frequency
+/// from W_E raises it by less than [`SUFFICIENT_RISE`] · ln p.
+pub fn key_frequency_algorithm(keys: &[usize], a: &AlgorithmLevel) -> bool {
+    !keys.is_empty()
+        && a.embedding_all_keys_loss >= a.chance_loss
+        && a.mlp_all_keys_loss >= a.chance_loss
+        && a.embedding_non_keys_loss - a.loss < SUFFICIENT_RISE * a.chance_loss
+}
+
+impl LevelSummary {
+    pub fn of(s: &super::Summary) -> LevelSummary {
+        let nl = &s.neuron_level;
+        let threshold = crate::run::GROK_ACCURACY as f64;
+        LevelSummary {
+            generalised: s.phases.first_reached.is_some()
+                || s.phases.grokked.is_some()
+                || (s.final_test_acc.is_nan() && s.accuracy_all_pairs >= threshold),
+            reached_at: s.phases.first_reached,
+            relapses: s.phases.relapses,
+            sparse_features: !s.key_frequencies.is_empty(),
+            key_algorithm: key_frequency_algorithm(&s.key_frequencies, &s.algorithm),
+            clock_form_fraction: s.algorithm.clock_form_fraction,
+            all_keys_ablated_over_chance: s.algorithm.embedding_all_keys_loss
+                / s.algorithm.chance_loss,
+            kind: if s.clock_pizza.kind.is_empty() {
+                "unclassified".into()
+            } else {
+                s.clock_pizza.kind.clone()
+            },
+            clustered_pre: nl.at(&nl.clustered_pre, CLUSTER_CUT),
+            clustered_post: nl.at(&nl.clustered_post, CLUSTER_CUT),
+            clustered_null: nl.at(&nl.null_post, CLUSTER_CUT),
+            clustered_pre_weighted: nl.at(&nl.weighted_pre, CLUSTER_CUT),
+            median_frequencies_needed_pre: nl.median_frequencies_needed_pre,
+            median_firing_rate: nl.median_firing_rate,
+        }
+    }
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::{name_of, ModelSettings, Shard, SweepSpec};
-use crate::report::compare::kind;
+use crate::report::levels::LevelSummary;
 use crate::report::Summary;
 use crate::run::write_atomic;
 
@@ -33,8 +33,9 @@ pub struct SweepRow {
     pub excluded_loss: f64,
     pub distance_irrelevance: f64,
     pub gradient_symmetricity: f64,
-    /// "clock-like" or "pizza-like" (compare's criterion).
-    pub kind: String,
+    /// The run at each level (features, algorithm, implementation).
+    #[serde(flatten)]
+    pub levels: LevelSummary,
 }
 
 impl SweepRow {
@@ -56,7 +57,7 @@ impl SweepRow {
             excluded_loss: last.map_or(f64::NAN, |q| q.excluded_loss),
             distance_irrelevance: s.distance_irrelevance,
             gradient_symmetricity: s.gradient_symmetricity,
-            kind: kind(s).to_string(),
+            levels: LevelSummary::of(s),
         }
     }
 }
@@ -109,7 +110,10 @@ impl SweepFile {
             "name,weights,act_quant,weight_decay,lr,seed,data_seed,run,epochs,memorised_at,\
              grokked_at,final_train_loss,final_test_loss,accuracy_all_pairs,key_frequencies,\
              n_key_frequencies,key_frequency_share,clustered_fraction,restricted_loss,\
-             excluded_loss,distance_irrelevance,gradient_symmetricity,kind\n",
+             excluded_loss,distance_irrelevance,gradient_symmetricity,kind,reached_at,relapses,\
+             sparse_features,key_algorithm,clock_form_fraction,all_keys_ablated_over_chance,\
+             clustered_pre,clustered_post,clustered_null,clustered_pre_weighted,\
+             median_frequencies_needed_pre,median_firing_rate\n",
         );
         let opt = |v: Option<usize>| v.map_or(String::new(), |e| e.to_string());
         for r in &self.rows {
@@ -117,7 +121,7 @@ impl SweepFile {
             let freqs: Vec<String> = r.key_frequencies.iter().map(|f| f.to_string()).collect();
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{},{},{},{},{},{:e},{:e},{},{},{},{},{},{:e},{:e},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{:e},{:e},{},{},{},{},{},{:e},{:e},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 s.name,
                 name_of(s.weights),
                 name_of(s.act_quant),
@@ -140,7 +144,19 @@ impl SweepFile {
                 r.excluded_loss,
                 r.distance_irrelevance,
                 r.gradient_symmetricity,
-                r.kind
+                r.levels.kind,
+                opt(r.levels.reached_at),
+                r.levels.relapses,
+                r.levels.sparse_features,
+                r.levels.key_algorithm,
+                r.levels.clock_form_fraction,
+                r.levels.all_keys_ablated_over_chance,
+                r.levels.clustered_pre,
+                r.levels.clustered_post,
+                r.levels.clustered_null,
+                r.levels.clustered_pre_weighted,
+                r.levels.median_frequencies_needed_pre,
+                r.levels.median_firing_rate
             );
         }
         out

@@ -8,42 +8,54 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::file::{SweepFile, SweepRow};
-use crate::analysis::stats::{mann_whitney_p, spread, Spread};
+use crate::analysis::stats::{bootstrap_median_difference, holm, mann_whitney_p, spread, Spread};
 use super::{name_of, number_name, ModelSettings};
 use crate::model::Weights;
 use crate::plot::{self, BarChart, Scatter};
-use crate::report::compare::kind_of;
 use crate::run::write_atomic;
 
-/// Grokked runs a variant needs before its algorithm is compared.
-const MIN_GROKKED: usize = 3;
-/// Significance level of the rank tests.
+/// Runs that generalised a variant needs before its algorithm is compared.
+const MIN_GENERALISED: usize = 3;
+/// Significance level of the rank tests, after Holm's correction over every test of the report.
 const ALPHA: f64 = 0.05;
-/// A difference in the median clustered fraction smaller than this is not called a different
-/// neuron structure, however significant.
+/// A difference in the median pre-ReLU clustered fraction smaller than this is not called a
+/// different implementation, however significant.
 const MIN_CLUSTER_DIFFERENCE: f64 = 0.2;
-/// Share of grokked runs that must use a sparse set of key frequencies for a variant to count as
-/// a sparse Fourier algorithm.
-const SPARSE_SHARE: f64 = 0.8;
+/// Share of generalised runs that must pass a level's per-run criterion for the variant to pass it.
+const MAJORITY: f64 = 0.8;
+/// Bootstrap resamples of the confidence intervals.
+const BOOTSTRAP_DRAWS: usize = 2000;
 
-/// The runs of one variant and their statistics (algorithm measures over grokked runs only).
+/// The runs of one variant and their statistics (level measures over the runs that generalised:
+/// reached 99.9% test accuracy).
 #[derive(Debug, Serialize)]
 pub struct VariantStats {
     pub variant: String,
     /// Short label: the settings that vary across the sweep.
     pub label: String,
     pub runs: usize,
+    /// Reached 99.9% test accuracy.
+    pub generalised: usize,
+    /// Held it (the sustained rule).
     pub grokked: usize,
-    pub grokking_epoch: SpreadJson,
+    /// First epoch at 99.9%, over the runs that generalised.
+    pub generalisation_epoch: SpreadJson,
     pub memorisation_epoch: SpreadJson,
+    pub relapses: SpreadJson,
     pub key_frequencies: SpreadJson,
-    /// Share of grokked runs with a sparse set of key frequencies.
+    /// Features: share of generalised runs with a sparse set of key frequencies.
     pub sparse_share: f64,
-    pub clustered_fraction: SpreadJson,
+    /// Algorithm: share whose loss depends on the key frequencies alone.
+    pub key_algorithm_share: f64,
+    pub clock_form_fraction: SpreadJson,
+    /// Shares of clock, pizza and mixed runs.
+    pub kinds: [(String, f64); 3],
+    /// Implementation, at the 0.85 cut.
+    pub clustered_pre: SpreadJson,
+    pub clustered_post: SpreadJson,
+    pub clustered_null: SpreadJson,
     pub distance_irrelevance: SpreadJson,
     pub gradient_symmetricity: SpreadJson,
-    /// Share of grokked runs that are clock-like.
-    pub clock_share: f64,
     /// Compared with the reference variant (None for the reference itself).
     pub versus_reference: Option<Comparison>,
     #[serde(skip)]
@@ -69,14 +81,24 @@ impl From<Spread> for SpreadJson {
     }
 }
 
+/// One measure of a variant against the reference: the difference of medians with a bootstrap
+/// 95% interval, and the Mann-Whitney p-value before and after Holm's correction.
+#[derive(Debug, Serialize)]
+pub struct Effect {
+    pub measure: String,
+    pub median_difference: f64,
+    pub ci95: (f64, f64),
+    pub p: f64,
+    pub p_holm: f64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Comparison {
     pub reference: String,
-    /// Two-sided Mann-Whitney p-values.
-    pub p_grokking_epoch: f64,
-    pub p_key_frequencies: f64,
-    pub p_clustered_fraction: f64,
-    pub verdict: String,
+    pub effects: Vec<Effect>,
+    pub features: String,
+    pub algorithm: String,
+    pub implementation: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,29 +118,41 @@ fn p_text(p: f64) -> String {
     }
 }
 
-fn grokked(rows: &[SweepRow]) -> impl Iterator<Item = &SweepRow> {
-    rows.iter().filter(|r| r.grokked_at.is_some())
+fn generalised(rows: &[SweepRow]) -> impl Iterator<Item = &SweepRow> {
+    rows.iter().filter(|r| r.levels.generalised)
 }
 
 fn values(rows: &[SweepRow], f: impl Fn(&SweepRow) -> f64) -> Vec<f64> {
-    grokked(rows).map(f).collect()
+    generalised(rows).map(f).collect()
 }
+
+/// The measures compared between variants, each with how it reads from a row.
+type Measure = (&'static str, fn(&SweepRow) -> f64);
+const MEASURES: [Measure; 5] = [
+    ("generalisation epoch", |r| r.levels.reached_at.map_or(f64::NAN, |e| e as f64)),
+    ("key frequencies", |r| r.key_frequencies.len() as f64),
+    ("clock-form fraction", |r| r.levels.clock_form_fraction),
+    ("clustered pre-ReLU", |r| r.levels.clustered_pre),
+    ("clustered post-ReLU", |r| r.levels.clustered_post),
+];
 
 impl VariantStats {
     fn new(variant: String, label: String, rows: Vec<SweepRow>) -> Self {
-        let n_grokked = grokked(&rows).count();
+        let n = generalised(&rows).count();
         let share = |ok: &dyn Fn(&SweepRow) -> bool| {
-            if n_grokked == 0 {
+            if n == 0 {
                 f64::NAN
             } else {
-                grokked(&rows).filter(|r| ok(r)).count() as f64 / n_grokked as f64
+                generalised(&rows).filter(|r| ok(r)).count() as f64 / n as f64
             }
         };
+        let of = |f: fn(&SweepRow) -> f64| -> SpreadJson { spread(&values(&rows, f)).into() };
         VariantStats {
             label,
             runs: rows.len(),
-            grokked: n_grokked,
-            grokking_epoch: spread(&values(&rows, |r| r.grokked_at.unwrap_or(0) as f64)).into(),
+            generalised: n,
+            grokked: rows.iter().filter(|r| r.grokked_at.is_some()).count(),
+            generalisation_epoch: of(MEASURES[0].1),
             memorisation_epoch: spread(
                 &rows
                     .iter()
@@ -126,89 +160,145 @@ impl VariantStats {
                     .collect::<Vec<_>>(),
             )
             .into(),
-            key_frequencies: spread(&values(&rows, |r| r.key_frequencies.len() as f64)).into(),
-            sparse_share: share(&|r| !r.key_frequencies.is_empty()),
-            clustered_fraction: spread(&values(&rows, |r| r.clustered_fraction)).into(),
-            distance_irrelevance: spread(&values(&rows, |r| r.distance_irrelevance)).into(),
-            gradient_symmetricity: spread(&values(&rows, |r| r.gradient_symmetricity)).into(),
-            clock_share: share(&|r| kind_of(r.distance_irrelevance) == "clock-like"),
+            relapses: of(|r| r.levels.relapses as f64),
+            key_frequencies: of(MEASURES[1].1),
+            sparse_share: share(&|r| r.levels.sparse_features),
+            key_algorithm_share: share(&|r| r.levels.key_algorithm),
+            clock_form_fraction: of(MEASURES[2].1),
+            kinds: ["clock", "pizza", "mixed"].map(|k| (k.to_string(), share(&|r| r.levels.kind == k))),
+            clustered_pre: of(MEASURES[3].1),
+            clustered_post: of(MEASURES[4].1),
+            clustered_null: of(|r| r.levels.clustered_null),
+            distance_irrelevance: of(|r| r.distance_irrelevance),
+            gradient_symmetricity: of(|r| r.gradient_symmetricity),
             versus_reference: None,
             variant,
             rows,
         }
     }
 
-    fn sparse(&self) -> bool {
-        self.sparse_share >= SPARSE_SHARE
+    /// The kind most of its generalised runs are, or "undecided" without a majority.
+    fn majority_kind(&self) -> &str {
+        self.kinds
+            .iter()
+            .find(|(_, share)| *share > 0.5)
+            .map_or("undecided", |(k, _)| k.as_str())
     }
 
-    fn majority_kind(&self) -> &'static str {
-        if self.clock_share >= 0.5 {
-            "clock-like"
-        } else {
-            "pizza-like"
-        }
+    /// The effect of each measure against the reference, p-values not yet corrected.
+    fn effects(&self, reference: &VariantStats) -> Vec<Effect> {
+        MEASURES
+            .iter()
+            .enumerate()
+            .map(|(i, (name, f))| {
+                let (a, b) = (values(&self.rows, f), values(&reference.rows, f));
+                let (a, b): (Vec<f64>, Vec<f64>) = (
+                    a.into_iter().filter(|x| x.is_finite()).collect(),
+                    b.into_iter().filter(|x| x.is_finite()).collect(),
+                );
+                Effect {
+                    measure: name.to_string(),
+                    median_difference: spread(&a).median - spread(&b).median,
+                    ci95: bootstrap_median_difference(&a, &b, BOOTSTRAP_DRAWS, i as u64),
+                    p: mann_whitney_p(&a, &b),
+                    p_holm: f64::NAN,
+                }
+            })
+            .collect()
     }
 
-    /// This variant against the reference, by the criteria [`CRITERIA`] states.
-    fn compare(&self, reference: &VariantStats) -> Comparison {
-        let p = |f: &dyn Fn(&SweepRow) -> f64| {
-            mann_whitney_p(&values(&self.rows, f), &values(&reference.rows, f))
-        };
-        let p_clustered = p(&|r| r.clustered_fraction);
-        let verdict = if self.grokked < MIN_GROKKED || reference.grokked < MIN_GROKKED {
+    /// This variant against the reference, per level, by the criteria [`CRITERIA`] states;
+    /// `effects` carry Holm-corrected p-values.
+    fn compare(&self, reference: &VariantStats, effects: Vec<Effect>) -> Comparison {
+        let few = self.generalised < MIN_GENERALISED || reference.generalised < MIN_GENERALISED;
+        let too_few = || {
             format!(
-                "too few grokked runs to compare ({} and {}; {MIN_GROKKED} needed)",
-                self.grokked, reference.grokked
+                "too few runs generalised to compare ({} and {}; {MIN_GENERALISED} needed)",
+                self.generalised, reference.generalised
             )
-        } else if !self.sparse() || !reference.sparse() {
-            "a different algorithm: not both use a sparse set of key frequencies".into()
+        };
+        let both = |x: f64, y: f64| x >= MAJORITY && y >= MAJORITY;
+        let features = if few {
+            too_few()
+        } else if both(self.sparse_share, reference.sparse_share) {
+            "same: sparse Fourier features".into()
+        } else {
+            format!(
+                "different: sparse key frequencies in {:.0}% of runs against {:.0}%",
+                100.0 * self.sparse_share,
+                100.0 * reference.sparse_share
+            )
+        };
+        let algorithm = if few {
+            too_few()
+        } else if !both(self.key_algorithm_share, reference.key_algorithm_share) {
+            format!(
+                "different: the loss depends on the key frequencies alone in {:.0}% of runs against {:.0}%",
+                100.0 * self.key_algorithm_share,
+                100.0 * reference.key_algorithm_share
+            )
+        } else if self.majority_kind() == "undecided" || reference.majority_kind() == "undecided" {
+            "undecided: key-frequency algorithms, but no majority kind (clock, pizza, mixed)".into()
         } else if self.majority_kind() != reference.majority_kind() {
             format!(
-                "a different algorithm: {} where the reference is {}",
+                "different: {} where the reference is {}",
                 self.majority_kind(),
                 reference.majority_kind()
             )
-        } else if p_clustered < ALPHA
-            && (self.clustered_fraction.median - reference.clustered_fraction.median).abs()
-                >= MIN_CLUSTER_DIFFERENCE
-        {
+        } else {
+            format!("same: key-frequency {} algorithms", self.majority_kind())
+        };
+        let pre = effects
+            .iter()
+            .find(|e| e.measure == MEASURES[3].0)
+            .expect("the clustered pre-ReLU effect");
+        let implementation = if few {
+            too_few()
+        } else if pre.p_holm < ALPHA && pre.median_difference.abs() >= MIN_CLUSTER_DIFFERENCE {
             format!(
-                "the same family (sparse Fourier features, {}) with a different neuron structure: \
-                 median clustered fraction {:.0}% against {:.0}% (p {})",
-                self.majority_kind(),
-                100.0 * self.clustered_fraction.median,
-                100.0 * reference.clustered_fraction.median,
-                p_text(p_clustered)
+                "different: median pre-ReLU clustered fraction {:.0}% against {:.0}% \
+                 (difference {:+.0} points, 95% CI {:+.0} to {:+.0}; Holm-corrected p {})",
+                100.0 * self.clustered_pre.median,
+                100.0 * reference.clustered_pre.median,
+                100.0 * pre.median_difference,
+                100.0 * pre.ci95.0,
+                100.0 * pre.ci95.1,
+                p_text(pre.p_holm)
             )
         } else {
             format!(
-                "the same algorithm (sparse Fourier features, {}, neuron structure not \
-                 distinguishable: p {})",
-                self.majority_kind(),
-                p_text(p_clustered)
+                "not distinguishable: median pre-ReLU clustered fraction {:.0}% against {:.0}% \
+                 (Holm-corrected p {})",
+                100.0 * self.clustered_pre.median,
+                100.0 * reference.clustered_pre.median,
+                p_text(pre.p_holm)
             )
         };
         Comparison {
             reference: reference.variant.clone(),
-            p_grokking_epoch: p(&|r| r.grokked_at.unwrap_or(0) as f64),
-            p_key_frequencies: p(&|r| r.key_frequencies.len() as f64),
-            p_clustered_fraction: p_clustered,
-            verdict,
+            effects,
+            features,
+            algorithm,
+            implementation,
         }
     }
 }
 
 /// The verdict's criteria, as the report states them.
-const CRITERIA: &str = "Criteria: algorithm measures are taken over the runs that grokked \
-(test accuracy ≥ 99.9%), and a variant is compared only with at least 3 of them. A variant uses \
-a sparse Fourier algorithm when at least 80% of its grokked runs have a clear set of key \
-frequencies (compare's rule); its kind is the majority's (clock-like when distance irrelevance \
-≥ 0.5). A variant learns the same algorithm as the reference (full precision when the sweep \
-has it) when both are sparse and of the same kind and their clustered-neuron fractions (neurons \
-with ≥ 85% of their variance in one frequency) do not differ: a two-sided Mann-Whitney test at \
-p < 0.05 together with a difference of at least 20 points in the medians makes them differ. \
-Which frequencies a run picks depends on its seed, so they are not compared.";
+const CRITERIA: &str = "Criteria: the level measures are taken over the runs that generalised \
+(reached 99.9% test accuracy; whether they held it is reported as relapses and the grokked \
+count), and a variant is compared only with at least 3 of them. **Features** agree when at least \
+80% of both variants' runs have a clear set of key frequencies. The **algorithm** agrees when at \
+least 80% of both variants' runs have a loss that depends on the key frequencies alone (removing \
+them from W_E, and from the MLP output, leaves the model no better than chance, ln p; removing \
+every other frequency from W_E raises the loss by less than 0.1 ln p) and the majority kind is \
+the same (clock: distance irrelevance ≥ 0.6 and gradient symmetricity < 0.9; pizza: distance \
+irrelevance < 0.4 and gradient symmetricity ≥ 0.9; else mixed). The **implementation** differs \
+when the fractions of neurons with ≥ 85% of their pre-ReLU variance in one frequency differ by a \
+two-sided Mann-Whitney test at p < 0.05 after Holm's correction over every test of the report, \
+with at least 20 points between the medians. Effects are differences of medians with percentile \
+bootstrap 95% intervals (2,000 resamples). Which frequencies a run picks depends on its seed, so \
+they are not compared.";
 
 /// Groups the rows by variant, in plan order.
 fn variants(file: &SweepFile) -> Vec<VariantStats> {
@@ -260,10 +350,20 @@ pub fn sweep_report(dir: &Path) -> Result<PathBuf> {
         .iter()
         .position(|v| v.rows[0].settings.weights == Weights::F32)
         .unwrap_or(0);
-    let comparisons: Vec<Option<Comparison>> = variants
+    let mut effects: Vec<Option<Vec<Effect>>> = variants
         .iter()
         .enumerate()
-        .map(|(i, v)| (i != reference).then(|| v.compare(&variants[reference])))
+        .map(|(i, v)| (i != reference).then(|| v.effects(&variants[reference])))
+        .collect();
+    let raw: Vec<f64> = effects.iter().flatten().flatten().map(|e| e.p).collect();
+    let mut adjusted = holm(&raw).into_iter();
+    for e in effects.iter_mut().flatten().flatten() {
+        e.p_holm = adjusted.next().expect("one adjusted p per test");
+    }
+    let comparisons: Vec<Option<Comparison>> = variants
+        .iter()
+        .zip(effects)
+        .map(|(v, e)| e.map(|e| v.compare(&variants[reference], e)))
         .collect();
     for (v, c) in variants.iter_mut().zip(comparisons) {
         v.versus_reference = c;
@@ -282,51 +382,59 @@ pub fn sweep_report(dir: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The paragraph that answers the study's question.
+/// The paragraph that answers the study's question, level by level.
 fn answer(variants: &[VariantStats], reference: usize) -> String {
     let r = &variants[reference];
     let mut text = format!(
-        "Reference: {} ({} of {} runs grokked",
-        r.label, r.grokked, r.runs
+        "Reference: {} ({} of {} runs generalised, {} held it",
+        r.label, r.generalised, r.runs, r.grokked
     );
-    if r.grokked > 0 {
+    if r.generalised > 0 {
         let _ = write!(
             text,
-            ", median epoch {:.0}; median {:.0} key frequencies, {:.0}% of neurons clustered, {}",
-            r.grokking_epoch.median,
+            "; median generalisation epoch {:.0}; median {:.0} key frequencies; {:.0}% of neurons \
+             clustered pre-ReLU, {:.0}% post-ReLU (null {:.0}%); {}",
+            r.generalisation_epoch.median,
             r.key_frequencies.median,
-            100.0 * r.clustered_fraction.median,
+            100.0 * r.clustered_pre.median,
+            100.0 * r.clustered_post.median,
+            100.0 * r.clustered_null.median,
             r.majority_kind()
         );
     }
-    text.push_str("). ");
+    text.push_str(").\n\n");
     for v in variants {
         let Some(c) = &v.versus_reference else {
             continue;
         };
-        let _ = write!(
+        let epoch = &c.effects[0];
+        let _ = writeln!(
             text,
-            "{}: {} of {} runs grokked{}; {}. ",
+            "- **{}**: {} of {} runs generalised, {} held it{}. Features: {}. Algorithm: {}. \
+             Implementation: {}.",
             v.label,
-            v.grokked,
+            v.generalised,
             v.runs,
-            if v.grokked > 0 && r.grokked > 0 {
+            v.grokked,
+            if v.generalised > 0 && r.generalised > 0 {
                 format!(
-                    " (median epoch {:.0} against {:.0}, p {})",
-                    v.grokking_epoch.median,
-                    r.grokking_epoch.median,
-                    p_text(c.p_grokking_epoch)
+                    " (median epoch {:.0} against {:.0}, Holm-corrected p {})",
+                    v.generalisation_epoch.median,
+                    r.generalisation_epoch.median,
+                    p_text(epoch.p_holm)
                 )
             } else {
                 String::new()
             },
-            c.verdict
+            c.features,
+            c.algorithm,
+            c.implementation
         );
     }
     if variants.len() == 1 {
-        text.push_str("The sweep has one variant: nothing to compare it with. ");
+        text.push_str("The sweep has one variant: nothing to compare it with.\n");
     }
-    let _ = write!(text, "\n\n{CRITERIA}");
+    let _ = write!(text, "\n{CRITERIA}");
     text
 }
 
@@ -359,33 +467,44 @@ fn markdown(file: &SweepFile, report: &SweepReport, out: &Path) -> String {
     );
     let _ = writeln!(md, "{}\n", report.answer);
     md.push_str(
-        "| variant | runs | grokked | grokking epoch | key frequencies | clustered neurons (%) | \
-         distance irrelevance | gradient symmetricity | clock-like |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "| variant | runs | generalised / held | epoch reached | relapses | key frequencies | \
+         clock form (%) | clustered pre-ReLU (%) | post-ReLU (%) | null (%) | kind |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for v in &report.variants {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             v.label,
             v.runs,
+            v.generalised,
             v.grokked,
-            cell(&v.grokking_epoch, 1.0, 0),
+            cell(&v.generalisation_epoch, 1.0, 0),
+            cell(&v.relapses, 1.0, 1),
             cell(&v.key_frequencies, 1.0, 1),
-            cell(&v.clustered_fraction, 100.0, 0),
-            cell(&v.distance_irrelevance, 1.0, 2),
-            cell(&v.gradient_symmetricity, 1.0, 2),
-            if v.grokked == 0 {
+            cell(&v.clock_form_fraction, 100.0, 0),
+            cell(&v.clustered_pre, 100.0, 0),
+            cell(&v.clustered_post, 100.0, 0),
+            cell(&v.clustered_null, 100.0, 0),
+            if v.generalised == 0 {
                 "-".into()
             } else {
-                format!("{:.0}%", 100.0 * v.clock_share)
+                v.kinds
+                    .iter()
+                    .filter(|(_, s)| *s > 0.0)
+                    .map(|(k, s)| format!("{k} {:.0}%", 100.0 * s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         );
     }
     md.push_str(
-        "\nMean ± standard deviation (median) over the runs that grokked; clustered: neurons \
-         with ≥ 85% of their activation variance in one frequency. Per-run numbers are in \
-         ../sweep.csv, these statistics in sweep_report.json.\n\n",
+        "\nMean ± standard deviation (median) over the runs that generalised (reached 99.9% test \
+         accuracy); held: grokked by the sustained rule. Clustered: neurons with ≥ 85% of their \
+         variance in one frequency, pre- and post-ReLU, and the rectification null's post-ReLU \
+         fraction. Per-run numbers are in ../sweep.csv, these statistics and every effect \
+         (difference of medians, bootstrap 95% interval, p before and after Holm's correction) in \
+         sweep_report.json.\n\n",
     );
     // The strip plots exist only once some run has grokked.
     for (name, caption) in FIGURES.iter().filter(|(name, _)| out.join(name).exists()) {
@@ -397,18 +516,23 @@ fn markdown(file: &SweepFile, report: &SweepReport, out: &Path) -> String {
 const FIGURES: [(&str, &str); 3] = [
     (
         "grokking_epochs.png",
-        "Grokking epoch of every run that grokked, per variant",
+        "Epoch each run first reached 99.9% test accuracy, per variant",
     ),
-    ("grokked_fraction.png", "Fraction of runs that grokked"),
+    (
+        "grokked_fraction.png",
+        "Fraction of runs that reached 99.9% test accuracy, and that held it",
+    ),
     (
         "algorithm_measures.png",
-        "Number of key frequencies, clustered-neuron fraction, distance irrelevance and gradient \
-         symmetricity of every grokked run, per variant",
+        "Every generalised run, per variant, at each level: key frequencies (features); the clock \
+         form's share of the logit variance and the loss with the key frequencies removed from W_E \
+         over chance's (algorithm); neurons clustered pre- and post-ReLU at the 0.85 cut, with the \
+         rectification null (implementation)",
     ),
 ];
 
-/// One point per grokked run at its variant's position (spread sideways so that equal values
-/// stay visible).
+/// One point per generalised run at its variant's position (spread sideways so that equal
+/// values stay visible).
 fn strip(
     variants: &[VariantStats],
     (title, y_label): (&str, &str),
@@ -417,7 +541,7 @@ fn strip(
 ) -> Scatter {
     let mut points = Vec::new();
     for (i, v) in variants.iter().enumerate() {
-        let runs: Vec<&SweepRow> = grokked(&v.rows).collect();
+        let runs: Vec<&SweepRow> = generalised(&v.rows).collect();
         for (j, r) in runs.iter().enumerate() {
             let offset = if runs.len() > 1 {
                 0.5 * (j as f64 / (runs.len() - 1) as f64 - 0.5)
@@ -443,67 +567,79 @@ fn strip(
 }
 
 fn figures(variants: &[VariantStats], out: &Path) -> Result<()> {
-    let any_grokked = variants.iter().any(|v| v.grokked > 0);
-    if any_grokked {
+    let any = variants.iter().any(|v| v.generalised > 0);
+    let width = |per: u32| per * variants.len().max(4) as u32;
+    if any {
         plot::scatters(
             &out.join(FIGURES[0].0),
             &[strip(
                 variants,
-                ("Grokking epoch", "epoch"),
+                ("Epoch 99.9% test accuracy was reached", "epoch"),
                 (0.0, 1.0),
-                &|r| r.grokked_at.unwrap_or(0) as f64,
+                &|r| r.levels.reached_at.map_or(f64::NAN, |e| e as f64),
             )],
             1,
-            (160 * variants.len().max(4) as u32, 420),
+            (width(160), 420),
         )?;
     }
+    let fraction = |title: &str, count: &dyn Fn(&VariantStats) -> usize| BarChart {
+        title: title.into(),
+        x_label: "variant".into(),
+        y_label: "fraction of runs".into(),
+        labels: variants.iter().map(|v| v.label.clone()).collect(),
+        values: variants
+            .iter()
+            .map(|v| count(v) as f64 / v.runs as f64)
+            .collect(),
+        highlight: Vec::new(),
+        log_y: false,
+    };
     plot::bar_charts(
         &out.join(FIGURES[1].0),
-        &[BarChart {
-            title: "Runs that grokked".into(),
-            x_label: "variant".into(),
-            y_label: "fraction".into(),
-            labels: variants.iter().map(|v| v.label.clone()).collect(),
-            values: variants
-                .iter()
-                .map(|v| v.grokked as f64 / v.runs as f64)
-                .collect(),
-            highlight: Vec::new(),
-            log_y: false,
-        }],
-        1,
-        (160 * variants.len().max(4) as u32, 420),
+        &[
+            fraction("Reached 99.9% test accuracy", &|v| v.generalised),
+            fraction("Held it (grokked, sustained)", &|v| v.grokked),
+        ],
+        2,
+        (width(120), 420),
     )?;
-    if any_grokked {
+    if any {
         let panels = [
-            strip(variants, ("Key frequencies", "count"), (0.0, 1.0), &|r| {
+            strip(variants, ("Features: key frequencies", "count"), (0.0, 1.0), &|r| {
                 r.key_frequencies.len() as f64
             }),
             strip(
                 variants,
-                ("Clustered-neuron fraction", "fraction"),
+                ("Algorithm: clock form's share of logit variance", "fraction"),
                 (0.0, 1.0),
-                &|r| r.clustered_fraction,
+                &|r| r.levels.clock_form_fraction,
             ),
             strip(
                 variants,
-                ("Distance irrelevance (≈1 clock)", ""),
-                (0.0, 1.0),
-                &|r| r.distance_irrelevance,
+                ("Algorithm: loss without the key frequencies / ln p", "ratio"),
+                (0.0, 1.5),
+                &|r| r.levels.all_keys_ablated_over_chance,
             ),
             strip(
                 variants,
-                ("Gradient symmetricity (≈1 pizza)", ""),
+                ("Implementation: clustered pre-ReLU (0.85)", "fraction"),
                 (0.0, 1.0),
-                &|r| r.gradient_symmetricity,
+                &|r| r.levels.clustered_pre,
+            ),
+            strip(
+                variants,
+                ("Implementation: clustered post-ReLU (0.85)", "fraction"),
+                (0.0, 1.0),
+                &|r| r.levels.clustered_post,
+            ),
+            strip(
+                variants,
+                ("Implementation: rectification null, post-ReLU", "fraction"),
+                (0.0, 1.0),
+                &|r| r.levels.clustered_null,
             ),
         ];
-        plot::scatters(
-            &out.join(FIGURES[2].0),
-            &panels,
-            2,
-            (120 * variants.len().max(4) as u32, 380),
-        )?;
+        plot::scatters(&out.join(FIGURES[2].0), &panels, 3, (width(100), 360))?;
     }
     Ok(())
 }
@@ -512,9 +648,10 @@ fn figures(variants: &[VariantStats], out: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use crate::model::ActQuant;
+    use crate::report::levels::LevelSummary;
 
-    /// Five grokked runs of `weights` with these clustered fractions and distance irrelevance.
-    fn variant(weights: Weights, clustered: [f64; 5], di: f64) -> VariantStats {
+    /// Five generalised runs of `weights` with these pre-ReLU clustered fractions and this kind.
+    fn variant(weights: Weights, clustered: [f64; 5], kind: &str) -> VariantStats {
         let rows: Vec<SweepRow> = clustered
             .iter()
             .enumerate()
@@ -540,37 +677,53 @@ mod tests {
                 clustered_fraction: c,
                 restricted_loss: 1e-3,
                 excluded_loss: 4.0,
-                distance_irrelevance: di,
+                distance_irrelevance: 0.9,
                 gradient_symmetricity: 0.5,
-                kind: kind_of(di).into(),
+                levels: LevelSummary {
+                    generalised: true,
+                    reached_at: Some(1000 + 100 * seed),
+                    sparse_features: true,
+                    key_algorithm: true,
+                    clock_form_fraction: 0.9,
+                    kind: kind.into(),
+                    clustered_pre: c,
+                    clustered_post: c,
+                    ..Default::default()
+                },
             })
             .collect();
         VariantStats::new(format!("{weights:?}"), format!("{weights:?}"), rows)
     }
 
+    fn versus(v: &VariantStats, reference: &VariantStats) -> Comparison {
+        let mut effects = v.effects(reference);
+        for e in &mut effects {
+            e.p_holm = e.p;
+        }
+        v.compare(reference, effects)
+    }
+
     #[test]
     fn verdicts_follow_the_stated_criteria() {
-        let fp = variant(Weights::F32, [0.7, 0.75, 0.8, 0.72, 0.78], 0.9);
-        let same = variant(Weights::Ternary, [0.71, 0.74, 0.79, 0.73, 0.77], 0.9);
-        assert!(same.compare(&fp).verdict.starts_with("the same algorithm"));
-        let scattered = variant(Weights::Ternary, [0.02, 0.05, 0.1, 0.03, 0.08], 0.9);
-        let c = scattered.compare(&fp);
-        assert!(c.p_clustered_fraction < ALPHA, "{}", c.p_clustered_fraction);
-        assert!(
-            c.verdict.contains("different neuron structure"),
-            "{}",
-            c.verdict
-        );
-        let pizza = variant(Weights::Binary, [0.7, 0.75, 0.8, 0.72, 0.78], 0.2);
-        assert!(pizza
-            .compare(&fp)
-            .verdict
-            .starts_with("a different algorithm"));
-        let mut few = variant(Weights::Binary, [0.7, 0.75, 0.8, 0.72, 0.78], 0.9);
+        let fp = variant(Weights::F32, [0.7, 0.75, 0.8, 0.72, 0.78], "clock");
+        let same = variant(Weights::Ternary, [0.71, 0.74, 0.79, 0.73, 0.77], "clock");
+        let c = versus(&same, &fp);
+        assert!(c.features.starts_with("same") && c.algorithm.starts_with("same"));
+        assert!(c.implementation.starts_with("not distinguishable"), "{}", c.implementation);
+        let scattered = variant(Weights::Ternary, [0.02, 0.05, 0.1, 0.03, 0.08], "clock");
+        let c = versus(&scattered, &fp);
+        assert!(c.effects[3].p < ALPHA, "{}", c.effects[3].p);
+        assert!(c.implementation.starts_with("different"), "{}", c.implementation);
+        assert!(c.algorithm.starts_with("same"), "{}", c.algorithm);
+        let pizza = variant(Weights::Binary, [0.7, 0.75, 0.8, 0.72, 0.78], "pizza");
+        assert!(versus(&pizza, &fp).algorithm.starts_with("different"));
+        let mixed = variant(Weights::Binary, [0.7, 0.75, 0.8, 0.72, 0.78], "mixed");
+        assert!(versus(&mixed, &fp).algorithm.starts_with("different"));
+        let mut few = variant(Weights::Binary, [0.7, 0.75, 0.8, 0.72, 0.78], "clock");
         for r in &mut few.rows[2..] {
-            r.grokked_at = None;
+            r.levels.generalised = false;
         }
         let few = VariantStats::new("few".into(), "few".into(), few.rows);
-        assert!(few.compare(&fp).verdict.starts_with("too few grokked runs"));
+        assert!(versus(&few, &fp).features.starts_with("too few"));
     }
 }
