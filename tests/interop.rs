@@ -216,14 +216,42 @@ fn the_nanda_2023_model_imports_generalises_and_analyses() {
     );
     assert!(an.out_dir.join("training_curves.png").exists());
 
-    // Through TransformerLens's layout and back, it is the same model: compare says so, counting
-    // accuracy on all pairs as grokking for runs without an accuracy curve.
+    // The algorithm at the logits: about half of the centred logit variance is of the clock
+    // form (the wrong classes carry the rest), yet the loss depends on the key frequencies alone.
+    let a = &s.algorithm;
+    assert!((0.3..0.7).contains(&a.clock_form_fraction), "{}", a.clock_form_fraction);
+    assert!(report::levels::LevelSummary::of(s).key_algorithm, "{a:?}");
+    assert_eq!(s.clock_pizza.kind, "clock");
+
+    // Every level measure agrees with an independent numpy implementation.
     let exported = export_run(&out, &dir.path().join("nanda2023-tl.safetensors"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_measures.py");
+    let o = Command::new("python3")
+        .arg(&script)
+        .arg(&exported.weights)
+        .arg(an.out_dir.join("analysis.json"))
+        .output()
+        .expect("python3 is needed (with numpy and safetensors; .ci/run installs them)");
+    assert!(
+        o.status.success(),
+        "the numpy check disagrees:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // Through TransformerLens's layout and back, it is the same model: compare says so at every
+    // level, counting accuracy on all pairs as generalisation for runs without an accuracy curve.
     let back = import_export(&exported, &dir.path().join("back"));
     let report =
         report::compare::compare(&gpu, &[out, back.run], &dir.path().join("compare")).unwrap();
     let text = std::fs::read_to_string(report).unwrap();
-    assert!(text.contains("**Same algorithm.**"), "{text}");
+    for level in [
+        "**Features (the embedding): same",
+        "**Algorithm (what the logits compute, causally): same",
+        "**Implementation (how neurons carry it): same",
+    ] {
+        assert!(text.contains(level), "{level} missing from:\n{text}");
+    }
 }
 
 /// Writes a safetensors file of f32 zeros with the given names and shapes.

@@ -92,3 +92,53 @@ fn analyze_and_compare_write_every_figure() {
         assert_figure(&png);
     }
 }
+
+/// Even moduli end to end: the Nyquist frequency has a cosine and no sine, and every figure and
+/// measure takes the frequency count from the Fourier basis (this once failed with "11 labels
+/// for 12 bars" at p = 24). Train, analyze, compare with an odd-p run, export, sweep and
+/// sweep-report.
+#[test]
+fn even_p_runs_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let model = ["--d-model", "32", "--d-head", "8", "--d-mlp", "64"];
+    let mut runs = Vec::new();
+    for p in ["12", "13"] {
+        let out = path(&format!("p{p}"));
+        let mut args = vec!["train", "--preset", "nanda", "--p", p, "--frac", "0.6"];
+        args.extend(model);
+        args.extend(["--epochs", "100", "--checkpoint-every", "50", "--out", &out]);
+        bitgrok(&args);
+        bitgrok(&["analyze", &out]);
+        let analysis = Path::new(&out).join("analysis");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(analysis.join("analysis.json")).unwrap())
+                .unwrap();
+        let k: usize = p.parse::<usize>().unwrap() / 2;
+        assert_eq!(json["embedding_energy_share"].as_array().unwrap().len(), k);
+        assert_eq!(
+            json["neuron_level"]["thresholds"].as_array().unwrap().len(),
+            json["neuron_level"]["clustered_pre"].as_array().unwrap().len()
+        );
+        for png in figures_of(&analysis) {
+            assert_figure(&png);
+        }
+        runs.push(out);
+    }
+    let cmp = path("cmp");
+    bitgrok(&["compare", &runs[0], &runs[1], "--out", &cmp]);
+    assert!(std::fs::read_to_string(Path::new(&cmp).join("compare.md"))
+        .unwrap()
+        .contains("Criteria:"));
+    let export = path("p12.safetensors");
+    bitgrok(&["export", &runs[0], "--out", &export]);
+    assert!(Path::new(&export).exists());
+
+    let sweep = path("sweep");
+    let mut args = vec!["sweep", "--preset", "nanda", "--p", "12", "--frac", "0.6"];
+    args.extend(model);
+    args.extend(["--epochs", "60", "--checkpoint-every", "30", "--seeds", "0-1", "--out", &sweep]);
+    bitgrok(&args);
+    bitgrok(&["sweep-report", &sweep]);
+    assert!(Path::new(&sweep).join("report/sweep_report.md").exists());
+}

@@ -148,7 +148,7 @@ pub fn analysed_checkpoint(
 ) -> Option<(usize, String)> {
     let last = *checkpoints.last()?;
     let Some(grokked) = phases.grokked else {
-        let why = if rows.is_empty() {
+        let why = if !rows.iter().any(|m| m.test_acc.is_finite()) {
             "the last checkpoint (the run has no accuracy curve)"
         } else {
             "the last checkpoint (the run did not grok by the sustained rule)"
