@@ -70,6 +70,24 @@ fn pre_clustered(s: &Summary) -> f64 {
     LevelSummary::of(s).clustered_pre
 }
 
+/// A loss with three significant figures, in scientific notation below 0.01.
+fn loss_text(x: f64) -> String {
+    if x < 0.01 {
+        format!("{x:.2e}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+/// A configuration value as config.json spells it.
+fn config_name(value: impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(v) => v.to_string(),
+        Err(_) => "?".into(),
+    }
+}
+
 /// The verdict, one line per level, generated from the numbers, then the criteria.
 pub fn verdict(runs: &[Summary]) -> String {
     let names: Vec<String> = runs.iter().map(name).collect();
@@ -139,8 +157,8 @@ pub fn verdict(runs: &[Summary]) -> String {
          (distance irrelevance {}; gradient symmetricity {}).",
         per_run(&|r| format!("{:.2}", r.algorithm.embedding_all_keys_loss)),
         per_run(&|r| format!("{:.2}", r.algorithm.mlp_all_keys_loss)),
-        per_run(&|r| format!("{:.3}", r.algorithm.embedding_non_keys_loss)),
-        per_run(&|r| format!("{:.3}", r.algorithm.loss)),
+        per_run(&|r| loss_text(r.algorithm.embedding_non_keys_loss)),
+        per_run(&|r| loss_text(r.algorithm.loss)),
         per_run(&|r| format!("{:.0}%", 100.0 * r.algorithm.clock_form_fraction)),
         per_run(&kind),
         per_run(&|r| format!("{:.2}", r.distance_irrelevance)),
@@ -265,6 +283,51 @@ pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
         )?;
     }
 
+    let threshold_curves = |real: &dyn Fn(&super::levels::NeuronLevel) -> &Vec<f64>,
+                            null: Option<&dyn Fn(&super::levels::NeuronLevel) -> &Vec<f64>>| {
+        let mut series = Vec::new();
+        for (i, (s, n)) in summaries.iter().zip(&names).enumerate() {
+            let nl = &s.neuron_level;
+            let points = |v: &Vec<f64>| nl.thresholds.iter().copied().zip(v.iter().copied()).collect();
+            series.push(Series {
+                label: n.clone(),
+                points: points(real(nl)),
+                dashed: false,
+                colour: Some(i),
+            });
+            if let Some(null) = null {
+                series.push(Series {
+                    label: format!("{n} null"),
+                    points: points(null(nl)),
+                    dashed: true,
+                    colour: Some(i),
+                });
+            }
+        }
+        series
+    };
+    let threshold_panel = |title: &str, series: Vec<Series>| LineChart {
+        title: title.into(),
+        x_label: "threshold (share of variance)".into(),
+        y_label: "fraction of neurons".into(),
+        series,
+        vlines: vec![(CLUSTER_THRESHOLD, "Nanda et al.'s cut".into())],
+        y_range: Some((0.0, 1.02)),
+        ..Default::default()
+    };
+    line_charts(
+        &out.join("neuron_clustered_vs_threshold.png"),
+        &[
+            threshold_panel("pre-ReLU", threshold_curves(&|nl| &nl.clustered_pre, None)),
+            threshold_panel(
+                "post-ReLU, with the rectification null (dashed)",
+                threshold_curves(&|nl| &nl.clustered_post, Some(&|nl| &nl.null_post)),
+            ),
+        ],
+        2,
+        (620, 460),
+    )?;
+
     let curves =
         |f: &dyn Fn(&super::ProgressPoint) -> f64, dashed: bool, suffix: &str| -> Vec<Series> {
             summaries
@@ -335,17 +398,26 @@ pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
             summaries.iter().map(f).collect::<Vec<_>>().join(" | ")
         );
     };
-    row(&mut md, "weights / activations", &|s| {
+    row(&mut md, "weights / activation quantisation", &|s| {
         format!(
-            "{:?} / {:?}",
-            s.config.model.weights, s.config.model.act_quant
+            "{} / {}",
+            config_name(s.config.model.weights),
+            config_name(s.config.model.act_quant)
         )
     });
-    row(&mut md, "memorised at", &|s| {
+    row(&mut md, "analysed epoch", &|s| s.epoch.to_string());
+    row(&mut md, "memorised at (sustained)", &|s| {
         s.phases.memorised.map_or("-".into(), |e| e.to_string())
     });
-    row(&mut md, "grokked at", &|s| {
-        s.phases.grokked.map_or("-".into(), |e| e.to_string())
+    row(&mut md, "reached 99.9% test accuracy at", &|s| {
+        s.phases.first_reached.map_or("-".into(), |e| e.to_string())
+    });
+    row(&mut md, "grokked at (sustained) / relapses", &|s| {
+        format!(
+            "{} / {}",
+            s.phases.grokked.map_or("-".into(), |e| e.to_string()),
+            s.phases.relapses
+        )
     });
     row(&mut md, "accuracy (all pairs)", &|s| {
         format!("{:.4}", s.accuracy_all_pairs)
@@ -356,7 +428,18 @@ pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
     row(&mut md, "their share of W_E/W_L energy", &|s| {
         format!("{:.0}%", 100.0 * s.key_frequency_share)
     });
-    row(&mut md, "neurons clustered", &|s| {
+    row(&mut md, "clock form's share of logit variance", &|s| {
+        format!("{:.0}%", 100.0 * s.algorithm.clock_form_fraction)
+    });
+    row(&mut md, "neurons clustered pre-ReLU / null (0.85)", &|s| {
+        let l = LevelSummary::of(s);
+        format!(
+            "{:.0}% / {:.0}%",
+            100.0 * l.clustered_pre,
+            100.0 * l.clustered_null
+        )
+    });
+    row(&mut md, "neurons clustered post-ReLU (0.85)", &|s| {
         format!(
             "{} of {} ({:.0}%)",
             s.neurons.clustered,
@@ -399,6 +482,7 @@ pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
     if !cluster_panels.is_empty() {
         md.push_str("\n## Neuron clusters\n\n![neuron clusters](neuron_clusters.png)\n\nNeurons with at least 85% of their variance in one frequency, per frequency.\n");
     }
+    md.push_str("\n## Neurons clustered by frequency, at every threshold\n\n![clustered vs threshold](neuron_clustered_vs_threshold.png)\n\nThe fraction of each run's neurons with at least the threshold's share of their variance in one frequency, pre-ReLU (left) and post-ReLU (right, with each run's rectification null dashed in its colour); one scale for all runs.\n");
     md.push_str("\n## Progress measures\n\n![progress measures](progress_measures.png)\n\nRestricted loss (logits kept along the key-frequency directions) and excluded loss (those removed, train set), losses and weight norms, all runs on one plot.\n");
     let path = out.join("compare.md");
     write_atomic(&path, md.as_bytes())?;
