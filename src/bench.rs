@@ -204,8 +204,8 @@ pub fn print_results(results: &[BenchResult]) {
         let flops = (r.flops_per_train_step + r.flops_per_test_eval) as f64;
         println!(
             "{:<12} {:<8} {:>6} {:>9.1} {:>14.1} {:>15.2} {:>12.3} {:>8.2} {:>8} {:>6} + {}",
-            format!("{:?}", r.preset),
-            format!("{:?}", r.weights).to_lowercase(),
+            crate::model::name_of(r.preset),
+            crate::model::name_of(r.weights),
             r.models,
             r.ms_per_epoch,
             r.ms_per_train_step,

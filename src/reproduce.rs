@@ -79,10 +79,10 @@ pub fn reproduce(gpu: &Gpu, out: &Path, full: bool, force: bool) -> Result<PathB
         let config = config(v, !reduced)?;
         let dir = out.join(v.name);
         println!(
-            "training the {} model ({:?}, weights {:?}) into {}",
+            "training the {} model (`{}`, {} weights) into {}",
             v.name,
-            v.preset,
-            config.model.weights,
+            crate::model::name_of(v.preset),
+            crate::model::name_of(config.model.weights),
             dir.display()
         );
         let control = train::Control {

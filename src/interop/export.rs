@@ -137,8 +137,8 @@ fn limitations(c: &ModelConfig) -> (Vec<String>, Vec<String>) {
     }
     if c.weights != Weights::F32 {
         notes.push(format!(
-            "{:?} weights are exported as their effective values (scale times codes), not the latent ones",
-            c.weights
+            "{} weights are exported as their effective values (scale times codes), not the latent ones",
+            crate::model::name_of(c.weights)
         ));
     }
     if !c.pos_embed {

@@ -14,7 +14,7 @@ pub(super) enum Swatch {
 }
 
 /// Draws `entries` inside `plot` (a plotting area without coordinates), avoiding the pixels in
-/// `occupied` as far as the four corners allow.
+/// `occupied` as far as matplotlib's nine candidate places allow.
 pub(super) fn legend(
     plot: &Area,
     entries: &[(String, Swatch)],
@@ -37,12 +37,19 @@ pub(super) fn legend(
     let (w, h) = plot.dim_in_pixel();
     let (w, h) = (w as i32, h as i32);
 
-    // matplotlib's order of preference among equally good corners.
+    // matplotlib's `loc="best"` candidates, in its order of preference among equally good
+    // places: the corners, then the middles of the edges, then the centre.
+    let (cx, cy) = ((w - bw) / 2, (h - bh) / 2);
     let corners = [
         (w - bw - pad, pad),
         (pad, pad),
         (pad, h - bh - pad),
         (w - bw - pad, h - bh - pad),
+        (w - bw - pad, cy),
+        (pad, cy),
+        (cx, h - bh - pad),
+        (cx, pad),
+        (cx, cy),
     ];
     let hidden = |&(x, y): &(i32, i32)| {
         occupied

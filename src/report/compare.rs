@@ -10,6 +10,7 @@ use super::figures::line_charts;
 use super::levels::{LevelSummary, SUFFICIENT_RISE};
 use super::{Summary, CLUSTER_THRESHOLD};
 use crate::engine::device::Gpu;
+use crate::model::name_of;
 use crate::plot::{self, BarChart, LineChart, Series};
 use crate::run::write_atomic;
 
@@ -79,14 +80,6 @@ fn loss_text(x: f64) -> String {
     }
 }
 
-/// A configuration value as config.json spells it.
-fn config_name(value: impl serde::Serialize) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(v) => v.to_string(),
-        Err(_) => "?".into(),
-    }
-}
 
 /// The verdict, one line per level, generated from the numbers, then the criteria.
 pub fn verdict(runs: &[Summary]) -> String {
@@ -401,8 +394,8 @@ pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
     row(&mut md, "weights / activation quantisation", &|s| {
         format!(
             "{} / {}",
-            config_name(s.config.model.weights),
-            config_name(s.config.model.act_quant)
+            name_of(s.config.model.weights),
+            name_of(s.config.model.act_quant)
         )
     });
     row(&mut md, "analysed epoch", &|s| s.epoch.to_string());

@@ -830,9 +830,7 @@ fn quantised_figures(
     let panels: Vec<Heatmap> = mats
         .iter()
         .map(|(name, v, rows, cols)| Heatmap {
-            title: format!("{name} ({:?} codes)", c.weights)
-                .to_lowercase()
-                .replace("w_", "W_"),
+            title: format!("{name} ({} codes)", crate::model::name_of(c.weights)),
             values: v,
             rows: *rows,
             cols: *cols,

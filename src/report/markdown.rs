@@ -4,19 +4,12 @@ use std::fmt::Write;
 
 use super::figures::Figure;
 use super::Analysis;
+use crate::model::name_of;
 
 fn epoch(e: Option<usize>) -> String {
     e.map_or("never".into(), |e| format!("epoch {e}"))
 }
 
-/// A configuration value as config.json spells it (`nanda`, `ternary`, `int8`).
-fn name_of(value: impl serde::Serialize) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(v) => v.to_string(),
-        Err(_) => "?".into(),
-    }
-}
 
 fn pct(x: f64) -> String {
     format!("{:.0}%", 100.0 * x)

@@ -80,11 +80,7 @@ pub fn number_name(x: f64) -> String {
     }
 }
 
-/// The command-line name of a setting (`ternary`, `int8`).
-pub fn name_of(v: impl clap::ValueEnum) -> String {
-    v.to_possible_value()
-        .map_or_else(String::new, |p| p.get_name().to_string())
-}
+pub use crate::model::name_of;
 
 impl SweepSpec {
     /// Every model of the grid, in a fixed order (seed fastest), each with a validated run
