@@ -219,7 +219,11 @@ fn the_nanda_2023_model_imports_generalises_and_analyses() {
     // The algorithm at the logits: about half of the centred logit variance is of the clock
     // form (the wrong classes carry the rest), yet the loss depends on the key frequencies alone.
     let a = &s.algorithm;
-    assert!((0.3..0.7).contains(&a.clock_form_fraction), "{}", a.clock_form_fraction);
+    assert!(
+        (0.3..0.7).contains(&a.clock_form_fraction),
+        "{}",
+        a.clock_form_fraction
+    );
     assert!(report::levels::LevelSummary::of(s).key_algorithm, "{a:?}");
     assert_eq!(s.clock_pizza.kind, "clock");
 

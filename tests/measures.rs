@@ -89,7 +89,10 @@ fn clustered_curves_count_and_weigh() {
         neuron_measures::clustered_curve(&shares, &[0.0, 1.0, 3.0], &t),
         vec![0.25, 0.0]
     );
-    assert_eq!(neuron_measures::clustered_curve(&shares, &[0.0; 3], &t), vec![0.0, 0.0]);
+    assert_eq!(
+        neuron_measures::clustered_curve(&shares, &[0.0; 3], &t),
+        vec![0.0, 0.0]
+    );
 }
 
 /// Independent of the closed form: the fundamental's share of a rectified cosine by numerical
@@ -120,7 +123,10 @@ fn rectified_cosine_share_has_its_known_values() {
             neuron_measures::rectified_cosine_share(rate),
             rectified_share_numerically(rate),
         );
-        assert!((closed - numeric).abs() < 1e-6, "rate {rate}: {closed} vs {numeric}");
+        assert!(
+            (closed - numeric).abs() < 1e-6,
+            "rate {rate}: {closed} vs {numeric}"
+        );
     }
 }
 
@@ -149,7 +155,10 @@ fn the_pure_null_reproduces_the_analytic_post_relu_pass_rate() {
         let want = neuron_measures::rectified_cosine_share(rate);
         assert_eq!(shares.len(), 3);
         for s in &shares {
-            assert!((s - want).abs() < 0.01, "k {k}, rate {rate}: {s} vs analytic {want}");
+            assert!(
+                (s - want).abs() < 0.01,
+                "k {k}, rate {rate}: {s} vs analytic {want}"
+            );
         }
         for t in [0.8, 0.85, 0.9] {
             let pass = shares.iter().filter(|&&s| s >= t).count() as f64 / shares.len() as f64;
@@ -175,7 +184,10 @@ fn the_null_matches_purity_and_is_seeded() {
     let q = profile(&noisy, p).max_share;
     let shares = rectification_null::null_max_shares(&noisy, &basis, None, 4, 1);
     for s in &shares {
-        assert!((s - q).abs() < 1e-9, "synthetic purity {s} vs the neuron's {q}");
+        assert!(
+            (s - q).abs() < 1e-9,
+            "synthetic purity {s} vs the neuron's {q}"
+        );
     }
     assert_eq!(
         shares,
@@ -228,7 +240,10 @@ fn ablating_a_frequency_removes_it_and_nothing_else() {
         1.0 + angle(2, t, p).cos() * (j + 1) as f64 + angle(5, t, p).sin()
     });
     let without_3 = logit_algorithm::remove_frequency(&x, &basis, 3);
-    assert!((&without_3 - &x).abs().max() < 1e-12, "frequency 3 is absent");
+    assert!(
+        (&without_3 - &x).abs().max() < 1e-12,
+        "frequency 3 is absent"
+    );
     let without_2 = logit_algorithm::remove_frequency(&x, &basis, 2);
     let want = DMatrix::from_fn(p, 2, |t, _| 1.0 + angle(5, t, p).sin());
     assert!((without_2 - want).abs().max() < 1e-12);
@@ -249,7 +264,10 @@ fn ablating_a_frequency_removes_it_and_nothing_else() {
     let v = f(true);
     for k in [1, 3, 6, 7] {
         let same = logit_algorithm::remove_frequency_2d(&v, &basis, k);
-        assert!((&same - &v).abs().max() < 1e-12, "frequency {k} has no terms of its own");
+        assert!(
+            (&same - &v).abs().max() < 1e-12,
+            "frequency {k} has no terms of its own"
+        );
     }
     let removed = logit_algorithm::remove_frequency_2d(&v, &basis, 4);
     assert!((removed - f(false)).abs().max() < 1e-12);
@@ -311,7 +329,8 @@ fn phases_are_sustained_and_relapses_counted() {
     let (e, why) = metrics::analysed_checkpoint(&rows, &ph, &checkpoints).unwrap();
     assert_eq!(e, 4000, "{why}");
     let not_grokked = Phases::find(&rows[..10], 0.1);
-    let (e, why) = metrics::analysed_checkpoint(&rows[..10], &not_grokked, &checkpoints[..10]).unwrap();
+    let (e, why) =
+        metrics::analysed_checkpoint(&rows[..10], &not_grokked, &checkpoints[..10]).unwrap();
     assert_eq!(e, 900);
     assert!(why.contains("did not grok"), "{why}");
 }
@@ -323,5 +342,8 @@ fn the_cleanup_cut_stands_clear_of_chance() {
     let small = metrics::cleanup_accuracy(23, 53) as f64;
     let chance: f64 = 1.0 / 23.0;
     let se = (chance * (1.0 - chance) / 53.0).sqrt();
-    assert!((small - (chance + 4.0 * se)).abs() < 1e-6 && small > 0.15, "{small}");
+    assert!(
+        (small - (chance + 4.0 * se)).abs() < 1e-6 && small > 0.15,
+        "{small}"
+    );
 }

@@ -118,7 +118,10 @@ fn even_p_runs_end_to_end() {
         assert_eq!(json["embedding_energy_share"].as_array().unwrap().len(), k);
         assert_eq!(
             json["neuron_level"]["thresholds"].as_array().unwrap().len(),
-            json["neuron_level"]["clustered_pre"].as_array().unwrap().len()
+            json["neuron_level"]["clustered_pre"]
+                .as_array()
+                .unwrap()
+                .len()
         );
         for png in figures_of(&analysis) {
             assert_figure(&png);
@@ -137,7 +140,16 @@ fn even_p_runs_end_to_end() {
     let sweep = path("sweep");
     let mut args = vec!["sweep", "--preset", "nanda", "--p", "12", "--frac", "0.6"];
     args.extend(model);
-    args.extend(["--epochs", "60", "--checkpoint-every", "30", "--seeds", "0-1", "--out", &sweep]);
+    args.extend([
+        "--epochs",
+        "60",
+        "--checkpoint-every",
+        "30",
+        "--seeds",
+        "0-1",
+        "--out",
+        &sweep,
+    ]);
     bitgrok(&args);
     bitgrok(&["sweep-report", &sweep]);
     assert!(Path::new(&sweep).join("report/sweep_report.md").exists());

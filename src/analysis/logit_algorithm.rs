@@ -92,7 +92,12 @@ pub fn remove_frequency(x: &DMatrix<f64>, basis: &FourierBasis, k: usize) -> DMa
 /// `(k, const)` and `(k, k)` terms of the 2-D Fourier basis.
 pub fn remove_frequency_2d(values: &DMatrix<f64>, basis: &FourierBasis, k: usize) -> DMatrix<f64> {
     let p = basis.p;
-    assert_eq!(values.nrows(), p * p, "values must have p^2 = {} rows", p * p);
+    assert_eq!(
+        values.nrows(),
+        p * p,
+        "values must have p^2 = {} rows",
+        p * p
+    );
     let mut rows = vec![0];
     rows.extend(basis.rows_of(k));
     // The terms to remove are those in span{const, frequency k} along both axes, less the
@@ -101,7 +106,8 @@ pub fn remove_frequency_2d(values: &DMatrix<f64>, basis: &FourierBasis, k: usize
     let c = basis.matrix.rows(0, 1).into_owned();
     let mut out = values.clone();
     for d in 0..values.ncols() {
-        let v = DMatrix::from_row_slice(p, p, &values.column(d).iter().copied().collect::<Vec<_>>());
+        let v =
+            DMatrix::from_row_slice(p, p, &values.column(d).iter().copied().collect::<Vec<_>>());
         let removed = b.transpose() * (&b * &v * b.transpose()) * &b
             - c.transpose() * (&c * &v * c.transpose()) * &c;
         for a in 0..p {

@@ -46,17 +46,19 @@ pub fn null_max_shares(
     let mut shares = Vec::new();
     let mut synthetic = DMatrix::<f64>::zeros(p * p, draws);
     for m in 0..pre.ncols() {
-        let profile =
-            NeuronProfile::of(&pre_fractions.row(m).iter().copied().collect::<Vec<_>>());
+        let profile = NeuronProfile::of(&pre_fractions.row(m).iter().copied().collect::<Vec<_>>());
         let Some(k) = profile.dominant else { continue };
         let q = purity.unwrap_or(profile.max_share).clamp(0.0, 1.0);
         let column: Vec<f64> = pre.column(m).iter().copied().collect();
         let rate = column.iter().filter(|&&x| x > 0.0).count();
         let coeffs = fourier_2d(&column, basis);
         // The dominant frequency's terms of the real neuron, at unit total square.
-        let signal = unit(&keep_terms(&coeffs, &freq_of, |fi, fj| in_frequency(fi, fj, k)));
+        let signal = unit(&keep_terms(&coeffs, &freq_of, |fi, fj| {
+            in_frequency(fi, fj, k)
+        }));
         for d in 0..draws {
-            let noise: DMatrix<f64> = DMatrix::from_fn(p, p, |_, _| StandardNormal.sample(&mut rng));
+            let noise: DMatrix<f64> =
+                DMatrix::from_fn(p, p, |_, _| StandardNormal.sample(&mut rng));
             let noise = unit(&keep_terms(&noise, &freq_of, |fi, fj| {
                 (fi, fj) != (0, 0) && !in_frequency(fi, fj, k)
             }));
@@ -64,7 +66,10 @@ pub fn null_max_shares(
             // Back to values over (a, b): the basis is orthonormal, so B^T C B inverts B V B^T.
             let values = basis.matrix.transpose() * mixed * &basis.matrix;
             let values: Vec<f64> = values.transpose().iter().copied().collect();
-            synthetic.set_column(d, &DMatrix::from_column_slice(p * p, 1, &fire_on(&values, rate)).column(0));
+            synthetic.set_column(
+                d,
+                &DMatrix::from_column_slice(p * p, 1, &fire_on(&values, rate)).column(0),
+            );
         }
         let post = frequency_fractions(&synthetic, basis);
         shares.extend(post.row_iter().map(|row| row.max()));

@@ -93,7 +93,9 @@ pub fn bootstrap_median_difference(a: &[f64], b: &[f64], draws: usize, seed: u64
     }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut resample = |v: &[f64]| -> f64 {
-        let r: Vec<f64> = (0..v.len()).map(|_| v[rng.random_range(0..v.len())]).collect();
+        let r: Vec<f64> = (0..v.len())
+            .map(|_| v[rng.random_range(0..v.len())])
+            .collect();
         spread(&r).median
     };
     let mut diffs: Vec<f64> = (0..draws).map(|_| resample(a) - resample(b)).collect();

@@ -82,7 +82,12 @@ impl Panel for BarChart {
         };
         let mut y = Axis::values(y_lo, y_hi, self.log_y, &self.y_label);
         // Counts get whole-number ticks: no "1.5 neurons".
-        if !self.log_y && self.values.iter().all(|v| !v.is_finite() || v.fract() == 0.0) {
+        if !self.log_y
+            && self
+                .values
+                .iter()
+                .all(|v| !v.is_finite() || v.fract() == 0.0)
+        {
             y.ticks = Ticks::Whole;
         }
         let chart = axes(area, x, y, Grid::Horizontal, theme)?;

@@ -80,7 +80,6 @@ fn loss_text(x: f64) -> String {
     }
 }
 
-
 /// The verdict, one line per level, generated from the numbers, then the criteria.
 pub fn verdict(runs: &[Summary]) -> String {
     let names: Vec<String> = runs.iter().map(name).collect();
@@ -119,7 +118,10 @@ pub fn verdict(runs: &[Summary]) -> String {
     let features = if runs.iter().all(sparse_features) {
         "same: every run reads the numbers through a sparse set of Fourier frequencies".to_string()
     } else {
-        format!("different: {} has no sparse set of key frequencies", failing(&sparse_features))
+        format!(
+            "different: {} has no sparse set of key frequencies",
+            failing(&sparse_features)
+        )
     };
     let _ = writeln!(
         text,
@@ -135,12 +137,18 @@ pub fn verdict(runs: &[Summary]) -> String {
             "different: the logits of {} do not depend on the key frequencies alone",
             failing(&key_frequency_algorithm)
         )
-    } else if runs.iter().any(|r| kind(r) != "clock" && kind(r) != "pizza") {
+    } else if runs
+        .iter()
+        .any(|r| kind(r) != "clock" && kind(r) != "pizza")
+    {
         "undecided: the logits of every run depend on its key frequencies alone, but clock or pizza is not decided for all".into()
     } else if !kinds_agree {
         "different: both key-frequency algorithms, but not of the same kind (clock vs pizza)".into()
     } else {
-        format!("same: key-frequency {} algorithms in every run", kind(&runs[0]))
+        format!(
+            "same: key-frequency {} algorithms in every run",
+            kind(&runs[0])
+        )
     };
     let _ = writeln!(
         text,
@@ -276,29 +284,36 @@ pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
         )?;
     }
 
-    let threshold_curves = |real: &dyn Fn(&super::levels::NeuronLevel) -> &Vec<f64>,
-                            null: Option<&dyn Fn(&super::levels::NeuronLevel) -> &Vec<f64>>| {
-        let mut series = Vec::new();
-        for (i, (s, n)) in summaries.iter().zip(&names).enumerate() {
-            let nl = &s.neuron_level;
-            let points = |v: &Vec<f64>| nl.thresholds.iter().copied().zip(v.iter().copied()).collect();
-            series.push(Series {
-                label: n.clone(),
-                points: points(real(nl)),
-                dashed: false,
-                colour: Some(i),
-            });
-            if let Some(null) = null {
+    let threshold_curves =
+        |real: &dyn Fn(&super::levels::NeuronLevel) -> &Vec<f64>,
+         null: Option<&dyn Fn(&super::levels::NeuronLevel) -> &Vec<f64>>| {
+            let mut series = Vec::new();
+            for (i, (s, n)) in summaries.iter().zip(&names).enumerate() {
+                let nl = &s.neuron_level;
+                let points = |v: &Vec<f64>| {
+                    nl.thresholds
+                        .iter()
+                        .copied()
+                        .zip(v.iter().copied())
+                        .collect()
+                };
                 series.push(Series {
-                    label: format!("{n} null"),
-                    points: points(null(nl)),
-                    dashed: true,
+                    label: n.clone(),
+                    points: points(real(nl)),
+                    dashed: false,
                     colour: Some(i),
                 });
+                if let Some(null) = null {
+                    series.push(Series {
+                        label: format!("{n} null"),
+                        points: points(null(nl)),
+                        dashed: true,
+                        colour: Some(i),
+                    });
+                }
             }
-        }
-        series
-    };
+            series
+        };
     let threshold_panel = |title: &str, series: Vec<Series>| LineChart {
         title: title.into(),
         x_label: "threshold (share of variance)".into(),

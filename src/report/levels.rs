@@ -102,7 +102,8 @@ pub fn neuron_level(
     let ones = vec![1.0; pre.ncols()];
     let max_pre: Vec<f64> = profiles_pre.iter().map(|n| n.max_share).collect();
     let max_post: Vec<f64> = profiles_post.iter().map(|n| n.max_share).collect();
-    let curve = |shares: &[f64], w: &[f64]| neuron_measures::clustered_curve(shares, w, &thresholds);
+    let curve =
+        |shares: &[f64], w: &[f64]| neuron_measures::clustered_curve(shares, w, &thresholds);
     let null_curve = |purity: Option<f64>| {
         let shares = rectification_null::null_max_shares(
             pre,
@@ -358,7 +359,10 @@ fn parallel_symmetricity(params: &Params, tokens: &[[usize; 3]]) -> f64 {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("a gradient thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a gradient thread"))
+            .collect()
     });
     if tokens.is_empty() {
         0.0

@@ -91,7 +91,8 @@ impl Phases {
     /// The phases of a run's metrics rows (ascending epochs), with the cleanup cut of
     /// [`cleanup_accuracy`].
     pub fn find(rows: &[EpochMetrics], cleanup_cut: f32) -> Phases {
-        let sustained = |ok: &dyn Fn(&EpochMetrics) -> bool, finite: &dyn Fn(&EpochMetrics) -> bool| {
+        let sustained = |ok: &dyn Fn(&EpochMetrics) -> bool,
+                         finite: &dyn Fn(&EpochMetrics) -> bool| {
             let tested: Vec<&EpochMetrics> = rows.iter().filter(|m| finite(m)).collect();
             (0..tested.len())
                 .find(|&i| {
@@ -104,14 +105,17 @@ impl Phases {
                 .map(|i| tested[i].epoch)
         };
         let memorised = sustained(&|m| m.train_acc >= 1.0, &|m| m.train_acc.is_finite());
-        let grokked = sustained(&|m| m.test_acc >= GROK_ACCURACY, &|m| m.test_acc.is_finite());
+        let grokked = sustained(&|m| m.test_acc >= GROK_ACCURACY, &|m| {
+            m.test_acc.is_finite()
+        });
         let first_reached = rows
             .iter()
             .find(|m| m.test_acc >= GROK_ACCURACY)
             .map(|m| m.epoch);
         let after_first = || {
-            rows.iter()
-                .filter(move |m| first_reached.is_some_and(|f| m.epoch >= f) && m.test_acc.is_finite())
+            rows.iter().filter(move |m| {
+                first_reached.is_some_and(|f| m.epoch >= f) && m.test_acc.is_finite()
+            })
         };
         let mut relapses = 0;
         let mut up = true;
@@ -179,7 +183,9 @@ pub fn analysed_checkpoint(
         ),
         None => (
             last,
-            format!("the last checkpoint (none after the grokking epoch {grokked} has a test accuracy)"),
+            format!(
+                "the last checkpoint (none after the grokking epoch {grokked} has a test accuracy)"
+            ),
         ),
     })
 }

@@ -6,6 +6,7 @@ mod figures;
 pub mod levels;
 mod markdown;
 pub mod metrics;
+mod text;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::file::{SweepFile, SweepRow};
-use crate::analysis::stats::{bootstrap_median_difference, holm, mann_whitney_p, spread, Spread};
 use super::{name_of, number_name, ModelSettings};
+use crate::analysis::stats::{bootstrap_median_difference, holm, mann_whitney_p, spread, Spread};
 use crate::model::Weights;
 use crate::plot::{self, BarChart, Scatter};
 use crate::run::write_atomic;
@@ -129,7 +129,9 @@ fn values(rows: &[SweepRow], f: impl Fn(&SweepRow) -> f64) -> Vec<f64> {
 /// The measures compared between variants, each with how it reads from a row.
 type Measure = (&'static str, fn(&SweepRow) -> f64);
 const MEASURES: [Measure; 5] = [
-    ("generalisation epoch", |r| r.levels.reached_at.map_or(f64::NAN, |e| e as f64)),
+    ("generalisation epoch", |r| {
+        r.levels.reached_at.map_or(f64::NAN, |e| e as f64)
+    }),
     ("key frequencies", |r| r.key_frequencies.len() as f64),
     ("clock-form fraction", |r| r.levels.clock_form_fraction),
     ("clustered pre-ReLU", |r| r.levels.clustered_pre),
@@ -165,7 +167,8 @@ impl VariantStats {
             sparse_share: share(&|r| r.levels.sparse_features),
             key_algorithm_share: share(&|r| r.levels.key_algorithm),
             clock_form_fraction: of(MEASURES[2].1),
-            kinds: ["clock", "pizza", "mixed"].map(|k| (k.to_string(), share(&|r| r.levels.kind == k))),
+            kinds: ["clock", "pizza", "mixed"]
+                .map(|k| (k.to_string(), share(&|r| r.levels.kind == k))),
             clustered_pre: of(MEASURES[3].1),
             clustered_post: of(MEASURES[4].1),
             clustered_null: of(|r| r.levels.clustered_null),
@@ -605,18 +608,27 @@ fn figures(variants: &[VariantStats], out: &Path) -> Result<()> {
     )?;
     if any {
         let panels = [
-            strip(variants, ("Features: key frequencies", "count"), (0.0, 1.0), &|r| {
-                r.key_frequencies.len() as f64
-            }),
             strip(
                 variants,
-                ("Algorithm: clock form's share of logit variance", "fraction"),
+                ("Features: key frequencies", "count"),
+                (0.0, 1.0),
+                &|r| r.key_frequencies.len() as f64,
+            ),
+            strip(
+                variants,
+                (
+                    "Algorithm: clock form's share of logit variance",
+                    "fraction",
+                ),
                 (0.0, 1.0),
                 &|r| r.levels.clock_form_fraction,
             ),
             strip(
                 variants,
-                ("Algorithm: loss without the key frequencies / ln p", "ratio"),
+                (
+                    "Algorithm: loss without the key frequencies / ln p",
+                    "ratio",
+                ),
                 (0.0, 1.5),
                 &|r| r.levels.all_keys_ablated_over_chance,
             ),
@@ -709,11 +721,19 @@ mod tests {
         let same = variant(Weights::Ternary, [0.71, 0.74, 0.79, 0.73, 0.77], "clock");
         let c = versus(&same, &fp);
         assert!(c.features.starts_with("same") && c.algorithm.starts_with("same"));
-        assert!(c.implementation.starts_with("not distinguishable"), "{}", c.implementation);
+        assert!(
+            c.implementation.starts_with("not distinguishable"),
+            "{}",
+            c.implementation
+        );
         let scattered = variant(Weights::Ternary, [0.02, 0.05, 0.1, 0.03, 0.08], "clock");
         let c = versus(&scattered, &fp);
         assert!(c.effects[3].p < ALPHA, "{}", c.effects[3].p);
-        assert!(c.implementation.starts_with("different"), "{}", c.implementation);
+        assert!(
+            c.implementation.starts_with("different"),
+            "{}",
+            c.implementation
+        );
         assert!(c.algorithm.starts_with("same"), "{}", c.algorithm);
         let pizza = variant(Weights::Binary, [0.7, 0.75, 0.8, 0.72, 0.78], "pizza");
         assert!(versus(&pizza, &fp).algorithm.starts_with("different"));

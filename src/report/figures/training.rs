@@ -1,0 +1,168 @@
+//! Training curves and progress measures.
+
+use super::{captions, dashed, line_charts, series, Analysis, Drawn, Figure, PANEL};
+use crate::model::Weights;
+use crate::plot::LineChart;
+
+/// Loss and accuracy per epoch, phases marked.
+pub(super) fn training_curves(an: &Analysis) -> Drawn {
+    let fig = Figure::new(
+        "training_curves.png",
+        "Training curves",
+        captions::training_curves(&an.summary),
+    );
+    let marks: Vec<(f64, String)> = [
+        ("memorised", an.phases.memorised),
+        (
+            "reached 99.9%",
+            an.phases
+                .first_reached
+                .filter(|&f| Some(f) != an.phases.grokked),
+        ),
+        ("grokked", an.phases.grokked),
+    ]
+    .into_iter()
+    .filter_map(|(name, e)| e.map(|e| (e as f64, name.to_string())))
+    .collect();
+    let curve = |f: &dyn Fn(&crate::engine::EpochMetrics) -> f32| -> Vec<(f64, f64)> {
+        an.metrics
+            .iter()
+            .map(|m| (m.epoch as f64, f(m) as f64))
+            .filter(|(_, y)| y.is_finite())
+            .collect()
+    };
+    let mut panels = vec![
+        LineChart {
+            title: "Loss".into(),
+            x_label: "epoch".into(),
+            y_label: "cross-entropy".into(),
+            log_y: true,
+            series: vec![
+                series("train", curve(&|m| m.train_loss)),
+                series("test", curve(&|m| m.test_loss)),
+            ],
+            vlines: marks.clone(),
+            spans: vec![],
+            y_range: None,
+        },
+        LineChart {
+            title: "Accuracy".into(),
+            x_label: "epoch".into(),
+            y_label: "accuracy".into(),
+            log_y: false,
+            series: vec![
+                series("train", curve(&|m| m.train_acc)),
+                series("test", curve(&|m| m.test_acc)),
+                dashed(
+                    "test, transpose in train",
+                    curve(&|m| m.test_acc_transpose_seen),
+                ),
+                dashed(
+                    "test, transpose not in train",
+                    curve(&|m| m.test_acc_transpose_unseen),
+                ),
+            ],
+            vlines: marks,
+            spans: vec![],
+            y_range: Some((0.0, 1.02)),
+        },
+    ];
+    // Imported runs may have loss curves without accuracies, or no curves at all.
+    panels.retain(|panel| panel.series.iter().any(|s| !s.points.is_empty()));
+    if panels.is_empty() {
+        return Ok(None);
+    }
+    let columns = panels.len();
+    line_charts(&fig.path(an), &panels, columns, PANEL)?;
+    Ok(Some(fig))
+}
+
+/// Restricted/excluded loss, weight norms and Gini over the checkpoints, phases shaded.
+pub(super) fn progress_measures(an: &Analysis) -> Drawn {
+    let s = &an.snapshot;
+    let c = &s.config;
+    let fig = Figure::new(
+        "progress_measures.png",
+        "Progress measures over training",
+        captions::progress_measures(&an.summary),
+    );
+    let pr = &an.summary.progress;
+    let pts = |f: &dyn Fn(&crate::report::ProgressPoint) -> f64| -> Vec<(f64, f64)> {
+        pr.iter()
+            .map(|q| (q.epoch as f64, f(q)))
+            .filter(|(_, y)| y.is_finite())
+            .collect()
+    };
+    let spans = phase_spans(an);
+    let mut norm_series = vec![series("latent", pts(&|q| q.sum_squared_weights))];
+    if c.weights != Weights::F32 {
+        norm_series.push(dashed("quantised", pts(&|q| q.sum_squared_quantised)));
+    }
+    line_charts(
+        &fig.path(an),
+        &[
+            LineChart {
+                title: "Restricted and excluded loss".into(),
+                x_label: "epoch".into(),
+                y_label: "loss".into(),
+                log_y: true,
+                series: vec![
+                    series("train", pts(&|q| q.train_loss)),
+                    series("test", pts(&|q| q.test_loss)),
+                    dashed("restricted", pts(&|q| q.restricted_loss)),
+                    dashed("excluded (train)", pts(&|q| q.excluded_loss)),
+                ],
+                vlines: vec![],
+                spans: spans.clone(),
+                y_range: None,
+            },
+            LineChart {
+                title: "Sum of squared weights".into(),
+                x_label: "epoch".into(),
+                y_label: "sum of squares".into(),
+                log_y: false,
+                series: norm_series,
+                vlines: vec![],
+                spans: spans.clone(),
+                y_range: None,
+            },
+            LineChart {
+                title: "Gini coefficient of Fourier norms".into(),
+                x_label: "epoch".into(),
+                y_label: "Gini".into(),
+                log_y: false,
+                series: vec![
+                    series("W_E", pts(&|q| q.gini_embedding)),
+                    series("W_L", pts(&|q| q.gini_logit_map)),
+                ],
+                vlines: vec![],
+                spans,
+                y_range: Some((0.0, 1.0)),
+            },
+        ],
+        3,
+        (520, 420),
+    )?;
+    Ok(Some(fig))
+}
+
+fn phase_spans(an: &Analysis) -> Vec<(f64, f64, String)> {
+    let ph = &an.phases;
+    let end = an.metrics.last().map_or(0.0, |m| m.epoch as f64);
+    let mut spans = Vec::new();
+    if let Some(m) = ph.memorised {
+        spans.push((0.0, m as f64, "memorisation".to_string()));
+        let formation_end = ph.cleanup_start.map_or(end, |e| e as f64);
+        if formation_end > m as f64 {
+            spans.push((m as f64, formation_end, "circuit formation".to_string()));
+        }
+        if let Some(cs) = ph.cleanup_start {
+            spans.push((
+                cs as f64,
+                ph.grokked.map_or(end, |g| g as f64),
+                "cleanup".to_string(),
+            ));
+        }
+    }
+    spans
+}
