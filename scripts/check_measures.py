@@ -24,36 +24,13 @@ import numpy as np
 from safetensors.numpy import load_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from transformer_lens_forward import logits as tl_logits  # noqa: E402
+from transformer_lens_forward import residuals, unembed  # noqa: E402
 
 
 def forward(w, cfg, w_e=None):
-    """TransformerLens's forward, keeping x1, the MLP pre-activation and x2 at the last position."""
-    w = dict(w)
-    if w_e is not None:
-        w["embed.W_E"] = w_e
-    p = cfg["d_vocab"] - 1
-    a, b = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
-    tokens = np.stack([a.ravel(), b.ravel(), np.full(p * p, p)], axis=1)
-    x = w["embed.W_E"][tokens] + w["pos_embed.W_pos"][None]
-    at = "blocks.0.attn."
-    q = np.einsum("npd,hde->nhpe", x, w[at + "W_Q"]) + w[at + "b_Q"][None, :, None]
-    k = np.einsum("npd,hde->nhpe", x, w[at + "W_K"]) + w[at + "b_K"][None, :, None]
-    v = np.einsum("npd,hde->nhpe", x, w[at + "W_V"]) + w[at + "b_V"][None, :, None]
-    s = np.einsum("nhqe,nhke->nhqk", q, k) / np.sqrt(cfg["d_head"])
-    if cfg.get("attention_dir", "causal") == "causal":
-        s = np.where(np.tril(np.ones((3, 3), bool)), s, -np.inf)
-    s = np.exp(s - s.max(-1, keepdims=True))
-    s /= s.sum(-1, keepdims=True)
-    x1 = x + np.einsum("nhqe,hed->nqd", np.einsum("nhqk,nhke->nhqe", s, v), w[at + "W_O"]) + w[at + "b_O"]
-    m = "blocks.0.mlp."
-    pre = x1 @ w[m + "W_in"] + w[m + "b_in"]
-    x2 = x1 + np.maximum(pre, 0) @ w[m + "W_out"] + w[m + "b_out"]
-    return x1[:, -1], pre[:, -1], x2[:, -1]
-
-
-def unembed(w, x2):
-    return x2 @ w["unembed.W_U"] + w["unembed.b_U"]
+    """TransformerLens's forward (x1, pre-activations, x2 at the last position), optionally with
+    another embedding."""
+    return residuals({**w, "embed.W_E": w_e} if w_e is not None else w, cfg)
 
 
 def loss(logits, p):
@@ -136,7 +113,6 @@ def main():
 
     x1, pre, x2 = forward(w, cfg)
     logits = unembed(w, x2)
-    assert np.allclose(logits, tl_logits(load_file(model), cfg), atol=1e-9)
     m = pre.shape[1]
     post = np.maximum(pre, 0)
     sh_pre, sh_post = fractions_2d(pre, p), fractions_2d(post, p)

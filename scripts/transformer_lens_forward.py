@@ -17,8 +17,9 @@ import numpy as np
 from safetensors.numpy import load_file
 
 
-def logits(weights, cfg):
-    w = {k: v.astype(np.float64) for k, v in weights.items()}
+def residuals(w, cfg):
+    """Float64 weights -> the residual stream at the last position before the MLP (x1), the MLP's
+    pre-activations there, and the residual stream after it (x2)."""
     p = cfg["d_vocab"] - 1
     a, b = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
     tokens = np.stack([a.ravel(), b.ravel(), np.full(p * p, p)], axis=1)  # [n, 3]
@@ -36,9 +37,18 @@ def logits(weights, cfg):
     z = np.einsum("nhqk,nhke->nhqe", pattern, v)
     x = x + np.einsum("nhqe,hed->nqd", z, w[attn + "W_O"]) + w[attn + "b_O"]
     mlp = "blocks.0.mlp."
-    post = np.maximum(x @ w[mlp + "W_in"] + w[mlp + "b_in"], 0.0)
-    x = x + post @ w[mlp + "W_out"] + w[mlp + "b_out"]
-    return x[:, -1] @ w["unembed.W_U"] + w["unembed.b_U"]
+    pre = x @ w[mlp + "W_in"] + w[mlp + "b_in"]
+    x2 = x + np.maximum(pre, 0.0) @ w[mlp + "W_out"] + w[mlp + "b_out"]
+    return x[:, -1], pre[:, -1], x2[:, -1]
+
+
+def unembed(w, x2):
+    return x2 @ w["unembed.W_U"] + w["unembed.b_U"]
+
+
+def logits(weights, cfg):
+    w = {k: v.astype(np.float64) for k, v in weights.items()}
+    return unembed(w, residuals(w, cfg)[2])
 
 
 def main():

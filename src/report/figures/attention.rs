@@ -1,6 +1,6 @@
 //! Where `=` attends.
 
-use super::{numbered, Analysis, Drawn, Figure, PANEL, WIDE};
+use super::{grid_panel, Analysis, Drawn, Figure, PANEL, WIDE};
 use crate::plot::{self, BarChart, ColorScale, Heatmap};
 
 /// Mean attention from `=` to each position, per head.
@@ -60,16 +60,13 @@ pub(super) fn attention_grid(an: &Analysis) -> Drawn {
     let panels: Vec<Heatmap> = to_a
         .iter()
         .enumerate()
-        .map(|(h, v)| Heatmap {
-            title: format!("head {h}: attention = → a"),
-            values: v,
-            rows: p,
-            cols: p,
-            x_label: "b".into(),
-            y_label: "a".into(),
-            x_ticks: numbered(p),
-            y_ticks: numbered(p),
-            scale: ColorScale::Sequential,
+        .map(|(h, v)| {
+            grid_panel(
+                format!("head {h}: attention = → a"),
+                v,
+                p,
+                ColorScale::Sequential,
+            )
         })
         .collect();
     plot::heatmaps(&fig.path(an), &panels, heads.min(4), PANEL)?;
