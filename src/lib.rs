@@ -10,6 +10,7 @@ pub mod error;
 pub mod interop;
 pub mod model;
 pub mod optim;
+pub mod phases;
 pub mod plot;
 pub mod reference;
 pub mod report;

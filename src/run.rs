@@ -89,8 +89,7 @@ impl RunConfig {
     }
 }
 
-/// Test accuracy at which a run counts as generalised.
-pub const GROK_ACCURACY: f32 = 0.999;
+pub use crate::phases::GROK_ACCURACY;
 
 pub struct RunDir {
     pub root: PathBuf,

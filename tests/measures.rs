@@ -347,3 +347,54 @@ fn the_cleanup_cut_stands_clear_of_chance() {
         "{small}"
     );
 }
+
+/// The offline definition the streaming rule must match: the first recorded epoch e such that
+/// every recorded epoch in [e, e + SUSTAIN] holds.
+fn sustained_by_definition(rows: &[(usize, bool)]) -> Option<usize> {
+    (0..rows.len())
+        .find(|&i| {
+            rows[i..]
+                .iter()
+                .take_while(|r| r.0 <= rows[i].0 + metrics::SUSTAIN)
+                .all(|r| r.1)
+        })
+        .map(|i| rows[i].0)
+}
+
+#[test]
+fn the_streaming_sustained_rule_matches_its_definition() {
+    use bitgrok::phases::Sustained;
+    use rand::Rng;
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for case in 0..2000 {
+        // Sparse or dense epochs, long or short stretches.
+        let n = rng.random_range(1..60);
+        let mut epoch = 0;
+        let p_hold = [0.5, 0.9, 0.98][case % 3];
+        let rows: Vec<(usize, bool)> = (0..n)
+            .map(|_| {
+                epoch += rng.random_range(1..[3, 60, 400][case % 3]);
+                (epoch, rng.random_bool(p_hold))
+            })
+            .collect();
+        let mut streamed = Sustained::default();
+        for &(e, holds) in &rows {
+            streamed.observe(e, holds);
+            if let Some(c) = streamed.confirmed() {
+                // Confirmed only once the definition can no longer change its mind.
+                assert!(e >= c + metrics::SUSTAIN, "{rows:?}");
+                assert_eq!(Some(c), sustained_by_definition(&rows), "{rows:?}");
+            }
+        }
+        assert_eq!(
+            streamed.finish(),
+            sustained_by_definition(&rows),
+            "{rows:?}"
+        );
+    }
+    // Sparse evaluations: a failure past the window does not undo a stretch.
+    let mut s = Sustained::default();
+    s.observe(0, true);
+    s.observe(550, false);
+    assert_eq!(s.finish(), Some(0));
+}

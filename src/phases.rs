@@ -1,0 +1,138 @@
+//! The phases of a training run (Nanda et al.'s memorisation, circuit formation and cleanup),
+//! found from its accuracy curves by one rule that training (`--stop-after-grok`) and the
+//! analyses share.
+
+use serde::Serialize;
+
+use crate::engine::EpochMetrics;
+
+/// Test accuracy at or above this counts as generalising.
+pub const GROK_ACCURACY: f32 = 0.999;
+/// How long (in epochs) a phase criterion must keep holding.
+pub const SUSTAIN: usize = 500;
+/// A grokked run relapses when its test accuracy falls below this.
+pub const RELAPSE_ACCURACY: f32 = 0.99;
+
+/// The transpose-unseen accuracy that starts cleanup, for `unseen` such test pairs of modulus p:
+/// 10%, or chance (1/p) plus four binomial standard errors when that is higher (few pairs at a
+/// small p: at p = 23 with 53 such pairs, 15.5%), so that chance alone crosses it with
+/// probability below 1e-4.
+pub fn cleanup_accuracy(p: usize, unseen: usize) -> f32 {
+    let chance = 1.0 / p as f64;
+    let se = (chance * (1.0 - chance) / unseen.max(1) as f64).sqrt();
+    (chance + 4.0 * se).max(0.1) as f32
+}
+
+/// The first epoch from which a criterion holds at every recorded epoch of the next [`SUSTAIN`]
+/// epochs (or to the end of the run), found as the epochs stream in: a stretch of holding epochs
+/// that starts at s is confirmed as soon as the window [s, s + SUSTAIN] is known to hold, or, when
+/// the run ends inside it, by [`Sustained::finish`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sustained {
+    start: Option<usize>,
+    confirmed: Option<usize>,
+}
+
+impl Sustained {
+    /// Records whether the criterion holds at `epoch` (epochs ascending).
+    pub fn observe(&mut self, epoch: usize, holds: bool) {
+        if self.confirmed.is_some() {
+            return;
+        }
+        if let Some(s) = self.start {
+            let end = s.saturating_add(SUSTAIN);
+            // Every recorded epoch of [s, s + SUSTAIN] held: this one closes the window, or lies
+            // past it (where a failure no longer matters).
+            if epoch > end || (epoch == end && holds) {
+                self.confirmed = Some(s);
+                return;
+            }
+        }
+        match (holds, self.start) {
+            (true, None) => self.start = Some(epoch),
+            (false, _) => self.start = None,
+            (true, Some(_)) => {}
+        }
+    }
+
+    /// The confirmed epoch, if the criterion has held for [`SUSTAIN`] epochs.
+    pub fn confirmed(&self) -> Option<usize> {
+        self.confirmed
+    }
+
+    /// At the end of the run: the confirmed epoch, or the start of a stretch that held to the end.
+    pub fn finish(&self) -> Option<usize> {
+        self.confirmed.or(self.start)
+    }
+}
+
+/// Epochs that split training into Nanda et al.'s three phases, found from the accuracy curves,
+/// with sustained criteria (a crossing that falls back is not a phase change):
+/// - **memorised**: the first epoch from which train accuracy stays at 100% for [`SUSTAIN`]
+///   epochs (or to the end of the run);
+/// - **grokked**: the first epoch from which test accuracy stays ≥ 99.9% for [`SUSTAIN`] epochs
+///   (or to the end of the run); `first_reached` is the first epoch it reached 99.9% at all;
+/// - **cleanup starts** at the first epoch at or after memorisation when accuracy on the test
+///   pairs whose transpose was not trained on (the ones only a general algorithm gets right)
+///   exceeds [`cleanup_accuracy`] (chance is 1/p); it ends when the model groks. Circuit
+///   formation is the stretch between memorisation and cleanup.
+///
+/// A run that reaches 99.9% and later falls below 99% has a **relapse** each time it does.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Phases {
+    pub memorised: Option<usize>,
+    pub cleanup_start: Option<usize>,
+    pub grokked: Option<usize>,
+    pub first_reached: Option<usize>,
+    pub relapses: usize,
+    /// The lowest test accuracy recorded after `first_reached`.
+    pub lowest_after_first: Option<f32>,
+}
+
+impl Phases {
+    /// The phases of a run's metrics rows (ascending epochs), with the cleanup cut of
+    /// [`cleanup_accuracy`].
+    pub fn find(rows: &[EpochMetrics], cleanup_cut: f32) -> Phases {
+        let (mut memorised, mut grokked) = (Sustained::default(), Sustained::default());
+        for m in rows {
+            if m.train_acc.is_finite() {
+                memorised.observe(m.epoch, m.train_acc >= 1.0);
+            }
+            if m.test_acc.is_finite() {
+                grokked.observe(m.epoch, m.test_acc >= GROK_ACCURACY);
+            }
+        }
+        let (memorised, grokked) = (memorised.finish(), grokked.finish());
+        let first_reached = rows
+            .iter()
+            .find(|m| m.test_acc >= GROK_ACCURACY)
+            .map(|m| m.epoch);
+        let after_first = || {
+            rows.iter().filter(move |m| {
+                first_reached.is_some_and(|f| m.epoch >= f) && m.test_acc.is_finite()
+            })
+        };
+        let mut relapses = 0;
+        let mut up = true;
+        for m in after_first() {
+            if up && m.test_acc < RELAPSE_ACCURACY {
+                relapses += 1;
+                up = false;
+            } else if !up && m.test_acc >= GROK_ACCURACY {
+                up = true;
+            }
+        }
+        let after = memorised.unwrap_or(usize::MAX);
+        Phases {
+            memorised,
+            cleanup_start: rows
+                .iter()
+                .find(|m| m.epoch >= after && m.test_acc_transpose_unseen > cleanup_cut)
+                .map(|m| m.epoch),
+            grokked,
+            first_reached,
+            relapses,
+            lowest_after_first: after_first().map(|m| m.test_acc).reduce(f32::min),
+        }
+    }
+}
