@@ -3,6 +3,8 @@
 
 pub mod analysis;
 pub mod bench;
+pub mod bounded_read;
+pub mod checksum;
 pub mod check;
 pub mod cli;
 pub mod engine;
@@ -15,6 +17,7 @@ pub mod reference;
 pub mod report;
 pub mod reproduce;
 pub mod run;
+pub mod run_lock;
 pub mod sweep;
 pub mod task;
 pub mod testvectors;

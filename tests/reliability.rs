@@ -54,7 +54,7 @@ fn assert_files_parse(root: &Path) {
         serde_json::from_str::<Split>(&text).unwrap();
     }
     if dir.metrics_path().exists() {
-        metrics::read(&dir.metrics_path()).unwrap();
+        metrics::read(&dir.metrics_path(), config.epochs).unwrap();
     }
     for epoch in dir.checkpoint_epochs().unwrap() {
         Params::load(&config.model, &dir.checkpoint_path(epoch)).unwrap();

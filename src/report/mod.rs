@@ -1,6 +1,7 @@
 //! `bitgrok analyze`: everything the study measures about one trained run, as numbers
 //! (`analysis.json`), figures (PNG) and a notebook-like `report.md`.
 
+pub mod cache;
 pub mod compare;
 mod figures;
 mod markdown;
@@ -71,6 +72,9 @@ pub struct Summary {
     pub gradient_symmetricity: f64,
     #[serde(deserialize_with = "nan_if_null")]
     pub seconds: f64,
+    /// The files analysed; a cached analysis is reused only while they are unchanged.
+    #[serde(default)]
+    pub analysed: Option<cache::AnalysedFiles>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
@@ -238,8 +242,13 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     let c = config.model.clone();
     let p = c.p;
     let (epoch, params) = dir.load_checkpoint(&c, epoch)?;
+    // Before the metrics are read: a change after this makes the cached analysis stale.
+    let analysed = cache::AnalysedFiles::of(&dir, &config, epoch)?;
+    params
+        .check_finite()
+        .with_context(|| format!("cannot analyse the checkpoint of epoch {epoch}"))?;
     let split = Split::new(p, config.frac, config.data_seed);
-    let metrics = metrics::read(&dir.metrics_path())?;
+    let metrics = metrics::read(&dir.metrics_path(), config.epochs)?;
     let phases = Phases::find(&metrics);
     let all = Examples::all(p);
     let mut engine = Engine::new(gpu, &params, &all, None, &config.adamw)?;
@@ -277,6 +286,8 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     };
     for &e in &epochs {
         let (_, ps) = dir.load_checkpoint(&c, Some(e))?;
+        ps.check_finite()
+            .with_context(|| format!("cannot analyse the checkpoint of epoch {e}"))?;
         // Progress measures need only the logits: skip reading the activations back.
         engine.set_params(0, &ps)?;
         engine.evaluate()?;
@@ -349,6 +360,7 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
         distance_irrelevance,
         gradient_symmetricity,
         seconds: 0.0,
+        analysed: Some(analysed),
     };
     let snapshot = Snapshot {
         config: c,
