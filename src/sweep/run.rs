@@ -32,9 +32,11 @@ pub fn prepare_out_dir(out: &Path, spec: &SweepSpec, shard: Shard, force: bool) 
     let models = spec.plan()?.len();
     if shard.count > models {
         crate::usage_bail!(
-            "--shard {shard}: the grid has {models} models, so shards beyond {} would train \
-             nothing; cut it into at most {models} shards",
-            models.saturating_sub(1)
+            "--shard {shard}: the grid holds {models} model{}, so {} of {} shards would train \
+             nothing; cut it into at most {models}",
+            if models == 1 { "" } else { "s" },
+            shard.count - models,
+            shard.count
         );
     }
     let is_sweep = |dir: &Path| dir.join(super::file::JSON_NAME).is_file();
