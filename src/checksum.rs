@@ -29,7 +29,10 @@ pub fn data_section(bytes: &[u8]) -> Result<&[u8]> {
 
 /// Checks a safetensors file's data section against the checksum in its header metadata, when
 /// it has one (files written before checksums existed have none and are accepted).
-pub fn verify(bytes: &[u8], metadata: Option<&std::collections::HashMap<String, String>>) -> Result<()> {
+pub fn verify(
+    bytes: &[u8],
+    metadata: Option<&std::collections::HashMap<String, String>>,
+) -> Result<()> {
     let Some(stored) = metadata.and_then(|m| m.get(METADATA_KEY)) else {
         return Ok(());
     };

@@ -107,8 +107,8 @@ pub const GROK_ACCURACY: f32 = 0.999;
 
 pub struct RunDir {
     pub root: PathBuf,
-    /// Held by a process that writes the run (see [`crate::run_lock`]).
-    lock: Option<DirLock>,
+    /// Held by a process that writes the run (see [`crate::run_lock`]), until it is dropped.
+    _lock: Option<DirLock>,
 }
 
 pub const METRICS_HEADER: &str =
@@ -158,17 +158,12 @@ pub struct ResumePoint {
 const MOMENT1_PREFIX: &str = "adamw.exp_avg.";
 const MOMENT2_PREFIX: &str = "adamw.exp_avg_sq.";
 
-/// What a run directory holds besides its checkpoints, in the order `--force` removes them
-/// (the resume point before the checkpoints, the rest after): `config.json`, what makes a
-/// directory a run, goes last, so that a replacement interrupted half-way never pairs a new
-/// config with old training state.
 const RESUME_FILE: &str = "resume.safetensors";
-const RUN_FILES: [&str; 4] = [
-    "metrics.csv",
-    "split.json",
-    "analysis",
-    "config.json",
-];
+
+/// What a run directory holds besides its checkpoints and resume point, in the order `--force`
+/// removes them after those two: `config.json`, what makes a directory a run, goes last, so
+/// that a replacement interrupted half-way never pairs a new config with old training state.
+const RUN_FILES: [&str; 4] = ["metrics.csv", "split.json", "analysis", "config.json"];
 
 /// Whether a directory entry is bitgrok's bookkeeping rather than content: the lock file and
 /// temporary files.
@@ -201,11 +196,19 @@ pub fn check_out_dir(
     force: bool,
 ) -> Result<()> {
     if out.exists() && !out.is_dir() {
-        usage_bail!("--out {}: is an existing file, not a directory", out.display());
+        usage_bail!(
+            "--out {}: is an existing file, not a directory",
+            out.display()
+        );
     }
-    let absolute = std::path::absolute(out).with_context(|| format!("resolving {}", out.display()))?;
-    if absolute.parent().is_none() {
-        usage_bail!("--out {}: is the filesystem root; choose a directory of its own", out.display());
+    let resolved = fs::canonicalize(out)
+        .or_else(|_| std::path::absolute(out))
+        .with_context(|| format!("resolving {}", out.display()))?;
+    if resolved.parent().is_none() {
+        usage_bail!(
+            "--out {}: is the filesystem root; choose a directory of its own",
+            out.display()
+        );
     }
     if is_empty_dir(out)? {
         return Ok(());
@@ -247,7 +250,7 @@ impl RunDir {
         Self::check_new(root, force)?;
         let dir = RunDir {
             root: root.to_path_buf(),
-            lock: Some(lock),
+            _lock: Some(lock),
         };
         if Self::is_run(root) {
             dir.remove_run_files()?;
@@ -311,7 +314,9 @@ impl RunDir {
             return false;
         };
         let mut components = relative.components();
-        let first = components.next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+        let first = components
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
         match first.as_deref() {
             Some("checkpoints" | "analysis") => true,
             Some(name) => {
@@ -326,7 +331,7 @@ impl RunDir {
     pub fn open(root: &Path) -> Result<RunDir> {
         let dir = RunDir {
             root: root.to_path_buf(),
-            lock: None,
+            _lock: None,
         };
         if !dir.config_path().exists() {
             usage_bail!("{} is not a run directory (no config.json)", root.display());
@@ -337,7 +342,7 @@ impl RunDir {
     /// Opens a run to write it: refused while another process writes it.
     pub fn open_for_writing(root: &Path) -> Result<RunDir> {
         let mut dir = Self::open(root)?;
-        dir.lock = Some(DirLock::acquire(root)?);
+        dir._lock = Some(DirLock::acquire(root)?);
         Ok(dir)
     }
 
@@ -427,10 +432,7 @@ impl RunDir {
     }
 
     pub fn write_split(&self, split: &Split) -> Result<()> {
-        write_atomic(
-            &self.split_path(),
-            serde_json::to_string(split)?.as_bytes(),
-        )
+        write_atomic(&self.split_path(), serde_json::to_string(split)?.as_bytes())
     }
 
     pub fn write_metrics(&self, rows: &[EpochMetrics]) -> Result<()> {
@@ -594,7 +596,8 @@ impl RunDir {
             let st = safetensors::SafeTensors::deserialize(&bytes)?;
             Params::from_safetensors(config, &st, "")
         };
-        let params = load().with_context(|| format!("loading parameters from {}", path.display()))?;
+        let params =
+            load().with_context(|| format!("loading parameters from {}", path.display()))?;
         Ok((epoch, params))
     }
 }
@@ -611,14 +614,19 @@ fn check_header_config(meta: &HashMap<String, String>, config: &ModelConfig) -> 
     if stored == *config {
         return Ok(());
     }
-    let (stored, expected) = (serde_json::to_value(&stored)?, serde_json::to_value(config)?);
+    let (stored, expected) = (
+        serde_json::to_value(&stored)?,
+        serde_json::to_value(config)?,
+    );
     let differences: Vec<String> = expected
         .as_object()
         .into_iter()
         .flatten()
         .filter(|(key, value)| stored.get(key.as_str()) != Some(value))
         .map(|(key, value)| {
-            let was = stored.get(key.as_str()).map_or("nothing".into(), |v| v.to_string());
+            let was = stored
+                .get(key.as_str())
+                .map_or("nothing".into(), |v| v.to_string());
             format!("{key} {was} here, {value} in config.json")
         })
         .collect();

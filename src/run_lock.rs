@@ -36,9 +36,8 @@ impl DirLock {
                 dir: dir.to_path_buf(),
             }),
             Err(TryLockError::WouldBlock) => {
-                let holder = holder_pid(&file).map_or("another process".into(), |pid| {
-                    format!("pid {pid}")
-                });
+                let holder =
+                    holder_pid(&file).map_or("another process".into(), |pid| format!("pid {pid}"));
                 usage_bail!(
                     "{} is in use by {holder} (another bitgrok writing to it); wait for it to \
                      finish or stop it",
@@ -71,7 +70,11 @@ fn holder_pid(file: &File) -> Option<u32> {
     locks.lines().find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
         // "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF" (a "->" marks a blocked waiter).
-        let f = if fields.get(1) == Some(&"->") { &fields[1..] } else { &fields[..] };
+        let f = if fields.get(1) == Some(&"->") {
+            &fields[1..]
+        } else {
+            &fields[..]
+        };
         (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&id.as_str()))
             .then(|| f.get(4)?.parse().ok())
             .flatten()

@@ -157,7 +157,9 @@ impl PendingRun {
             .start
             .history
             .iter()
-            .fold(self.config.epochs, |budget, m| phases.observe(m, &self.config, budget));
+            .fold(self.config.epochs, |budget, m| {
+                phases.observe(m, &self.config, budget)
+            });
         point.epoch >= budget
     }
 }

@@ -215,7 +215,11 @@ fn assert_usage_error(args: &[&str], parts: &[&str]) {
     let o = bitgrok(args);
     assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
     for part in parts {
-        assert!(stderr(&o).contains(part), "{args:?}: expected {part:?} in {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(part),
+            "{args:?}: expected {part:?} in {}",
+            stderr(&o)
+        );
     }
 }
 
@@ -235,20 +239,51 @@ fn mistakes_are_named_for_what_they_are() {
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         assert_usage_error(&argv, parts);
     };
-    check(with_tiny("sweep", &["--seeds", "0-999999999"]), &["at most 100000 seeds"]);
-    check(with_tiny("train", &["--lr", "-1e-3"]), &["--lr -0.001: must be a positive number"]);
-    check(with_tiny("sweep", &["--lr", "1e-3,-1e-3"]), &["--lr -0.001"]);
-    check(with_tiny("train", &["--lr", "1e-320"]), &["--lr 1e-320", "f32"]);
-    check(with_tiny("sweep", &["--shard", "1/5"]), &["--shard 1/5", "holds 1 model"]);
+    check(
+        with_tiny("sweep", &["--seeds", "0-999999999"]),
+        &["at most 100000 seeds"],
+    );
+    check(
+        with_tiny("train", &["--lr", "-1e-3"]),
+        &["--lr -0.001: must be a positive number"],
+    );
+    check(
+        with_tiny("sweep", &["--lr", "1e-3,-1e-3"]),
+        &["--lr -0.001"],
+    );
+    check(
+        with_tiny("train", &["--lr", "1e-320"]),
+        &["--lr 1e-320", "f32"],
+    );
+    check(
+        with_tiny("sweep", &["--shard", "1/5"]),
+        &["--shard 1/5", "holds 1 model"],
+    );
     assert_usage_error(&["train", "--resume", out, "--force"], &["--force"]);
     assert_usage_error(&["bench", "--d-model", "3"], &["--d-model 3"]);
     let o = bitgrok(&["bench", "--d-model", "3"]);
     assert!(!stderr(&o).contains("--d-head"), "{}", stderr(&o));
     // A buffer too large because of p names the logits, and no option of another command.
-    let o = bitgrok(&["train", "--p", "4096", "--d-model", "16", "--d-head", "4", "--d-mlp", "16", "--out", out]);
+    let o = bitgrok(&[
+        "train",
+        "--p",
+        "4096",
+        "--d-model",
+        "16",
+        "--d-head",
+        "4",
+        "--d-mlp",
+        "16",
+        "--out",
+        out,
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("logits"), "{}", stderr(&o));
-    assert!(!stderr(&o).contains("--d-mlp") && !stderr(&o).contains("--p"), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("--d-mlp") && !stderr(&o).contains("--p"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

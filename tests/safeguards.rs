@@ -92,7 +92,11 @@ fn compare_reanalyses_a_run_trained_further_after_its_analysis() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(analysed_epoch(&moved), 200, "the epoch-100 analysis was reused");
+    assert_eq!(
+        analysed_epoch(&moved),
+        200,
+        "the epoch-100 analysis was reused"
+    );
     let report = std::fs::read_to_string(out.join("compare.md")).unwrap();
     assert!(report.contains("moved"), "{report}");
 }
@@ -110,11 +114,27 @@ fn an_edited_config_is_caught_against_the_checkpoints_and_the_split() {
         config.replace("\"weights\": \"f32\"", "\"weights\": \"ternary\""),
     )
     .unwrap();
-    assert_fails(&run(&["eval", r_s]), 1, &["weights \"f32\" here, \"ternary\" in config.json"]);
-    assert_fails(&run(&["train", "--resume", r_s]), 1, &["config.json was changed"]);
+    assert_fails(
+        &run(&["eval", r_s]),
+        1,
+        &["weights \"f32\" here, \"ternary\" in config.json"],
+    );
+    assert_fails(
+        &run(&["train", "--resume", r_s]),
+        1,
+        &["config.json was changed"],
+    );
 
-    std::fs::write(r.join("config.json"), config.replace("\"frac\": 0.7", "\"frac\": 0.5")).unwrap();
-    assert_fails(&run(&["eval", r_s]), 1, &["split.json", "frac = 0.7", "frac = 0.5"]);
+    std::fs::write(
+        r.join("config.json"),
+        config.replace("\"frac\": 0.7", "\"frac\": 0.5"),
+    )
+    .unwrap();
+    assert_fails(
+        &run(&["eval", r_s]),
+        1,
+        &["split.json", "frac = 0.7", "frac = 0.5"],
+    );
 }
 
 #[test]
@@ -130,7 +150,10 @@ fn force_replaces_only_runs_and_out_must_be_a_directory_of_its_own() {
         argv.extend(["--epochs", "10", "--out", proj.to_str().unwrap()]);
         argv.extend(force);
         assert_fails(&run(&argv), 2, &["holds no bitgrok run"]);
-        assert_eq!(std::fs::read(proj.join("checkpoints/model.pt")).unwrap(), b"precious");
+        assert_eq!(
+            std::fs::read(proj.join("checkpoints/model.pt")).unwrap(),
+            b"precious"
+        );
         assert!(!proj.join("config.json").exists());
     }
     let file = dir.path().join("file");
@@ -147,7 +170,10 @@ fn force_replaces_only_runs_and_out_must_be_a_directory_of_its_own() {
     train(&r, "20", &["--checkpoint-every", "10"]);
     std::fs::write(r.join("checkpoints/notes.txt"), b"mine").unwrap();
     train(&r, "10", &["--force", "--seed", "1"]);
-    assert_eq!(std::fs::read(r.join("checkpoints/notes.txt")).unwrap(), b"mine");
+    assert_eq!(
+        std::fs::read(r.join("checkpoints/notes.txt")).unwrap(),
+        b"mine"
+    );
     assert_eq!(newest_checkpoint(&r), 10);
 }
 
@@ -160,7 +186,13 @@ fn a_forced_replacement_removes_the_old_training_state_before_the_new_config() {
     // What `train --force` does before it writes the new config: a kill right after it leaves
     // nothing of the old run that a resume could continue under the new settings.
     let replaced = RunDir::create(&r, true).unwrap();
-    for old in ["resume.safetensors", "metrics.csv", "split.json", "config.json", "analysis"] {
+    for old in [
+        "resume.safetensors",
+        "metrics.csv",
+        "split.json",
+        "config.json",
+        "analysis",
+    ] {
         assert!(!r.join(old).exists(), "{old} of the old run is left");
     }
     assert!(replaced.checkpoint_epochs().unwrap().is_empty());
@@ -179,7 +211,11 @@ fn a_second_writer_is_refused_naming_the_first() {
     train(&r, "10", &[]);
     let held = DirLock::acquire(&r).unwrap();
     let by = format!("in use by pid {}", std::process::id());
-    assert_fails(&run(&["train", "--resume", r.to_str().unwrap(), "--epochs", "20"]), 2, &[&by]);
+    assert_fails(
+        &run(&["train", "--resume", r.to_str().unwrap(), "--epochs", "20"]),
+        2,
+        &[&by],
+    );
     let mut argv = vec!["train"];
     argv.extend(S);
     argv.extend(["--epochs", "10", "--force", "--out", r.to_str().unwrap()]);
@@ -220,7 +256,11 @@ fn an_existing_run_is_refused_before_an_adapter_is_looked_for() {
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path().join("r");
     train(&r, "10", &[]);
-    let backend = if cfg!(target_os = "macos") { "dx12" } else { "metal" };
+    let backend = if cfg!(target_os = "macos") {
+        "dx12"
+    } else {
+        "metal"
+    };
     let o = Command::new(env!("CARGO_BIN_EXE_bitgrok"))
         .env("WGPU_BACKEND", backend)
         .arg("train")
@@ -238,7 +278,14 @@ fn export_and_sweep_merge_never_overwrite_their_inputs() {
     train(&r, "20", &["--checkpoint-every", "10"]);
     let own = r.join("checkpoints/epoch_00020.safetensors");
     let before = std::fs::read(&own).unwrap();
-    let o = run(&["export", r.to_str().unwrap(), "--epoch", "10", "--out", own.to_str().unwrap()]);
+    let o = run(&[
+        "export",
+        r.to_str().unwrap(),
+        "--epoch",
+        "10",
+        "--out",
+        own.to_str().unwrap(),
+    ]);
     assert_fails(&o, 2, &["is a file of the run itself"]);
     assert_eq!(std::fs::read(&own).unwrap(), before);
 
@@ -254,7 +301,13 @@ fn export_and_sweep_merge_never_overwrite_their_inputs() {
     };
     let (sh0, sh1) = (shard("0"), shard("1"));
     let before = std::fs::read(sh0.join("sweep.json")).unwrap();
-    let o = run(&["sweep-merge", sh0.to_str().unwrap(), sh1.to_str().unwrap(), "--out", sh0.to_str().unwrap()]);
+    let o = run(&[
+        "sweep-merge",
+        sh0.to_str().unwrap(),
+        sh1.to_str().unwrap(),
+        "--out",
+        sh0.to_str().unwrap(),
+    ]);
     assert_fails(&o, 2, &["is the shard"]);
     assert_eq!(std::fs::read(sh0.join("sweep.json")).unwrap(), before);
 }
@@ -324,23 +377,41 @@ fn a_nan_in_a_checkpoint_or_an_imported_model_is_named_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path().join("r");
     train(&r, "20", &["--checkpoint-every", "10"]);
-    edit_checkpoint(&r, 20, |p| p.get_mut(bitgrok::model::ParamId::WIn)[3] = f64::NAN);
+    edit_checkpoint(&r, 20, |p| {
+        p.get_mut(bitgrok::model::ParamId::WIn)[3] = f64::NAN
+    });
     let o = run(&["analyze", r.to_str().unwrap()]);
     assert_fails(&o, 1, &["blocks.0.mlp.W_in", "non-finite"]);
     let other = dir.path().join("other");
     train(&other, "20", &["--seed", "1"]);
     let cmp = dir.path().join("cmp");
-    let o = run(&["compare", r.to_str().unwrap(), other.to_str().unwrap(), "--out", cmp.to_str().unwrap()]);
+    let o = run(&[
+        "compare",
+        r.to_str().unwrap(),
+        other.to_str().unwrap(),
+        "--out",
+        cmp.to_str().unwrap(),
+    ]);
     assert_fails(&o, 1, &["blocks.0.mlp.W_in"]);
 
     let exported = dir.path().join("model.safetensors");
-    bitgrok_ok(&["export", other.to_str().unwrap(), "--out", exported.to_str().unwrap()]);
+    bitgrok_ok(&[
+        "export",
+        other.to_str().unwrap(),
+        "--out",
+        exported.to_str().unwrap(),
+    ]);
     let mut bytes = std::fs::read(&exported).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     bytes[8 + n..8 + n + 4].copy_from_slice(&f32::NAN.to_le_bytes());
     std::fs::write(&exported, bytes).unwrap();
     let imported = dir.path().join("imported");
-    let o = run(&["import", exported.to_str().unwrap(), "--out", imported.to_str().unwrap()]);
+    let o = run(&[
+        "import",
+        exported.to_str().unwrap(),
+        "--out",
+        imported.to_str().unwrap(),
+    ]);
     assert_fails(&o, 1, &["non-finite"]);
 }
 
@@ -357,16 +428,27 @@ fn flipped_bits_are_caught_by_the_checksum_and_old_checkpoints_still_load() {
         std::fs::write(path, bytes).unwrap();
     };
     flip(&r.join("checkpoints/epoch_00010.safetensors"));
-    assert_fails(&run(&["eval", r_s, "--epoch", "10"]), 1, &["checksum", "epoch_00010"]);
+    assert_fails(
+        &run(&["eval", r_s, "--epoch", "10"]),
+        1,
+        &["checksum", "epoch_00010"],
+    );
     flip(&r.join("resume.safetensors"));
-    assert_fails(&run(&["train", "--resume", r_s, "--epochs", "30"]), 1, &["checksum", "resume.safetensors"]);
+    assert_fails(
+        &run(&["train", "--resume", r_s, "--epochs", "30"]),
+        1,
+        &["checksum", "resume.safetensors"],
+    );
 
     // A checkpoint written before checksums existed: the same file without one.
     let dir_run = RunDir::open(&r).unwrap();
     let config = dir_run.read_config().unwrap();
     let (_, p) = dir_run.load_checkpoint(&config.model, Some(20)).unwrap();
     let meta = std::collections::HashMap::from([
-        ("config".to_string(), serde_json::to_string(&config.model).unwrap()),
+        (
+            "config".to_string(),
+            serde_json::to_string(&config.model).unwrap(),
+        ),
         ("epoch".to_string(), "20".to_string()),
     ]);
     let old = params::serialize(&[("", &p)], Some(meta)).unwrap();
@@ -396,8 +478,14 @@ fn endless_and_huge_files_are_refused_before_they_are_read() {
     // Each file of the run replaced by an endless one, and the command that reads it first.
     for (file, args) in [
         ("checkpoints/epoch_00020.safetensors", vec!["eval", r_s]),
-        ("resume.safetensors", vec!["train", "--resume", r_s, "--epochs", "30"]),
-        ("metrics.csv", vec!["train", "--resume", r_s, "--epochs", "30"]),
+        (
+            "resume.safetensors",
+            vec!["train", "--resume", r_s, "--epochs", "30"],
+        ),
+        (
+            "metrics.csv",
+            vec!["train", "--resume", r_s, "--epochs", "30"],
+        ),
         ("split.json", vec!["eval", r_s]),
         ("config.json", vec!["eval", r_s]),
     ] {
@@ -412,14 +500,28 @@ fn endless_and_huge_files_are_refused_before_they_are_read() {
     }
     let imported = dir.path().join("imported");
     let imported_s = imported.to_str().unwrap();
-    assert_fails(&run_capped(&["import", "/dev/zero", "--out", imported_s]), 1, &["is not a regular file"]);
+    assert_fails(
+        &run_capped(&["import", "/dev/zero", "--out", imported_s]),
+        1,
+        &["is not a regular file"],
+    );
     let exported = dir.path().join("model.safetensors");
     bitgrok_ok(&["export", r_s, "--out", exported.to_str().unwrap()]);
-    let o = run_capped(&["import", exported.to_str().unwrap(), "--config", "/dev/zero", "--out", imported_s]);
+    let o = run_capped(&[
+        "import",
+        exported.to_str().unwrap(),
+        "--config",
+        "/dev/zero",
+        "--out",
+        imported_s,
+    ]);
     assert_fails(&o, 1, &["is not a regular file"]);
     // A sparse file of 4 GB: its header is read, not its data.
     let sparse = dir.path().join("sparse.safetensors");
-    std::fs::File::create(&sparse).unwrap().set_len(4 << 30).unwrap();
+    std::fs::File::create(&sparse)
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
     let o = run_capped(&["import", sparse.to_str().unwrap(), "--out", imported_s]);
     assert_fails(&o, 1, &["not a valid safetensors file"]);
 

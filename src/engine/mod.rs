@@ -755,9 +755,18 @@ fn buffer_sizes(gpu: &Gpu, c: &ModelConfig, max_batch: usize) -> [(usize, &'stat
     [
         (ParamLayout::new(c).total(), "parameters"),
         (max_batch * c.d_mlp, "MLP activations (examples × d_mlp)"),
-        (max_batch * c.d_attn(), "attention activations (examples × n_heads·d_head)"),
-        (max_batch * c.d_vocab_out(), "logits (examples × outputs, that is p or p + 1)"),
-        (program::split_partials_len(gpu.parallelism.split_target), "split-K partial sums"),
+        (
+            max_batch * c.d_attn(),
+            "attention activations (examples × n_heads·d_head)",
+        ),
+        (
+            max_batch * c.d_vocab_out(),
+            "logits (examples × outputs, that is p or p + 1)",
+        ),
+        (
+            program::split_partials_len(gpu.parallelism.split_target),
+            "split-K partial sums",
+        ),
     ]
 }
 

@@ -118,7 +118,8 @@ fn max_model_file_len() -> u64 {
 /// Imports `model` into a new run directory `out`.
 pub fn import(model: &Path, extra: &ImportConfig, out: &Path, force: bool) -> Result<Imported> {
     RunDir::check_new(out, force)?;
-    let bytes = crate::bounded_read::map(model, max_model_file_len(), "a model bitgrok can import")?;
+    let bytes =
+        crate::bounded_read::map(model, max_model_file_len(), "a model bitgrok can import")?;
     let st = SafeTensors::deserialize(&bytes)
         .with_context(|| format!("{} is not a valid safetensors file", model.display()))?;
     let tensors = Tensors::new(&st)?;

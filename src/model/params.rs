@@ -259,7 +259,10 @@ impl Params {
                 );
             }
             if !matches!(view.dtype(), Dtype::F32 | Dtype::F64) {
-                bail!("tensor {name} has dtype {:?}; expected F32 or F64", view.dtype());
+                bail!(
+                    "tensor {name} has dtype {:?}; expected F32 or F64",
+                    view.dtype()
+                );
             }
             views.push((id, name, view));
         }

@@ -49,26 +49,40 @@ impl AnalysedFiles {
 }
 
 /// The analysis of the run's newest checkpoint: `analysis/analysis.json` when it was made from
-/// the run's files as they are now, else analysed afresh.
+/// the run's files as they are now, else analysed afresh. Either way the numbers are the ones
+/// read back from the file, so a row made now equals a row made from the cache later.
 pub fn load_or_analyze(gpu: &Gpu, run: &Path) -> Result<Summary> {
     let mut summary = match fresh(run)? {
         Some(summary) => summary,
-        None => super::analyze(gpu, run, None, true)?.summary,
+        None => {
+            super::analyze(gpu, run, None, true)?;
+            let summary = read(run)?.context("analyze wrote no analysis.json")?;
+            summary.with_context(|| format!("parsing {}", path(run).display()))?
+        }
     };
     // The run may have moved since it was analysed.
     summary.run = run.to_path_buf();
     Ok(summary)
 }
 
-/// The cached analysis, if there is one and it is of the run's current files.
-fn fresh(run: &Path) -> Result<Option<Summary>> {
-    let path = run.join("analysis").join("analysis.json");
+fn path(run: &Path) -> std::path::PathBuf {
+    run.join("analysis").join("analysis.json")
+}
+
+/// `analysis.json` parsed (an error for a file that does not parse), if there is one.
+fn read(run: &Path) -> Result<Option<serde_json::Result<Summary>>> {
+    let path = path(run);
     if !path.exists() {
         return Ok(None);
     }
     let text = bounded_read::read_to_string(&path, 64 << 20, "an analysis")?;
+    Ok(Some(serde_json::from_str(&text)))
+}
+
+/// The cached analysis, if there is one and it is of the run's current files.
+fn fresh(run: &Path) -> Result<Option<Summary>> {
     // An unreadable cache (an older format, a damaged file) is recomputed, not trusted.
-    let Ok(summary) = serde_json::from_str::<Summary>(&text) else {
+    let Some(Ok(summary)) = read(run)? else {
         return Ok(None);
     };
     let Some(analysed) = &summary.analysed else {
@@ -81,6 +95,6 @@ fn fresh(run: &Path) -> Result<Option<Summary>> {
         return Ok(None);
     }
     let current = AnalysedFiles::of(&dir, &config, analysed.epoch)
-        .with_context(|| format!("checking {} against the run", path.display()))?;
+        .with_context(|| format!("checking {} against the run", path(run).display()))?;
     Ok((current == *analysed).then_some(summary))
 }

@@ -23,7 +23,8 @@ pub fn max_len(epochs: usize) -> u64 {
 /// The rows of the `metrics.csv` of a run of at most `epochs` epochs (the file's size is bounded
 /// by what such a run writes).
 pub fn read(path: &Path, epochs: usize) -> Result<Vec<EpochMetrics>> {
-    let text = crate::bounded_read::read_to_string(path, max_len(epochs), "the metrics of this run")?;
+    let text =
+        crate::bounded_read::read_to_string(path, max_len(epochs), "the metrics of this run")?;
     let mut lines = text.lines();
     let split = match lines.next() {
         Some(METRICS_HEADER) => true,

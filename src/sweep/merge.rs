@@ -11,9 +11,7 @@ use crate::usage_bail;
 
 pub fn merge(shards: &[PathBuf], out: &Path) -> Result<SweepFile> {
     for shard in shards {
-        let same = |a: &Path, b: &Path| {
-            matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b)
-        };
+        let same = |a: &Path, b: &Path| matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b);
         if same(shard, out) {
             usage_bail!(
                 "--out {}: is the shard {} itself, whose sweep.json the merge would replace; \
