@@ -12,6 +12,7 @@ pub mod error;
 pub mod interop;
 pub mod model;
 pub mod optim;
+pub mod out_dir;
 pub mod plot;
 pub mod reference;
 pub mod report;

@@ -115,7 +115,7 @@ pub const METRICS_HEADER: &str =
     "epoch,train_loss,test_loss,train_acc,test_acc,test_acc_transpose_seen,test_acc_transpose_unseen";
 
 /// Suffix of the temporary files [`write_atomic`] renames into place.
-const TEMPORARY_SUFFIX: &str = ".tmp";
+pub(crate) const TEMPORARY_SUFFIX: &str = ".tmp";
 
 /// Writes `bytes` to `path` so that a crash at any instant leaves either the old file or the new
 /// one: a hidden temporary file beside it, fsync, rename, fsync of the directory (which makes the
@@ -165,70 +165,6 @@ const RESUME_FILE: &str = "resume.safetensors";
 /// that a replacement interrupted half-way never pairs a new config with old training state.
 const RUN_FILES: [&str; 4] = ["metrics.csv", "split.json", "analysis", "config.json"];
 
-/// Whether a directory entry is bitgrok's bookkeeping rather than content: the lock file and
-/// temporary files.
-fn is_bookkeeping(name: &str) -> bool {
-    name == LOCK_NAME || (name.starts_with('.') && name.ends_with(TEMPORARY_SUFFIX))
-}
-
-/// Whether `dir` holds nothing but bitgrok's bookkeeping (or does not exist).
-pub fn is_empty_dir(dir: &Path) -> Result<bool> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
-    for entry in entries {
-        if !is_bookkeeping(&entry?.file_name().to_string_lossy()) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// Refuses, as a usage error, an output directory bitgrok may not write into: an existing
-/// file, the filesystem root, or a non-empty directory that is not `kind` (what `is_kind`
-/// recognises). `kind` is never replaced without `force`.
-pub fn check_out_dir(
-    out: &Path,
-    kind: &str,
-    is_kind: impl Fn(&Path) -> bool,
-    force: bool,
-) -> Result<()> {
-    if out.exists() && !out.is_dir() {
-        usage_bail!(
-            "--out {}: is an existing file, not a directory",
-            out.display()
-        );
-    }
-    let resolved = fs::canonicalize(out)
-        .or_else(|_| std::path::absolute(out))
-        .with_context(|| format!("resolving {}", out.display()))?;
-    if resolved.parent().is_none() {
-        usage_bail!(
-            "--out {}: is the filesystem root; choose a directory of its own",
-            out.display()
-        );
-    }
-    if is_empty_dir(out)? {
-        return Ok(());
-    }
-    if !is_kind(out) {
-        usage_bail!(
-            "--out {}: is not empty and holds no bitgrok {kind}; --force only replaces a {kind}, so \
-             choose a new or empty directory",
-            out.display()
-        );
-    }
-    if !force {
-        usage_bail!(
-            "--out {}: already holds a {kind}; choose another --out or pass --force to replace it",
-            out.display()
-        );
-    }
-    Ok(())
-}
-
 impl RunDir {
     /// Whether `root` holds a run (a `config.json`).
     pub fn is_run(root: &Path) -> bool {
@@ -237,7 +173,7 @@ impl RunDir {
 
     /// Refuses, before any GPU work, an `--out` that [`Self::create`] would refuse.
     pub fn check_new(root: &Path, force: bool) -> Result<()> {
-        check_out_dir(root, "run", Self::is_run, force)
+        crate::out_dir::check(root, "run", Self::is_run, force)
     }
 
     /// Creates a new run directory and locks it; refuses an existing run unless `force` (then

@@ -22,7 +22,7 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<SweepFile> {
         }
     }
     let is_sweep = |dir: &Path| dir.join(super::file::JSON_NAME).is_file();
-    crate::run::check_out_dir(out, "sweep", is_sweep, true)?;
+    crate::out_dir::check(out, "sweep", is_sweep, true)?;
     let files: Vec<SweepFile> = shards
         .iter()
         .map(|d| SweepFile::read(d))

@@ -41,7 +41,7 @@ pub fn prepare_out_dir(out: &Path, spec: &SweepSpec, shard: Shard, force: bool) 
     }
     let is_sweep = |dir: &Path| dir.join(super::file::JSON_NAME).is_file();
     // The same sweep continues without --force; another is checked below.
-    crate::run::check_out_dir(out, "sweep", is_sweep, true)?;
+    crate::out_dir::check(out, "sweep", is_sweep, true)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let lock = DirLock::acquire(out)?;
     if !force && is_sweep(out) {
