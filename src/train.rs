@@ -152,15 +152,7 @@ impl PendingRun {
         let Some(point) = &self.start.point else {
             return false;
         };
-        let mut phases = PhaseTracker::default();
-        let budget = self
-            .start
-            .history
-            .iter()
-            .fold(self.config.epochs, |budget, m| {
-                phases.observe(m, &self.config, budget)
-            });
-        point.epoch >= budget
+        point.epoch >= PhaseTracker::replay(&self.start.history, &self.config).1
     }
 }
 
@@ -302,11 +294,7 @@ pub fn train_together(
                 (params, None, 1)
             }
         };
-        let mut phases = PhaseTracker::default();
-        let mut budget = config.epochs;
-        for m in &start.history {
-            budget = phases.observe(m, config, budget);
-        }
+        let (phases, budget) = PhaseTracker::replay(&start.history, config);
         first_epochs.push(first_epoch);
         inits.push((
             params,
@@ -421,6 +409,15 @@ struct PhaseTracker {
 }
 
 impl PhaseTracker {
+    /// The phases and the budget after the metrics a run has recorded so far.
+    fn replay(history: &[EpochMetrics], config: &RunConfig) -> (Self, usize) {
+        let mut phases = PhaseTracker::default();
+        let budget = history
+            .iter()
+            .fold(config.epochs, |budget, m| phases.observe(m, config, budget));
+        (phases, budget)
+    }
+
     /// Records an epoch's metrics; returns the epoch budget from now on. The stop after grokking
     /// is rounded up to a checkpoint: chunks never cross one, so the chunk that detects grokking
     /// never trains past the new budget, whatever its length.
