@@ -4,8 +4,8 @@
 pub mod analysis;
 pub mod bench;
 pub mod bounded_read;
-pub mod checksum;
 pub mod check;
+pub mod checksum;
 pub mod cli;
 pub mod engine;
 pub mod error;

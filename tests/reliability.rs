@@ -13,9 +13,7 @@ use bitgrok::model::Params;
 use bitgrok::report::metrics;
 use bitgrok::run::RunDir;
 use bitgrok::task::Split;
-use common::{
-    assert_same_files, bitgrok, bitgrok_ok, interrupt_once_written, small_model,
-};
+use common::{assert_same_files, bitgrok, bitgrok_ok, interrupt_once_written, small_model};
 use rand::{Rng, SeedableRng};
 
 /// A small run: 300 epochs at p = 11 take a few seconds on lavapipe.

@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 
 use bitgrok::run::RunDir;
 use bitgrok::sweep::file::SweepFile;
-use common::{
-    assert_same_files, bitgrok, bitgrok_ok, interrupt_once_written, small_model,
-};
+use common::{assert_same_files, bitgrok, bitgrok_ok, interrupt_once_written, small_model};
 
 /// The tiny model every run here trains (p = 7, 80 epochs), after `command`.
 fn tiny(command: &str) -> Vec<&str> {
