@@ -168,7 +168,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 113)]
     pub p: usize,
     /// Fraction of the p² pairs used for training.
-    #[arg(long, default_value_t = 0.3, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0.3, allow_hyphen_values = true)]
     pub frac: f64,
     /// Seed of the train/test split.
     #[arg(long, default_value_t = 598)]
@@ -208,9 +208,9 @@ pub struct TrainArgs {
     pub final_norm: bool,
     #[arg(long)]
     pub no_final_norm: bool,
-    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 1e-3, allow_hyphen_values = true)]
     pub lr: f64,
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     pub weight_decay: f64,
     /// Epoch budget [default: 25000; with --resume: the run's own, or this to extend it].
     #[arg(long)]
@@ -245,7 +245,7 @@ pub struct SweepArgs {
     pub preset: Preset,
     #[arg(long, default_value_t = 113)]
     pub p: usize,
-    #[arg(long, default_value_t = 0.3, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0.3, allow_hyphen_values = true)]
     pub frac: f64,
     /// Seed s of the sweep splits the data with DATA_SEED + s (seed 0: `train`'s default split).
     #[arg(long, default_value_t = 598)]
@@ -268,14 +268,14 @@ pub struct SweepArgs {
         long,
         value_delimiter = ',',
         default_value = "1",
-        allow_negative_numbers = true
+        allow_hyphen_values = true
     )]
     pub weight_decay: Vec<f64>,
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "0.001",
-        allow_negative_numbers = true
+        allow_hyphen_values = true
     )]
     pub lr: Vec<f64>,
     /// Seeds (initialisation and data split): ranges and lists, e.g. 0-15 or 0,3,7-9.
@@ -357,7 +357,7 @@ impl SweepArgs {
 pub const DEFAULT_EPOCHS: usize = 25_000;
 
 /// Options that a resumed run takes from its config.json instead.
-const RESUME_CONFLICTS: [&str; 24] = [
+const RESUME_CONFLICTS: [&str; 25] = [
     "preset",
     "p",
     "frac",
@@ -382,6 +382,7 @@ const RESUME_CONFLICTS: [&str; 24] = [
     "checkpoint_every",
     "stop_after_grok",
     "out",
+    "force",
 ];
 
 /// `--x` / `--no-x` pair: None when neither was given.

@@ -3,19 +3,23 @@
 
 pub mod analysis;
 pub mod bench;
+pub mod bounded_read;
 pub mod check;
+pub mod checksum;
 pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod interop;
 pub mod model;
 pub mod optim;
+pub mod out_dir;
 pub mod phases;
 pub mod plot;
 pub mod reference;
 pub mod report;
 pub mod reproduce;
 pub mod run;
+pub mod run_lock;
 pub mod sweep;
 pub mod task;
 pub mod testvectors;

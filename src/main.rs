@@ -22,6 +22,7 @@ const USAGE_ERROR: u8 = 2;
 const INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
+    quiet_device_selection_layer();
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(code) => code,
@@ -33,6 +34,17 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Mesa's implicit Vulkan layer `VK_LAYER_MESA_device_select` probes the window system (Wayland,
+/// X11) to pick a default GPU, which prints `error: XDG_RUNTIME_DIR is invalid or not set` on
+/// headless machines although nothing is wrong. bitgrok chooses its adapter itself (`--adapter`),
+/// so the layer is switched off through its documented variable unless the user set it.
+/// (Here, before any thread exists, the environment can be changed safely.)
+fn quiet_device_selection_layer() {
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        std::env::set_var("NODEVICE_SELECT", "1");
     }
 }
 
@@ -75,12 +87,15 @@ fn run(command: Command) -> Result<ExitCode> {
             // Validated before the adapter is opened.
             let job = match &args.resume {
                 Some(dir) => TrainJob::Resume(train::PendingRun::reopen(dir, args.epochs)?, dir),
-                None => TrainJob::New(
-                    args.run_config()?,
-                    args.out
+                None => {
+                    let out = args
+                        .out
                         .as_ref()
-                        .expect("clap requires --out without --resume"),
-                ),
+                        .expect("clap requires --out without --resume");
+                    let config = args.run_config()?;
+                    RunDir::check_new(out, args.force)?;
+                    TrainJob::New(config, out)
+                }
             };
             let gpu = Gpu::new(args.adapter.as_deref())?;
             eprintln!("adapter: {}", gpu.describe());
@@ -182,7 +197,8 @@ fn run(command: Command) -> Result<ExitCode> {
             // Every model's configuration is validated before the adapter is opened.
             let spec = args.spec()?;
             let shard = args.shard.unwrap_or(Shard::WHOLE);
-            sweep::run::check_out_dir(&args.out, &spec, shard, args.force)?;
+            // Held until the sweep ends: one process writes a sweep directory at a time.
+            let _lock = sweep::run::prepare_out_dir(&args.out, &spec, shard, args.force)?;
             let gpu = Gpu::new(args.adapter.as_deref())?;
             eprintln!("adapter: {}", gpu.describe());
             let stop = stop_on_signals()?;
@@ -195,10 +211,10 @@ fn run(command: Command) -> Result<ExitCode> {
             let csv = args.out.join(sweep::file::CSV_NAME);
             if outcome.interrupted {
                 eprintln!(
-                    "interrupted after {} models (listed in {}); run the same command again to \
-                     continue",
+                    "interrupted after {} models (listed in {}); {}",
                     outcome.file.rows.len(),
-                    csv.display()
+                    csv.display(),
+                    sweep::run::continue_hint(args.force)
                 );
                 return Ok(ExitCode::from(INTERRUPTED));
             }
@@ -232,6 +248,12 @@ fn run(command: Command) -> Result<ExitCode> {
             split_target,
             adapter,
         } => {
+            if let Some(d) = d_model.filter(|d| *d == 0 || d % 4 != 0) {
+                bitgrok::usage_bail!(
+                    "--d-model {d}: bench uses 4 heads of d_model / 4, so it must be a positive \
+                     multiple of 4"
+                );
+            }
             let mut gpu = Gpu::new(adapter.as_deref())?;
             if let Some(target) = split_target {
                 gpu.parallelism.split_target = target;

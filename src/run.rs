@@ -5,14 +5,17 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::bounded_read;
 use crate::engine::{EpochMetrics, OptimizerState};
 use crate::error::UsageError;
 use crate::model::{params, ModelConfig, Params, Preset};
 use crate::optim::AdamW;
+use crate::run_lock::{DirLock, LOCK_NAME};
 use crate::task::Split;
 use crate::usage_bail;
 
@@ -71,6 +74,16 @@ impl RunConfig {
         if !(a.lr > 0.0 && a.lr.is_finite()) {
             usage_bail!("--lr {}: must be a positive number", a.lr);
         }
+        // The GPU computes in f32: a smaller rate would be a rate of zero, or lose precision.
+        if a.lr < f32::MIN_POSITIVE as f64 || a.lr > f32::MAX as f64 {
+            usage_bail!(
+                "--lr {:e}: must lie between {:e} and {:e}, the normal range of the f32 the GPU \
+                 trains in",
+                a.lr,
+                f32::MIN_POSITIVE,
+                f32::MAX
+            );
+        }
         if !(a.weight_decay >= 0.0 && a.weight_decay.is_finite()) {
             usage_bail!(
                 "--weight-decay {}: must be a non-negative number",
@@ -93,22 +106,31 @@ pub use crate::phases::GROK_ACCURACY;
 
 pub struct RunDir {
     pub root: PathBuf,
+    /// Held by a process that writes the run (see [`crate::run_lock`]), until it is dropped.
+    _lock: Option<DirLock>,
 }
 
 pub const METRICS_HEADER: &str =
     "epoch,train_loss,test_loss,train_acc,test_acc,test_acc_transpose_seen,test_acc_transpose_unseen";
 
 /// Suffix of the temporary files [`write_atomic`] renames into place.
-const TEMPORARY_SUFFIX: &str = ".tmp";
+pub(crate) const TEMPORARY_SUFFIX: &str = ".tmp";
 
 /// Writes `bytes` to `path` so that a crash at any instant leaves either the old file or the new
 /// one: a hidden temporary file beside it, fsync, rename, fsync of the directory (which makes the
-/// rename itself durable).
+/// rename itself durable). The temporary name is unique to the writing process and call, so
+/// two writers never share one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    static WRITES: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
         .with_context(|| format!("{} is not a file path", path.display()))?;
-    let tmp = path.with_file_name(format!(".{}{TEMPORARY_SUFFIX}", name.to_string_lossy()));
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.{}{TEMPORARY_SUFFIX}",
+        name.to_string_lossy(),
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
+    ));
     let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
@@ -135,33 +157,127 @@ pub struct ResumePoint {
 const MOMENT1_PREFIX: &str = "adamw.exp_avg.";
 const MOMENT2_PREFIX: &str = "adamw.exp_avg_sq.";
 
+const RESUME_FILE: &str = "resume.safetensors";
+
+/// What a run directory holds besides its checkpoints and resume point, in the order `--force`
+/// removes them after those two: `config.json`, what makes a directory a run, goes last, so
+/// that a replacement interrupted half-way never pairs a new config with old training state.
+const RUN_FILES: [&str; 4] = ["metrics.csv", "split.json", "analysis", "config.json"];
+
 impl RunDir {
-    /// Creates a new run directory; refuses an existing run unless `force`.
+    /// Whether `root` holds a run (a `config.json`).
+    pub fn is_run(root: &Path) -> bool {
+        root.join("config.json").is_file()
+    }
+
+    /// Refuses, before any GPU work, an `--out` that [`Self::create`] would refuse.
+    pub fn check_new(root: &Path, force: bool) -> Result<()> {
+        crate::out_dir::check(root, "run", Self::is_run, force)
+    }
+
+    /// Creates a new run directory and locks it; refuses an existing run unless `force` (then
+    /// removes the run's own files, never others) and any other non-empty directory.
     pub fn create(root: &Path, force: bool) -> Result<RunDir> {
+        Self::check_new(root, force)?;
+        fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+        let lock = DirLock::acquire(root)?;
+        // Again under the lock: another process may have written here in the meantime.
+        Self::check_new(root, force)?;
         let dir = RunDir {
             root: root.to_path_buf(),
+            _lock: Some(lock),
         };
-        if dir.config_path().exists() && !force {
-            usage_bail!(
-                "{} already holds a run; choose another --out or pass --force to overwrite it",
-                root.display()
-            );
-        }
-        if force && dir.checkpoint_dir().exists() {
-            fs::remove_dir_all(dir.checkpoint_dir())?;
+        if Self::is_run(root) {
+            dir.remove_run_files()?;
         }
         fs::create_dir_all(dir.checkpoint_dir())
             .with_context(|| format!("creating {}", root.display()))?;
         Ok(dir)
     }
 
+    /// Removes what bitgrok writes into a run directory (checkpoints by their names, the
+    /// analysis directory's files), leaving anything else where it is.
+    fn remove_run_files(&self) -> Result<()> {
+        let remove_file = |path: &Path| match fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", path.display()))
+            }
+            _ => Ok(()),
+        };
+        remove_file(&self.resume_path())?;
+        let checkpoints = self.checkpoint_dir();
+        if checkpoints.is_dir() {
+            for epoch in self.checkpoint_epochs()? {
+                remove_file(&self.checkpoint_path(epoch))?;
+            }
+            let _ = fs::remove_dir(&checkpoints); // kept if it holds other files
+        }
+        for name in RUN_FILES {
+            let path = self.root.join(name);
+            if name == "analysis" {
+                let Ok(entries) = fs::read_dir(&path) else {
+                    continue;
+                };
+                for entry in entries {
+                    let entry = entry?;
+                    if entry.file_type()?.is_file() {
+                        remove_file(&entry.path())?;
+                    }
+                }
+                let _ = fs::remove_dir(&path);
+            } else {
+                remove_file(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `path` is (or would be) one of the files bitgrok keeps in this run directory:
+    /// its top-level files, anything under `checkpoints/` or `analysis/`, the lock.
+    pub fn owns(&self, path: &Path) -> bool {
+        let resolve = |p: &Path| -> Option<PathBuf> {
+            let parent = match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            Some(fs::canonicalize(parent).ok()?.join(p.file_name()?))
+        };
+        let (Ok(root), Some(path)) = (fs::canonicalize(&self.root), resolve(path)) else {
+            return false;
+        };
+        let Ok(relative) = path.strip_prefix(&root) else {
+            return false;
+        };
+        let mut components = relative.components();
+        let first = components
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
+        match first.as_deref() {
+            Some("checkpoints" | "analysis") => true,
+            Some(name) => {
+                components.next().is_none()
+                    && (name == RESUME_FILE || name == LOCK_NAME || RUN_FILES.contains(&name))
+            }
+            None => false,
+        }
+    }
+
+    /// Opens a run to read it.
     pub fn open(root: &Path) -> Result<RunDir> {
         let dir = RunDir {
             root: root.to_path_buf(),
+            _lock: None,
         };
         if !dir.config_path().exists() {
             usage_bail!("{} is not a run directory (no config.json)", root.display());
         }
+        Ok(dir)
+    }
+
+    /// Opens a run to write it: refused while another process writes it.
+    pub fn open_for_writing(root: &Path) -> Result<RunDir> {
+        let mut dir = Self::open(root)?;
+        dir._lock = Some(DirLock::acquire(root)?);
         Ok(dir)
     }
 
@@ -179,7 +295,7 @@ impl RunDir {
 
     /// The newest checkpoint with the optimiser state, overwritten at every checkpoint.
     pub fn resume_path(&self) -> PathBuf {
-        self.root.join("resume.safetensors")
+        self.root.join(RESUME_FILE)
     }
 
     pub fn checkpoint_path(&self, epoch: usize) -> PathBuf {
@@ -194,25 +310,64 @@ impl RunDir {
         )
     }
 
-    /// Reads and validates `config.json`.
+    /// Reads and validates `config.json`, and checks it against `split.json` when there is one.
     pub fn read_config(&self) -> Result<RunConfig> {
         let path = self.config_path();
-        let text =
-            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = bounded_read::read_to_string(&path, bounded_read::SMALL_JSON, "a run config")?;
         let config: RunConfig = serde_json::from_str(&text).map_err(|e| {
             UsageError(format!("{} is not a valid run config: {e}", path.display()))
         })?;
         config
             .validate()
             .with_context(|| format!("{} holds an invalid run config", path.display()))?;
+        self.check_split(&config)?;
         Ok(config)
     }
 
+    fn split_path(&self) -> PathBuf {
+        self.root.join("split.json")
+    }
+
+    /// `split.json`, when present, must be the split `config.json` implies: an edited `frac` or
+    /// data seed would otherwise silently change what the checkpoints are evaluated on.
+    fn check_split(&self, config: &RunConfig) -> Result<()> {
+        let path = self.split_path();
+        if !path.exists() {
+            return Ok(());
+        }
+        let p = config.model.p as u64;
+        // Each pair index takes at most 11 characters with its comma.
+        let max = 12 * p * p + 4096;
+        let text = bounded_read::read_to_string(&path, max, "the split of this run")?;
+        let stored: Split = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a valid split", path.display()))?;
+        let settings = |s: &Split| (s.p, s.frac, s.data_seed);
+        let implied = (config.model.p, config.frac, config.data_seed);
+        if settings(&stored) != implied {
+            bail!(
+                "{} was made with p = {}, frac = {}, data seed {} but {} says p = {}, frac = {}, \
+                 data seed {}: config.json was changed after the run was made",
+                path.display(),
+                stored.p,
+                stored.frac,
+                stored.data_seed,
+                self.config_path().display(),
+                implied.0,
+                implied.1,
+                implied.2
+            );
+        }
+        if stored != Split::new(implied.0, implied.1, implied.2) {
+            bail!(
+                "{} does not hold the split its p, frac and data seed imply",
+                path.display()
+            );
+        }
+        Ok(())
+    }
+
     pub fn write_split(&self, split: &Split) -> Result<()> {
-        write_atomic(
-            &self.root.join("split.json"),
-            serde_json::to_string(split)?.as_bytes(),
-        )
+        write_atomic(&self.split_path(), serde_json::to_string(split)?.as_bytes())
     }
 
     pub fn write_metrics(&self, rows: &[EpochMetrics]) -> Result<()> {
@@ -243,7 +398,7 @@ impl RunDir {
                 "bitgrok checkpoint: latent parameters, TransformerLens names".to_string(),
             ),
         ]);
-        let bytes = params.to_safetensors_bytes("", Some(metadata))?;
+        let bytes = params::serialize_with_checksum(&[("", params)], metadata)?;
         write_atomic(&self.checkpoint_path(epoch), &bytes)
     }
 
@@ -269,7 +424,7 @@ impl RunDir {
         ];
         write_atomic(
             &self.resume_path(),
-            &params::serialize(&parts, Some(metadata))?,
+            &params::serialize_with_checksum(&parts, metadata)?,
         )
     }
 
@@ -279,14 +434,15 @@ impl RunDir {
         if !path.exists() {
             return Ok(None);
         }
-        let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let read = || -> Result<ResumePoint> {
+            let bytes = params::map_checked(&path, config, 3)?;
             let st = safetensors::SafeTensors::deserialize(&bytes)?;
             let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)?;
             let meta = header
                 .metadata()
                 .as_ref()
                 .context("the header has no metadata")?;
+            check_header_config(meta, config)?;
             let number = |key: &str| -> Result<u64> {
                 meta.get(key)
                     .and_then(|v| v.parse().ok())
@@ -329,7 +485,9 @@ impl RunDir {
     /// Epochs with a checkpoint, ascending.
     pub fn checkpoint_epochs(&self) -> Result<Vec<usize>> {
         let mut epochs = Vec::new();
-        for entry in fs::read_dir(self.checkpoint_dir())? {
+        let dir = self.checkpoint_dir();
+        let entries = fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?;
+        for entry in entries {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
             if let Some(num) = name
@@ -363,6 +521,53 @@ impl RunDir {
                 .last()
                 .with_context(|| format!("{} has no checkpoints", self.root.display()))?,
         };
-        Ok((epoch, Params::load(config, &self.checkpoint_path(epoch))?))
+        let path = self.checkpoint_path(epoch);
+        let load = || -> Result<Params> {
+            let bytes = params::map_checked(&path, config, 1)?;
+            let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)?;
+            if let Some(meta) = header.metadata() {
+                check_header_config(meta, config)?;
+            }
+            let st = safetensors::SafeTensors::deserialize(&bytes)?;
+            Params::from_safetensors(config, &st, "")
+        };
+        let params =
+            load().with_context(|| format!("loading parameters from {}", path.display()))?;
+        Ok((epoch, params))
     }
+}
+
+/// The model config a checkpoint or resume point was written with (its `config` metadata,
+/// when it has one) must be the run's: an edited config.json would otherwise silently give the
+/// parameters another meaning.
+fn check_header_config(meta: &HashMap<String, String>, config: &ModelConfig) -> Result<()> {
+    let Some(text) = meta.get("config") else {
+        return Ok(());
+    };
+    let stored: ModelConfig =
+        serde_json::from_str(text).context("its \"config\" metadata is not a model config")?;
+    if stored == *config {
+        return Ok(());
+    }
+    let (stored, expected) = (
+        serde_json::to_value(&stored)?,
+        serde_json::to_value(config)?,
+    );
+    let differences: Vec<String> = expected
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(key, value)| stored.get(key.as_str()) != Some(value))
+        .map(|(key, value)| {
+            let was = stored
+                .get(key.as_str())
+                .map_or("nothing".into(), |v| v.to_string());
+            format!("{key} {was} here, {value} in config.json")
+        })
+        .collect();
+    bail!(
+        "it was written for another model than config.json describes ({}): config.json was \
+         changed after the run was made",
+        differences.join(", ")
+    )
 }

@@ -72,8 +72,11 @@ pub fn all_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Most bytes a test vector file may take (the shared ones are a few MB).
+const MAX_VECTOR_BYTES: u64 = 1 << 30;
+
 pub fn load(path: &Path) -> Result<TestVector> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = crate::bounded_read::map(path, MAX_VECTOR_BYTES, "a test vector file")?;
     parse(&bytes, path).with_context(|| format!("loading test vector {}", path.display()))
 }
 

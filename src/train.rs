@@ -96,7 +96,7 @@ impl PendingRun {
     /// Reads the run in `out` to continue it, checked before any GPU work; `epochs` sets a
     /// new epoch budget.
     pub fn reopen(out: &Path, epochs: Option<usize>) -> Result<Self> {
-        let dir = RunDir::open(out)?;
+        let dir = RunDir::open_for_writing(out)?;
         let mut config = dir.read_config()?;
         if config.imported_from.is_some() {
             crate::usage_bail!(
@@ -105,6 +105,7 @@ impl PendingRun {
             );
         }
         let point = dir.read_resume_point(&config.model)?;
+        let recorded_epochs = config.epochs;
         if let Some(epochs) = epochs {
             let done = point.as_ref().map_or(0, |p| p.epoch);
             if epochs < done.max(1) {
@@ -118,7 +119,7 @@ impl PendingRun {
         let start = match point {
             None => Start::default(),
             Some(point) => {
-                let mut history = metrics::read(&dir.metrics_path())?;
+                let mut history = metrics::read(&dir.metrics_path(), recorded_epochs)?;
                 history.retain(|m| m.epoch <= point.epoch);
                 if history.last().map(|m| m.epoch) != Some(point.epoch) {
                     bail!(
@@ -144,6 +145,15 @@ impl PendingRun {
     pub fn first_epoch(&self) -> usize {
         self.start.point.as_ref().map_or(1, |p| p.epoch + 1)
     }
+
+    /// Whether it has reached its budget (its epochs, or the stop after grokking) and has
+    /// nothing left to train.
+    pub fn is_finished(&self) -> bool {
+        let Some(point) = &self.start.point else {
+            return false;
+        };
+        point.epoch >= PhaseTracker::replay(&self.start.history, &self.config).1
+    }
 }
 
 /// Trains a run to its budget.
@@ -165,6 +175,23 @@ struct Track<'a> {
 }
 
 impl Track<'_> {
+    /// A signal checkpoints the epoch it stopped at; continuing past it, the run removes that
+    /// checkpoint (off the `--checkpoint-every` schedule and not the end of the budget), so that
+    /// it ends with the files an uninterrupted run writes.
+    fn remove_interruption_checkpoint(&self, resumed_at: usize) -> Result<()> {
+        let scheduled = resumed_at.is_multiple_of(self.config.checkpoint_every);
+        if resumed_at == 0 || scheduled || resumed_at >= self.budget {
+            return Ok(());
+        }
+        let path = self.dir.checkpoint_path(resumed_at);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn active(&self, epoch: usize) -> bool {
         self.failed.is_none() && epoch <= self.budget
     }
@@ -267,11 +294,7 @@ pub fn train_together(
                 (params, None, 1)
             }
         };
-        let mut phases = PhaseTracker::default();
-        let mut budget = config.epochs;
-        for m in &start.history {
-            budget = phases.observe(m, config, budget);
-        }
+        let (phases, budget) = PhaseTracker::replay(&start.history, config);
         first_epochs.push(first_epoch);
         inits.push((
             params,
@@ -287,6 +310,9 @@ pub fn train_together(
             budget,
             failed: None,
         });
+    }
+    for (track, &first) in tracks.iter().zip(&first_epochs) {
+        track.remove_interruption_checkpoint(first - 1)?;
     }
     let first_epoch = first_epochs[0];
     if first_epochs.iter().any(|&e| e != first_epoch) {
@@ -383,6 +409,15 @@ struct PhaseTracker {
 }
 
 impl PhaseTracker {
+    /// The phases and the budget after the metrics a run has recorded so far.
+    fn replay(history: &[EpochMetrics], config: &RunConfig) -> (Self, usize) {
+        let mut phases = PhaseTracker::default();
+        let budget = history
+            .iter()
+            .fold(config.epochs, |budget, m| phases.observe(m, config, budget));
+        (phases, budget)
+    }
+
     /// Records an epoch's metrics; returns the epoch budget from now on. The stop after grokking
     /// is rounded up to a checkpoint: chunks never cross one, so the chunk that detects grokking
     /// never trains past the new budget, whatever its length.
@@ -393,8 +428,10 @@ impl PhaseTracker {
         if self.grokked_at.is_none() && m.test_acc >= GROK_ACCURACY {
             self.grokked_at = Some(m.epoch);
             if let Some(extra) = config.stop_after_grok {
+                // Saturating: a stop further away than any budget leaves the budget.
                 let every = config.checkpoint_every;
-                return budget.min((m.epoch + extra).div_ceil(every) * every);
+                let stop = m.epoch.saturating_add(extra).div_ceil(every);
+                return budget.min(stop.saturating_mul(every));
             }
         }
         budget
@@ -450,7 +487,30 @@ fn run_progress(history: &[EpochMetrics]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::chunk_end;
+    use super::{chunk_end, PhaseTracker};
+    use crate::cli::TrainArgs;
+    use crate::engine::EpochMetrics;
+    use crate::model::Preset;
+
+    #[test]
+    fn a_stop_after_grokking_beyond_any_budget_leaves_the_budget() {
+        let mut config = TrainArgs::defaults(Preset::Nanda).run_config().unwrap();
+        let grokked = EpochMetrics {
+            epoch: 900,
+            train_loss: 0.0,
+            train_acc: 1.0,
+            test_loss: 0.0,
+            test_acc: 1.0,
+            test_acc_transpose_seen: 1.0,
+            test_acc_transpose_unseen: 1.0,
+            params_finite: true,
+        };
+        for (extra, budget) in [(usize::MAX, 5000), (usize::MAX - 899, 5000), (150, 1100)] {
+            config.stop_after_grok = Some(extra);
+            let observed = PhaseTracker::default().observe(&grokked, &config, 5000);
+            assert_eq!(observed, budget, "--stop-after-grok {extra}");
+        }
+    }
 
     #[test]
     fn chunks_stop_at_checkpoints_and_budget() {

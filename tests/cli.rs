@@ -209,3 +209,106 @@ fn without_an_adapter_train_says_how_to_get_one_and_writes_nothing() {
     assert!(stderr(&o).contains("mesa-vulkan-drivers"), "{}", stderr(&o));
     assert!(!out.exists());
 }
+
+/// Asserts exit code 2 and that stderr contains each of `parts`.
+fn assert_usage_error(args: &[&str], parts: &[&str]) {
+    let o = bitgrok(args);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    for part in parts {
+        assert!(
+            stderr(&o).contains(part),
+            "{args:?}: expected {part:?} in {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn mistakes_are_named_for_what_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let with_tiny = |command: &str, extra: &[&'static str]| -> Vec<String> {
+        let mut argv = vec![command.to_string()];
+        argv.extend(TINY.iter().map(|s| s.to_string()));
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        argv.extend(["--out".to_string(), out.to_string()]);
+        argv
+    };
+    let check = |argv: Vec<String>, parts: &[&str]| {
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        assert_usage_error(&argv, parts);
+    };
+    check(
+        with_tiny("sweep", &["--seeds", "0-999999999"]),
+        &["at most 100000 seeds"],
+    );
+    check(
+        with_tiny("train", &["--lr", "-1e-3"]),
+        &["--lr -0.001: must be a positive number"],
+    );
+    check(
+        with_tiny("sweep", &["--lr", "1e-3,-1e-3"]),
+        &["--lr -0.001"],
+    );
+    check(
+        with_tiny("train", &["--lr", "1e-320"]),
+        &["--lr 1e-320", "f32"],
+    );
+    check(
+        with_tiny("sweep", &["--shard", "1/5"]),
+        &["--shard 1/5", "holds 1 model"],
+    );
+    assert_usage_error(&["train", "--resume", out, "--force"], &["--force"]);
+    assert_usage_error(&["bench", "--d-model", "3"], &["--d-model 3"]);
+    let o = bitgrok(&["bench", "--d-model", "3"]);
+    assert!(!stderr(&o).contains("--d-head"), "{}", stderr(&o));
+    // A buffer too large because of p names the logits, and no option of another command.
+    let o = bitgrok(&[
+        "train",
+        "--p",
+        "4096",
+        "--d-model",
+        "16",
+        "--d-head",
+        "4",
+        "--d-mlp",
+        "16",
+        "--out",
+        out,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("logits"), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("--d-mlp") && !stderr(&o).contains("--p"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_run_without_its_checkpoints_directory_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out = out.to_str().unwrap();
+    let mut train = vec!["train"];
+    train.extend(TINY);
+    train.extend(["--epochs", "10", "--out", out]);
+    assert!(bitgrok(&train).status.success());
+    std::fs::remove_dir_all(dir.path().join("run/checkpoints")).unwrap();
+    let o = bitgrok(&["eval", out]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("run/checkpoints"), "{}", stderr(&o));
+}
+
+#[test]
+fn gpu_commands_print_no_window_system_noise() {
+    let o = Command::new(env!("CARGO_BIN_EXE_bitgrok"))
+        .arg("devices")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("NODEVICE_SELECT")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("XDG_RUNTIME_DIR"), "{}", stderr(&o));
+}

@@ -131,7 +131,7 @@ fn load_everywhere(bytes: &[u8]) -> [bool; 7] {
     let resume = run.read_resume_point(&config.model).is_ok();
     std::fs::write(run.config_path(), bytes).unwrap();
     let run_config = run.read_config().is_ok();
-    let metrics = metrics::read(&file).is_ok();
+    let metrics = metrics::read(&file, 100_000).is_ok();
     let vector = testvectors::load(&file).is_ok();
     let imported =
         import::import(&file, &Default::default(), &root.join("imported"), false).is_ok();

@@ -755,20 +755,34 @@ pub(crate) fn quant_mode(id: ParamId, weights: Weights) -> u32 {
     }
 }
 
-/// Bytes of the largest buffer one model of configuration `c` needs, with batches of at most
-/// `max_batch` examples.
-fn largest_buffer(gpu: &Gpu, c: &ModelConfig, max_batch: usize) -> u64 {
+/// Elements of the buffers one model of configuration `c` needs whose size grows with it, with
+/// batches of at most `max_batch` examples, and what each holds.
+fn buffer_sizes(gpu: &Gpu, c: &ModelConfig, max_batch: usize) -> [(usize, &'static str); 5] {
     [
-        ParamLayout::new(c).total(),
-        max_batch * c.d_mlp,
-        max_batch * c.d_attn(),
-        max_batch * c.d_vocab_out(),
-        program::split_partials_len(gpu.parallelism.split_target),
+        (ParamLayout::new(c).total(), "parameters"),
+        (max_batch * c.d_mlp, "MLP activations (examples × d_mlp)"),
+        (
+            max_batch * c.d_attn(),
+            "attention activations (examples × n_heads·d_head)",
+        ),
+        (
+            max_batch * c.d_vocab_out(),
+            "logits (examples × outputs, that is p or p + 1)",
+        ),
+        (
+            program::split_partials_len(gpu.parallelism.split_target),
+            "split-K partial sums",
+        ),
     ]
-    .into_iter()
-    .max()
-    .unwrap_or(0) as u64
-        * 4
+}
+
+/// Bytes of the largest buffer one model of configuration `c` needs, and what it holds.
+fn largest_buffer(gpu: &Gpu, c: &ModelConfig, max_batch: usize) -> (u64, &'static str) {
+    let (len, what) = buffer_sizes(gpu, c, max_batch)
+        .into_iter()
+        .max_by_key(|(len, _)| *len)
+        .expect("five buffers");
+    (len as u64 * 4, what)
 }
 
 /// The largest buffer a dispatch can bind on this adapter.
@@ -781,7 +795,8 @@ fn binding_limit(gpu: &Gpu) -> u64 {
 /// Refuses, with the limit named, `models` models whose largest buffer the adapter cannot bind
 /// (a [`crate::error::UsageError`]: the fix is a smaller model or another adapter).
 pub fn check_limits(gpu: &Gpu, c: &ModelConfig, max_batch: usize, models: usize) -> Result<()> {
-    let largest = largest_buffer(gpu, c, max_batch) * models as u64;
+    let (one, holds) = largest_buffer(gpu, c, max_batch);
+    let largest = one * models as u64;
     let limit = binding_limit(gpu);
     if largest > limit {
         let what = match models {
@@ -789,8 +804,13 @@ pub fn check_limits(gpu: &Gpu, c: &ModelConfig, max_batch: usize, models: usize)
             k => format!("{k} models of this shape"),
         };
         crate::usage_bail!(
-            "the largest buffer of {what} ({largest} bytes) exceeds the adapter's \
-             max_storage_buffer_binding_size ({limit} bytes); use a smaller --p or --d-mlp, or another adapter"
+            "the largest buffer of {what} ({largest} bytes: the {holds} of {max_batch} examples \
+             at p = {}, d_model {}, d_mlp {}) exceeds the adapter's \
+             max_storage_buffer_binding_size ({limit} bytes); the model is too large for this \
+             adapter: use another adapter, or train a smaller one",
+            c.p,
+            c.d_model,
+            c.d_mlp
         );
     }
     Ok(())
@@ -800,7 +820,7 @@ pub fn check_limits(gpu: &Gpu, c: &ModelConfig, max_batch: usize, models: usize)
 /// every model's slice, so the largest must stay bindable, and each dispatch's grid repeats per
 /// model along z, which allows at most 65,535 workgroups.
 pub fn max_models(gpu: &Gpu, c: &ModelConfig, max_batch: usize) -> usize {
-    let by_binding = binding_limit(gpu) / largest_buffer(gpu, c, max_batch).max(1);
+    let by_binding = binding_limit(gpu) / largest_buffer(gpu, c, max_batch).0.max(1);
     // The widest per-model grid along z: a split product's chunks, or the heads of a batch.
     let widest_z = gpu.parallelism.split_target.max(c.n_heads).max(1);
     (by_binding as usize)

@@ -57,6 +57,16 @@ pub fn config_path(weights: &Path) -> PathBuf {
 /// beside it.
 pub fn export(run: &Path, epoch: Option<usize>, out: &Path) -> Result<Exported> {
     let dir = RunDir::open(run)?;
+    for path in [out.to_path_buf(), config_path(out)] {
+        if dir.owns(&path) {
+            crate::usage_bail!(
+                "--out {}: {} is a file of the run itself; export outside its checkpoints/, \
+                 analysis/ and its own files",
+                out.display(),
+                path.display()
+            );
+        }
+    }
     let config = dir.read_config()?;
     let (epoch, latent) = dir.load_checkpoint(&config.model, epoch)?;
     let c = &config.model;

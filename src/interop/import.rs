@@ -83,8 +83,11 @@ pub struct Imported {
 }
 
 pub fn read_import_config(path: &Path) -> Result<ImportConfig> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = crate::bounded_read::read_to_string(
+        path,
+        crate::bounded_read::SMALL_JSON,
+        "an import config",
+    )?;
     serde_json::from_str(&text).map_err(|e| {
         anyhow::Error::new(crate::error::UsageError(format!(
             "{} is not a valid import config: {e}",
@@ -93,15 +96,39 @@ pub fn read_import_config(path: &Path) -> Result<ImportConfig> {
     })
 }
 
+/// Most bytes a model file can take: the largest model bitgrok accepts, every tensor f64, with
+/// 1 GiB to spare for loss curves and tensors it ignores. (The file is memory-mapped: only the
+/// tensors it uses are read.)
+fn max_model_file_len() -> u64 {
+    use crate::model::config::{MAX_P, MAX_WIDTH};
+    let largest = ModelConfig {
+        d_model: MAX_WIDTH,
+        n_heads: 1,
+        d_head: MAX_WIDTH,
+        d_mlp: MAX_WIDTH,
+        pos_embed: true,
+        final_norm: true,
+        biases: true,
+        eq_output: true,
+        ..ModelConfig::preset(Preset::Nanda, MAX_P)
+    };
+    crate::model::params::max_file_len(&largest, 1) + (1 << 30)
+}
+
 /// Imports `model` into a new run directory `out`.
 pub fn import(model: &Path, extra: &ImportConfig, out: &Path, force: bool) -> Result<Imported> {
-    let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
+    RunDir::check_new(out, force)?;
+    let bytes =
+        crate::bounded_read::map(model, max_model_file_len(), "a model bitgrok can import")?;
     let st = SafeTensors::deserialize(&bytes)
         .with_context(|| format!("{} is not a valid safetensors file", model.display()))?;
     let tensors = Tensors::new(&st)?;
     let layout = tensors.layout(extra)?;
     let config = tensors.model_config(layout, extra)?;
     let params = tensors.params(layout, &config)?;
+    params
+        .check_finite()
+        .with_context(|| format!("{} cannot be imported", model.display()))?;
     let curves = tensors.loss_curves()?;
 
     let exported = extra.bitgrok.as_ref();

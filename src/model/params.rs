@@ -240,9 +240,12 @@ impl Params {
     }
 
     /// Reads `{prefix}{name}` for every parameter the config implies (f32 or f64 tensors).
+    /// Every tensor's presence, shape and dtype is checked before anything is allocated, so a
+    /// config that implies huge tensors costs nothing when the file does not hold them.
     pub fn from_safetensors(config: &ModelConfig, st: &SafeTensors, prefix: &str) -> Result<Self> {
-        let mut params = Params::zeros(config);
-        for (id, values) in &mut params.tensors {
+        let ids = ParamId::all_present(config);
+        let mut views = Vec::with_capacity(ids.len());
+        for &id in &ids {
             let name = format!("{prefix}{}", id.name());
             let view = st
                 .tensor(&name)
@@ -255,9 +258,22 @@ impl Params {
                     expected
                 );
             }
-            *values = tensor_to_f64(&name, view.dtype(), view.data())?;
+            if !matches!(view.dtype(), Dtype::F32 | Dtype::F64) {
+                bail!(
+                    "tensor {name} has dtype {:?}; expected F32 or F64",
+                    view.dtype()
+                );
+            }
+            views.push((id, name, view));
         }
-        Ok(params)
+        let tensors = views
+            .into_iter()
+            .map(|(id, name, view)| Ok((id, tensor_to_f64(&name, view.dtype(), view.data())?)))
+            .collect::<Result<_>>()?;
+        Ok(Params {
+            config: config.clone(),
+            tensors,
+        })
     }
 
     /// Serialises as f32 safetensors, with `{prefix}{name}` keys and the given header metadata.
@@ -269,13 +285,67 @@ impl Params {
         serialize(&[(prefix, self)], metadata)
     }
 
+    /// Reads a checkpoint (memory-mapped, its size bounded by the config, its checksum checked).
     pub fn load(config: &ModelConfig, path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let st = SafeTensors::deserialize(&bytes)
-            .with_context(|| format!("{} is not a valid safetensors file", path.display()))?;
-        Params::from_safetensors(config, &st, "")
-            .with_context(|| format!("loading parameters from {}", path.display()))
+        let load = || -> Result<Params> {
+            let bytes = map_checked(path, config, 1)?;
+            let st = SafeTensors::deserialize(&bytes)
+                .with_context(|| format!("{} is not a valid safetensors file", path.display()))?;
+            Params::from_safetensors(config, &st, "")
+        };
+        load().with_context(|| format!("loading parameters from {}", path.display()))
     }
+
+    /// An error naming the first tensor holding a NaN or an infinity, if any does.
+    pub fn check_finite(&self) -> Result<()> {
+        for (id, values) in &self.tensors {
+            if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+                bail!(
+                    "tensor {} holds a non-finite value ({} at index {i})",
+                    id.name(),
+                    values[i]
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Most bytes a safetensors file holding `parts` parameter sets of `config` can take: every
+/// value as f64, and a header of at most 1 MiB.
+pub fn max_file_len(config: &ModelConfig, parts: u64) -> u64 {
+    let values: u64 = ParamId::all_present(config)
+        .iter()
+        .map(|id| id.shape(config).iter().map(|&d| d as u64).product::<u64>())
+        .sum();
+    (1 << 20) + 8 * values * parts
+}
+
+/// A safetensors file of `parts` parameter sets of `config`, memory-mapped after its size was
+/// checked against what it can hold, with the checksum in its header (if any) verified.
+pub fn map_checked(path: &Path, config: &ModelConfig, parts: u64) -> Result<memmap2::Mmap> {
+    let bytes = crate::bounded_read::map(
+        path,
+        max_file_len(config, parts),
+        "a parameter file of this model",
+    )?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .with_context(|| format!("{} is not a valid safetensors file", path.display()))?;
+    crate::checksum::verify(&bytes, header.metadata().as_ref())
+        .with_context(|| format!("{} is corrupt", path.display()))?;
+    Ok(bytes)
+}
+
+/// [`serialize`] with the CRC-32 of the data section in the header metadata
+/// ([`crate::checksum`]): what checkpoints and resume points are written with.
+pub fn serialize_with_checksum(
+    parts: &[(&str, &Params)],
+    mut metadata: HashMap<String, String>,
+) -> Result<Vec<u8>> {
+    let unsealed = serialize(parts, Some(metadata.clone()))?;
+    let digest = crate::checksum::digest(crate::checksum::data_section(&unsealed)?);
+    metadata.insert(crate::checksum::METADATA_KEY.to_string(), digest);
+    serialize(parts, Some(metadata))
 }
 
 /// Several parameter sets in one f32 safetensors file, each under its key prefix. The header is

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+pub use super::cache::load_or_analyze;
 use super::figures::line_charts;
 use super::levels::{LevelSummary, SUFFICIENT_RISE};
 use super::{Summary, CLUSTER_THRESHOLD};
@@ -17,17 +18,6 @@ use crate::run::write_atomic;
 /// Implementation: runs differ when their pre-ReLU clustered fractions at the 0.85 cut are this
 /// far apart (single runs: no test, a stated margin).
 pub const CLUSTER_MARGIN: f64 = 0.2;
-
-/// The analysis of a run: read from `analysis/analysis.json`, or computed when missing.
-pub fn load_or_analyze(gpu: &Gpu, run: &Path) -> Result<Summary> {
-    let path = run.join("analysis").join("analysis.json");
-    if !path.exists() {
-        super::analyze(gpu, run, None, true)?;
-    }
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
 
 fn name(s: &Summary) -> String {
     s.run.file_name().map_or_else(

@@ -11,9 +11,19 @@ use crate::run::METRICS_HEADER;
 /// as NaN).
 const HEADER_WITHOUT_SPLIT: &str = "epoch,train_loss,test_loss,train_acc,test_acc";
 
-pub fn read(path: &Path) -> Result<Vec<EpochMetrics>> {
+/// Bytes one row of `metrics.csv` can take (an epoch and six numbers, with room to spare).
+const MAX_ROW_BYTES: u64 = 512;
+
+/// Most bytes the `metrics.csv` of a run of `epochs` epochs can take.
+pub fn max_len(epochs: usize) -> u64 {
+    MAX_ROW_BYTES.saturating_mul(epochs as u64 + 2)
+}
+
+/// The rows of the `metrics.csv` of a run of at most `epochs` epochs (the file's size is bounded
+/// by what such a run writes).
+pub fn read(path: &Path, epochs: usize) -> Result<Vec<EpochMetrics>> {
     let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        crate::bounded_read::read_to_string(path, max_len(epochs), "the metrics of this run")?;
     let mut lines = text.lines();
     let split = match lines.next() {
         Some(METRICS_HEADER) => true,

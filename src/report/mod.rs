@@ -1,6 +1,7 @@
 //! `bitgrok analyze`: everything the study measures about one trained run, as numbers
 //! (`analysis.json`), figures (PNG) and a notebook-like `report.md`.
 
+pub mod cache;
 pub mod compare;
 mod figures;
 pub mod levels;
@@ -84,6 +85,9 @@ pub struct Summary {
     pub clock_pizza: levels::ClockPizza,
     #[serde(deserialize_with = "nan_if_null")]
     pub seconds: f64,
+    /// The files analysed; a cached analysis is reused only while they are unchanged.
+    #[serde(default)]
+    pub analysed: Option<cache::AnalysedFiles>,
 }
 
 /// The phases of [`Phases`] (the sustained rule).
@@ -274,12 +278,8 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     let config = dir.read_config()?;
     let c = config.model.clone();
     let p = c.p;
-    let split = Split::new(p, config.frac, config.data_seed);
-    let metrics = metrics::read(&dir.metrics_path())?;
-    let phases = Phases::find(
-        &metrics,
-        metrics::cleanup_accuracy(p, split.transpose_unseen_test_pairs()),
-    );
+    let metrics = metrics::read(&dir.metrics_path(), config.epochs)?;
+    let phases = phases_of(&config, &metrics);
     let (epoch, checkpoint_choice) = match epoch {
         Some(e) => (Some(e), "the checkpoint asked for".to_string()),
         None => match metrics::analysed_checkpoint(&metrics, &phases, &dir.checkpoint_epochs()?) {
@@ -288,6 +288,12 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
         },
     };
     let (epoch, params) = dir.load_checkpoint(&c, epoch)?;
+    // Right after the metrics were read: a change after this makes the cached analysis stale.
+    let analysed = cache::AnalysedFiles::of(&dir, &config, epoch)?;
+    params
+        .check_finite()
+        .with_context(|| format!("cannot analyse the checkpoint of epoch {epoch}"))?;
+    let split = Split::new(p, config.frac, config.data_seed);
     let all = Examples::all(p);
     let mut engine = Engine::new(gpu, &params, &all, None, &config.adamw)?;
 
@@ -352,6 +358,8 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     };
     for &e in &epochs {
         let (_, ps) = dir.load_checkpoint(&c, Some(e))?;
+        ps.check_finite()
+            .with_context(|| format!("cannot analyse the checkpoint of epoch {e}"))?;
         // Progress measures need only the logits: skip reading the activations back.
         engine.set_params(0, &ps)?;
         engine.evaluate()?;
@@ -419,6 +427,7 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
         algorithm,
         clock_pizza,
         seconds: 0.0,
+        analysed: Some(analysed),
     };
     let snapshot = Snapshot {
         config: c,
@@ -456,6 +465,23 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
         markdown::report(&analysis, &figures).as_bytes(),
     )?;
     Ok(analysis)
+}
+
+/// The phases of a run's metrics, with the cleanup cut its split gives.
+fn phases_of(config: &RunConfig, metrics: &[crate::engine::EpochMetrics]) -> Phases {
+    let c = &config.model;
+    let split = Split::new(c.p, config.frac, config.data_seed);
+    Phases::find(
+        metrics,
+        metrics::cleanup_accuracy(c.p, split.transpose_unseen_test_pairs()),
+    )
+}
+
+/// The checkpoint `analyze` takes when none is named ([`metrics::analysed_checkpoint`]).
+pub(crate) fn default_checkpoint(dir: &RunDir, config: &RunConfig) -> Result<Option<usize>> {
+    let metrics = metrics::read(&dir.metrics_path(), config.epochs)?;
+    let phases = phases_of(config, &metrics);
+    Ok(metrics::analysed_checkpoint(&metrics, &phases, &dir.checkpoint_epochs()?).map(|(e, _)| e))
 }
 
 /// At most `max` of `items`, evenly spaced, keeping the first and the last.

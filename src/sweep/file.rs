@@ -72,6 +72,8 @@ pub struct SweepFile {
 }
 
 pub const JSON_NAME: &str = "sweep.json";
+/// Most bytes a `sweep.json` may take: about a kilobyte per model, for a million models.
+const MAX_JSON_BYTES: u64 = 1 << 30;
 pub const CSV_NAME: &str = "sweep.csv";
 
 impl SweepFile {
@@ -83,8 +85,7 @@ impl SweepFile {
                 dir.display()
             );
         }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text = crate::bounded_read::read_to_string(&path, MAX_JSON_BYTES, "a sweep.json")?;
         let file: SweepFile =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         if file.shard.count == 0 || file.shard.index >= file.shard.count {

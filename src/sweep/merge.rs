@@ -10,6 +10,19 @@ use super::Shard;
 use crate::usage_bail;
 
 pub fn merge(shards: &[PathBuf], out: &Path) -> Result<SweepFile> {
+    for shard in shards {
+        let same = |a: &Path, b: &Path| matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b);
+        if same(shard, out) {
+            usage_bail!(
+                "--out {}: is the shard {} itself, whose sweep.json the merge would replace; \
+                 choose a new directory",
+                out.display(),
+                shard.display()
+            );
+        }
+    }
+    let is_sweep = |dir: &Path| dir.join(super::file::JSON_NAME).is_file();
+    crate::out_dir::check(out, "sweep", is_sweep, true)?;
     let files: Vec<SweepFile> = shards
         .iter()
         .map(|d| SweepFile::read(d))

@@ -178,6 +178,9 @@ impl FromStr for Shard {
     }
 }
 
+/// Most seeds one range may hold.
+const MAX_SEEDS: u64 = 100_000;
+
 /// Seeds given as ranges and single values, e.g. `0-15` or `0,3,7-9`.
 pub fn parse_seeds(s: &str) -> std::result::Result<Vec<u64>, String> {
     let mut seeds = Vec::new();
@@ -189,8 +192,13 @@ pub fn parse_seeds(s: &str) -> std::result::Result<Vec<u64>, String> {
                     a.trim().parse().map_err(|_| bad())?,
                     b.trim().parse().map_err(|_| bad())?,
                 );
-                if a > b || b - a >= 100_000 {
+                if a > b {
                     return Err(bad());
+                }
+                if b - a >= MAX_SEEDS {
+                    return Err(format!(
+                        "{part:?} in {s:?}: a range holds at most {MAX_SEEDS} seeds"
+                    ));
                 }
                 seeds.extend(a..=b);
             }
@@ -209,6 +217,12 @@ pub fn parse_seeds(s: &str) -> std::result::Result<Vec<u64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_range_beyond_the_cap_says_so() {
+        let e = parse_seeds("0-999999999").unwrap_err();
+        assert!(e.contains("at most 100000 seeds"), "{e}");
+    }
 
     #[test]
     fn seeds_parse_as_ranges_and_lists() {

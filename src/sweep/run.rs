@@ -15,6 +15,7 @@ use crate::engine::device::Gpu;
 use crate::engine::{self, OutOfGpuMemory};
 use crate::report::compare::load_or_analyze;
 use crate::run::{RunConfig, RunDir};
+use crate::run_lock::DirLock;
 use crate::train::{self, Control, PendingRun};
 
 /// How a sweep ended.
@@ -24,20 +25,46 @@ pub struct Outcome {
     pub interrupted: bool,
 }
 
-/// Refuses, before any GPU work, a sweep directory that holds another sweep (unless `force`).
-pub fn check_out_dir(out: &Path, spec: &SweepSpec, shard: Shard, force: bool) -> Result<()> {
-    if force || !out.join(super::file::JSON_NAME).exists() {
-        return Ok(());
-    }
-    let existing = SweepFile::read(out)?;
-    if existing.spec != *spec || existing.shard != shard {
+/// Checks, before any GPU work, that `out` may take this sweep (or shard), creates it and locks
+/// it for this process: refused are a shard beyond the grid, an existing file, the filesystem
+/// root, a non-empty directory that is no sweep, and another sweep unless `force`.
+pub fn prepare_out_dir(out: &Path, spec: &SweepSpec, shard: Shard, force: bool) -> Result<DirLock> {
+    let models = spec.plan()?.len();
+    if shard.count > models {
         crate::usage_bail!(
-            "{} holds another sweep (or another shard of it); pass --force to replace it, or \
-             choose another --out",
-            out.display()
+            "--shard {shard}: the grid holds {models} model{}, so {} of {} shards would train \
+             nothing; cut it into at most {models}",
+            if models == 1 { "" } else { "s" },
+            shard.count - models,
+            shard.count
         );
     }
-    Ok(())
+    let is_sweep = |dir: &Path| dir.join(super::file::JSON_NAME).is_file();
+    // The same sweep continues without --force; another is checked below.
+    crate::out_dir::check(out, "sweep", is_sweep, true)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let lock = DirLock::acquire(out)?;
+    if !force && is_sweep(out) {
+        let existing = SweepFile::read(out)?;
+        if existing.spec != *spec || existing.shard != shard {
+            crate::usage_bail!(
+                "{} holds another sweep (or another shard of it); pass --force to replace it, or \
+                 choose another --out",
+                out.display()
+            );
+        }
+    }
+    Ok(lock)
+}
+
+/// What to tell the user of an interrupted sweep: the command that continues it is the same
+/// one, without `--force` (which would start the interrupted models over).
+pub fn continue_hint(force: bool) -> &'static str {
+    if force {
+        "run the same command without --force to continue"
+    } else {
+        "run the same command again to continue"
+    }
 }
 
 pub fn sweep(
@@ -150,7 +177,7 @@ pub fn sweep(
             return Err(e);
         }
         if interrupted {
-            println!("  interrupted; run the same command again to continue");
+            println!("  interrupted; {}", continue_hint(options.force));
             return Ok(Outcome {
                 file,
                 interrupted: true,
@@ -221,7 +248,7 @@ fn pending_run(
     dir: &Path,
     force: bool,
 ) -> Result<Option<PendingRun>> {
-    if !force && dir.exists() {
+    if !force && RunDir::is_run(dir) {
         let existing = RunDir::open(dir)?.read_config()?;
         let same = RunConfig {
             crate_version: existing.crate_version.clone(),
@@ -234,10 +261,8 @@ fn pending_run(
                 dir.display()
             );
         }
-        if dir.join("analysis").join("analysis.json").exists() {
-            return Ok(None);
-        }
-        return Ok(Some(PendingRun::reopen(dir, None)?));
+        let run = PendingRun::reopen(dir, None)?;
+        return Ok((!run.is_finished()).then_some(run));
     }
     Ok(Some(PendingRun::create(gpu, config, dir, force)?))
 }
