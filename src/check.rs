@@ -312,10 +312,61 @@ pub fn odd_width_configs() -> Vec<ModelConfig> {
     out
 }
 
+/// The weight quantiser's switches with each bit precision, at the odd widths of
+/// [`odd_width_configs`]: each scope other than the default (every group alone, and all) with
+/// each of the four quantisers (`--weight-scale absmean|none` × `--weight-centre none|mean`),
+/// 2 × 5 × 4 = 40 configurations. They alternate between the `nanda` architecture (positional
+/// embeddings, plain `Linear` inputs) and `seed-bitnet`'s (RMS norms, int8 activations, the final
+/// norm, with biases and an `=` output), so that each scope and quantiser meets both, one per
+/// precision; the other switches are covered by [`switch_combinations`].
+pub fn quantiser_configs() -> Vec<ModelConfig> {
+    use crate::model::{Preset, QuantGroup, QuantScope, WeightCentre, WeightScale};
+    let scopes = QuantGroup::ALL
+        .map(|g| QuantScope::of(&[g]))
+        .into_iter()
+        .chain([QuantScope::ALL]);
+    let quantisers = [WeightScale::Absmean, WeightScale::None]
+        .into_iter()
+        .flat_map(|s| [WeightCentre::None, WeightCentre::Mean].map(|c| (s, c)));
+    let mut out = Vec::new();
+    for (w, weights) in [Weights::Binary, Weights::Ternary].into_iter().enumerate() {
+        for (i, quantize) in scopes.clone().enumerate() {
+            for (j, (weight_scale, weight_centre)) in quantisers.clone().enumerate() {
+                let seed = (w + i + j) % 2 == 1;
+                let preset = if seed { Preset::SeedBitnet } else { Preset::Nanda };
+                out.push(ModelConfig {
+                    d_model: 42,
+                    n_heads: 2,
+                    d_head: 21,
+                    d_mlp: 70,
+                    weights,
+                    quantize,
+                    weight_scale,
+                    weight_centre,
+                    biases: seed,
+                    eq_output: seed,
+                    ..ModelConfig::preset(preset, 11)
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Short name of a configuration's switches.
 pub fn case_name(c: &ModelConfig) -> String {
+    let default_quantiser = crate::model::WeightQuantiser::from(c.weights);
+    let quantiser = if c.quantize == Default::default() && c.weight_quantiser() == default_quantiser
+    {
+        String::new()
+    } else {
+        format!(
+            " q={} {:?}/{:?}",
+            c.quantize, c.weight_scale, c.weight_centre
+        )
+    };
     format!(
-        "p{} {:?}/{:?}/{:?}{}{}{}{}{}",
+        "p{} {:?}{quantiser}/{:?}/{:?}{}{}{}{}{}",
         c.p,
         c.weights,
         c.act_quant,

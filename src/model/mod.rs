@@ -3,5 +3,8 @@
 pub mod config;
 pub mod params;
 
-pub use config::{ActQuant, Init, LinearNorm, ModelConfig, Preset, Weights};
+pub use config::{
+    ActQuant, Init, LinearNorm, ModelConfig, Preset, QuantGroup, QuantScope, WeightCentre,
+    WeightQuantiser, WeightScale, Weights,
+};
 pub use params::{ParamId, Params};

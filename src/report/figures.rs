@@ -704,14 +704,23 @@ fn quantised_figures(
         }
         out
     };
-    let mats: Vec<(String, Vec<f64>, usize, usize)> = vec![
-        ("W_Q".into(), heads_side_by_side(codes(ParamId::WQ)), d, a),
-        ("W_K".into(), heads_side_by_side(codes(ParamId::WK)), d, a),
-        ("W_V".into(), heads_side_by_side(codes(ParamId::WV)), d, a),
-        ("W_O".into(), codes(ParamId::WO), a, d),
-        ("W_in".into(), codes(ParamId::WIn), d, m),
-        ("W_out".into(), codes(ParamId::WOut), m, d),
-    ];
+    let mats: Vec<(String, Vec<f64>, usize, usize)> = [
+        ("W_Q", ParamId::WQ, d, a),
+        ("W_K", ParamId::WK, d, a),
+        ("W_V", ParamId::WV, d, a),
+        ("W_O", ParamId::WO, a, d),
+        ("W_in", ParamId::WIn, d, m),
+        ("W_out", ParamId::WOut, m, d),
+    ]
+    .into_iter()
+    .filter(|&(_, id, _, _)| c.quantises(id))
+    .map(|(name, id, rows, cols)| {
+        let v = codes(id);
+        let per_head = matches!(id, ParamId::WQ | ParamId::WK | ParamId::WV);
+        let v = if per_head { heads_side_by_side(v) } else { v };
+        (name.to_string(), v, rows, cols)
+    })
+    .collect();
     let panels: Vec<Heatmap> = mats
         .iter()
         .map(|(name, v, rows, cols)| Heatmap {

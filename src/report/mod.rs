@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::{self, fourier::FourierBasis};
 use crate::engine::device::Gpu;
 use crate::engine::{Activations, Engine};
-use crate::model::{ModelConfig, ParamId, Params, Weights};
+use crate::model::{ModelConfig, Params};
 use crate::reference;
+pub use crate::reference::effective_params;
 use crate::run::{write_atomic, RunConfig, RunDir};
 use crate::task::{Examples, Split};
 use metrics::Phases;
@@ -156,20 +157,6 @@ pub struct Analysis {
     pub metrics: Vec<crate::engine::EpochMetrics>,
     pub phases: Phases,
     pub out_dir: PathBuf,
-}
-
-pub fn effective_params(params: &Params) -> Params {
-    let mut q = params.clone();
-    if params.config.weights != Weights::F32 {
-        for id in ParamId::all_present(&params.config)
-            .into_iter()
-            .filter(|id| id.is_quantised())
-        {
-            let w = reference::quant::weight(params.get(id), params.config.weights);
-            q.get_mut(id).copy_from_slice(&w);
-        }
-    }
-    q
 }
 
 fn to_matrix(rows: usize, cols: usize, values: &[f32]) -> DMatrix<f64> {
