@@ -438,7 +438,8 @@ fn int8_linears_are_exact_integer_products() {
 
 /// Models trained together in one engine (the model axis) get exactly what each gets in an
 /// engine of its own, bit for bit (`check::check_stacked`: metrics, parameters, AdamW state and
-/// packed codes), for each weight precision, on both layouts of the work.
+/// packed codes), for each weight precision (and a centred, fully quantised ternary model), on
+/// both layouts of the work.
 #[test]
 fn stacked_models_train_exactly_as_alone() {
     let small_gpu = Parallelism {
@@ -447,7 +448,7 @@ fn stacked_models_train_exactly_as_alone() {
         ..Parallelism::GPU
     };
     let configs = check::stacked_configs();
-    assert_eq!(configs.len(), 3);
+    assert_eq!(configs.len(), 4);
     let mut gpu = gpu();
     for parallelism in [small_gpu, Parallelism::CPU] {
         gpu.parallelism = parallelism;
