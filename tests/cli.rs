@@ -43,9 +43,15 @@ fn invalid_options_exit_2_naming_the_option() {
         (vec!["--d-model", "0"], "--d-model"),
         (vec!["--lr", "-1"], "--lr"),
         (vec!["--weights", "int4"], "--weights"),
-        (vec!["--weights", "binary", "--quantize", "attn+bias"], "--quantize"),
+        (
+            vec!["--weights", "binary", "--quantize", "attn+bias"],
+            "--quantize",
+        ),
         (vec!["--preset", "nanda", "--quantize", "all"], "--quantize"),
-        (vec!["--preset", "nanda", "--weight-centre", "mean"], "--weight-centre"),
+        (
+            vec!["--preset", "nanda", "--weight-centre", "mean"],
+            "--weight-centre",
+        ),
         (vec!["--weight-scale", "absmax"], "--weight-scale"),
         (vec!["--init", "xavier"], "--init"),
         (vec!["--p", "100000"], "--p"),

@@ -342,7 +342,10 @@ fn packed_weight_codes_match_reference() {
                 }
                 packed += 1;
             }
-            let wanted = Params::zeros(&c).ids().filter(|&id| c.quantises(id)).count();
+            let wanted = Params::zeros(&c)
+                .ids()
+                .filter(|&id| c.quantises(id))
+                .count();
             assert_eq!(packed, wanted, "{weights:?} {scope}: packed matrices");
         }
     }

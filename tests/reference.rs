@@ -105,7 +105,10 @@ fn assert_no_ternary_weight_tie(params: &Params) {
         return;
     }
     let c = &params.config;
-    for id in ParamId::all_present(c).into_iter().filter(|&id| c.quantises(id)) {
+    for id in ParamId::all_present(c)
+        .into_iter()
+        .filter(|&id| c.quantises(id))
+    {
         let w = params.get(id);
         let gamma = w.iter().map(|x| x.abs()).sum::<f64>() / w.len() as f64;
         let margin = w
@@ -540,7 +543,11 @@ fn gradients_of_every_weight_quantiser_match_the_frozen_offset_surrogate() {
                 let mut config = tiny_config(
                     weights,
                     ActQuant::None,
-                    if rms { LinearNorm::Rms } else { LinearNorm::None },
+                    if rms {
+                        LinearNorm::Rms
+                    } else {
+                        LinearNorm::None
+                    },
                     true,
                     true,
                     !rms,
@@ -570,12 +577,23 @@ fn centred_gradients_sum_to_zero_and_differ_from_straight_through() {
     let (_, plain) = reference::loss_and_grads(&params, &tokens, &labels);
     config.weight_centre = WeightCentre::Mean;
     let (_, centred) = reference::loss_and_grads(&Params::init(&config, 7), &tokens, &labels);
-    for id in ParamId::all_present(&config).into_iter().filter(|&id| config.quantises(id)) {
+    for id in ParamId::all_present(&config)
+        .into_iter()
+        .filter(|&id| config.quantises(id))
+    {
         let (g, c) = (plain.get(id), centred.get(id));
         let sum: f64 = c.iter().sum();
-        assert!(sum.abs() < 1e-12 * max_abs(g) * c.len() as f64, "{}: sum {sum:e}", id.name());
+        assert!(
+            sum.abs() < 1e-12 * max_abs(g) * c.len() as f64,
+            "{}: sum {sum:e}",
+            id.name()
+        );
         let mean = g.iter().sum::<f64>() / g.len() as f64;
-        assert!(mean.abs() > 1e-9 * max_abs(g), "{}: its plain gradient already sums to 0", id.name());
+        assert!(
+            mean.abs() > 1e-9 * max_abs(g),
+            "{}: its plain gradient already sums to 0",
+            id.name()
+        );
     }
 }
 

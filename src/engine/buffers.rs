@@ -115,11 +115,7 @@ impl LinearInput {
     ) -> Self {
         let identity = c.plain_linear_inputs() && !relu;
         let integer = c.integer_inputs(group);
-        let (float_rows, int8_rows) = if integer {
-            (0, rows)
-        } else {
-            (rows, 0)
-        };
+        let (float_rows, int8_rows) = if integer { (0, rows) } else { (rows, 0) };
         LinearInput {
             float: if identity {
                 x.clone()
@@ -164,7 +160,14 @@ impl Tables {
         let x0 = stack.zeros("x0_table", rows * d);
         Tables {
             rows,
-            a0: LinearInput::new(stack, (c, QuantGroup::Attn), "a0_table", (&x0, false), rows, d),
+            a0: LinearInput::new(
+                stack,
+                (c, QuantGroup::Attn),
+                "a0_table",
+                (&x0, false),
+                rows,
+                d,
+            ),
             x0,
             k: stack.zeros("k_table", rows * a),
             v: stack.zeros("v_table", rows * a),

@@ -230,8 +230,15 @@ impl<'g> Engine<'g> {
                 let mode = quant_mode(id, &config);
                 let centred = mode != 0 && config.weight_centre == WeightCentre::Mean;
                 let unscaled = config.weight_scale == WeightScale::None;
-                [off, len, mode as usize, packed, centred as usize, unscaled as usize]
-                    .map(|x| x as u32)
+                [
+                    off,
+                    len,
+                    mode as usize,
+                    packed,
+                    centred as usize,
+                    unscaled as usize,
+                ]
+                .map(|x| x as u32)
             })
             .collect();
         let total = layout.total();

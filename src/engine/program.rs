@@ -1243,10 +1243,7 @@ impl Recorder<'_> {
                     op(dt, 0, rows * dh, dh, 1),
                     dw,
                 )
-                .int8(
-                    int8_rows(t.a0.forms().1, 0, 1)
-                        .map(Int8Operand::transposed),
-                ),
+                .int8(int8_rows(t.a0.forms().1, 0, 1).map(Int8Operand::transposed)),
             );
         }
         let dwq = op(gr, self.off(ParamId::WQ), d * dh, dh, 1);
@@ -1261,10 +1258,7 @@ impl Recorder<'_> {
                 op(&t.dq, 0, dh, 0, 1),
                 dwq,
             )
-            .int8(
-                int8_rows(t.a0.forms().1, rows - 1, 0)
-                    .map(Int8Operand::transposed),
-            ),
+            .int8(int8_rows(t.a0.forms().1, rows - 1, 0).map(Int8Operand::transposed)),
         );
         // d a0 = sum over heads of dK_h W_K[h]^T + dV_h W_V[h]^T (+ dq_h W_Q[h]^T on the `=` row):
         // the contraction runs over (head, d_head) pairs. It is d x0 itself when a0 is x0.

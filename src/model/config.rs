@@ -360,9 +360,21 @@ impl ModelConfig {
         if self.weights == Weights::F32 {
             let default = ModelConfig::preset(Preset::Nanda, self.p);
             for (name, set, shown) in [
-                ("quantize", self.quantize != default.quantize, self.quantize.to_string()),
-                ("weight-scale", self.weight_scale != default.weight_scale, cli_name(&self.weight_scale)),
-                ("weight-centre", self.weight_centre != default.weight_centre, cli_name(&self.weight_centre)),
+                (
+                    "quantize",
+                    self.quantize != default.quantize,
+                    self.quantize.to_string(),
+                ),
+                (
+                    "weight-scale",
+                    self.weight_scale != default.weight_scale,
+                    cli_name(&self.weight_scale),
+                ),
+                (
+                    "weight-centre",
+                    self.weight_centre != default.weight_centre,
+                    cli_name(&self.weight_centre),
+                ),
             ] {
                 if set {
                     return Err(format!(
@@ -417,7 +429,10 @@ mod tests {
         }
         let old: ModelConfig = serde_json::from_value(json).unwrap();
         assert_eq!(old, ModelConfig::preset(Preset::SeedBitnet, 7));
-        assert_eq!(old.weight_quantiser(), WeightQuantiser::from(Weights::Ternary));
+        assert_eq!(
+            old.weight_quantiser(),
+            WeightQuantiser::from(Weights::Ternary)
+        );
         let quantised: Vec<ParamId> = ParamId::ALL
             .into_iter()
             .filter(|&id| old.quantises(id))
@@ -437,7 +452,9 @@ mod tests {
         assert!(json.contains(r#""quantize":"mlp+unembed""#), "{json}");
         assert_eq!(serde_json::from_str::<ModelConfig>(&json).unwrap(), c);
         let bad = json.replace("mlp+unembed", "mlp+bias");
-        let err = serde_json::from_str::<ModelConfig>(&bad).unwrap_err().to_string();
+        let err = serde_json::from_str::<ModelConfig>(&bad)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("quantize: `bias`"), "{err}");
     }
 
@@ -450,12 +467,20 @@ mod tests {
         assert!(c.validate().unwrap_err().starts_with("--quantize all:"));
         let mut c = f32_model.clone();
         c.weight_centre = WeightCentre::Mean;
-        assert!(c.validate().unwrap_err().starts_with("--weight-centre mean:"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .starts_with("--weight-centre mean:"));
         let mut c = f32_model;
         c.weight_scale = WeightScale::None;
-        assert!(c.validate().unwrap_err().starts_with("--weight-scale none:"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .starts_with("--weight-scale none:"));
         c.weights = Weights::Binary;
         assert_eq!(c.validate(), Ok(()));
-        assert!(ParamId::ALL.into_iter().all(|id| !ModelConfig::preset(Preset::Nanda, 7).quantises(id)));
+        assert!(ParamId::ALL
+            .into_iter()
+            .all(|id| !ModelConfig::preset(Preset::Nanda, 7).quantises(id)));
     }
 }

@@ -141,7 +141,10 @@ pub fn loss_and_grads(params: &Params, tokens: &[[usize; 3]], labels: &[usize]) 
 /// quantiser sees `W - mean W`, whose Jacobian is the same centring).
 fn centre_gradients(grads: &mut Params) {
     let c = grads.config.clone();
-    for id in ParamId::all_present(&c).into_iter().filter(|&id| c.quantises(id)) {
+    for id in ParamId::all_present(&c)
+        .into_iter()
+        .filter(|&id| c.quantises(id))
+    {
         let centred = quant::centre(grads.get(id), c.weight_centre);
         grads.get_mut(id).copy_from_slice(&centred);
     }

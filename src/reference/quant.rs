@@ -66,7 +66,10 @@ pub fn centre(x: &[f64], centre: WeightCentre) -> Vec<f64> {
 pub fn effective_params(params: &Params) -> Params {
     let c = &params.config;
     let mut q = params.clone();
-    for id in ParamId::all_present(c).into_iter().filter(|&id| c.quantises(id)) {
+    for id in ParamId::all_present(c)
+        .into_iter()
+        .filter(|&id| c.quantises(id))
+    {
         let w = weight(params.get(id), c.weight_quantiser());
         q.get_mut(id).copy_from_slice(&w);
     }
