@@ -84,6 +84,39 @@ fn invalid_options_exit_2_naming_the_option() {
     }
 }
 
+/// The weight quantiser's switches and the initialisation reach the run's config.json,
+/// independently of the preset.
+#[test]
+fn quantiser_switches_and_init_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let mut train = vec!["train"];
+    train.extend(TINY);
+    train.extend(["--weights", "ternary", "--quantize", "unembed,embed"]);
+    train.extend([
+        "--weight-scale",
+        "none",
+        "--weight-centre",
+        "mean",
+        "--init",
+        "pytorch",
+    ]);
+    train.extend(["--epochs", "3", "--out", out.to_str().unwrap()]);
+    let o = bitgrok(&train);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    let model = &config["model"];
+    for (field, value) in [
+        ("quantize", "embed+unembed"),
+        ("weight_scale", "none"),
+        ("weight_centre", "mean"),
+        ("init", "pytorch"),
+    ] {
+        assert_eq!(model[field], value, "{field}: {model}");
+    }
+}
+
 #[test]
 fn train_eval_and_refusing_to_overwrite_a_run() {
     let dir = tempfile::tempdir().unwrap();

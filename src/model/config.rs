@@ -459,6 +459,13 @@ mod tests {
     }
 
     #[test]
+    fn init_takes_the_preset_names() {
+        use clap::ValueEnum;
+        assert_eq!(Init::from_str("nanda", false), Ok(Init::TransformerLens));
+        assert_eq!(Init::from_str("pytorch", false), Ok(Init::Pytorch));
+    }
+
+    #[test]
     fn full_precision_refuses_quantiser_switches() {
         let f32_model = ModelConfig::preset(Preset::Nanda, 7);
         assert_eq!(f32_model.validate(), Ok(()));
