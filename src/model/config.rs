@@ -368,12 +368,12 @@ impl ModelConfig {
                 (
                     "weight-scale",
                     self.weight_scale != default.weight_scale,
-                    cli_name(&self.weight_scale),
+                    super::name_of(self.weight_scale),
                 ),
                 (
                     "weight-centre",
                     self.weight_centre != default.weight_centre,
-                    cli_name(&self.weight_centre),
+                    super::name_of(self.weight_centre),
                 ),
             ] {
                 if set {
@@ -391,13 +391,6 @@ impl ModelConfig {
         }
         Ok(())
     }
-}
-
-/// The command-line name of a value.
-fn cli_name<T: clap::ValueEnum>(value: &T) -> String {
-    value
-        .to_possible_value()
-        .map_or_else(String::new, |v| v.get_name().to_string())
 }
 
 #[cfg(test)]
