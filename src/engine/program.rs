@@ -625,8 +625,8 @@ impl Recorder<'_> {
     }
 
     /// `y = a @ W (+ residual) (+ b)` for a row-major `rows x k` input and the `k x n` parameter
-    /// `w` with its bias `b`; an integer product when `a` comes with its int8 codes and the
-    /// model's quantised `Linear`s take them.
+    /// `w` with its bias `b`; an integer product when `a` comes with its int8 codes (its
+    /// products read them: `w` is quantised and the activations int8).
     #[allow(clippy::too_many_arguments)]
     fn linear_forward(
         &self,
