@@ -1,7 +1,8 @@
 // The residual stream at the embedding is a function of (token, position) only, so it is built
 // as a table of 2p + 1 rows: a at position 0 (rows 0..p), b at position 1 (rows p..2p) and `=`
 // at position 2 (row 2p). Without positional embeddings rows p..2p repeat rows 0..p; keeping
-// the layout fixed keeps every kernel free of that switch.
+// the layout fixed keeps every kernel free of that switch. Quantised embeddings are read from
+// their packed codes.
 
 struct Params {
     p: u32,
@@ -9,9 +10,15 @@ struct Params {
     w_e: u32,    // offset of embed.W_E
     w_pos: u32,  // offset of pos_embed.W_pos
     has_pos: u32,
+    // 0: W_E and W_pos are floats in qparams; else their packing (the model quantises them):
+    // the first word of each one's codes in `packed` and its index in `scales`.
+    packing: u32,
+    w_e_codes: u32,
+    w_e_scale: u32,
+    w_pos_codes: u32,
+    w_pos_scale: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> prm: Params;
@@ -19,6 +26,18 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> table: array<f32>;
 @group(0) @binding(3) var<storage, read> dtable: array<f32>;
 @group(0) @binding(4) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(5) var<storage, read> packed: array<u32>;
+@group(0) @binding(6) var<storage, read> scales: array<f32>;
+
+// Element e of an embedding matrix (its float at `off`, or its code times its scale).
+fn embedding(off: u32, e: u32, codes: u32, scale: u32) -> f32 {
+    if (prm.packing == 0u) {
+        return qparams[at(1u) + off + e];
+    }
+    let per_word = packed_codes_per_word(prm.packing);
+    let word = packed[at(5u) + codes + e / per_word];
+    return f32(packed_code_in_word(prm.packing, word, e % per_word)) * scales[at(6u) + scale];
+}
 
 @compute @workgroup_size(64)
 fn build_table(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -32,9 +51,9 @@ fn build_table(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = i % prm.d_model;
     let pos = min(row / prm.p, 2u);
     let tok = select(row % prm.p, prm.p, row == 2u * prm.p);
-    var v = qparams[at(1u) + prm.w_e + tok * prm.d_model + j];
+    var v = embedding(prm.w_e, tok * prm.d_model + j, prm.w_e_codes, prm.w_e_scale);
     if (prm.has_pos != 0u) {
-        v += qparams[at(1u) + prm.w_pos + pos * prm.d_model + j];
+        v += embedding(prm.w_pos, pos * prm.d_model + j, prm.w_pos_codes, prm.w_pos_scale);
     }
     table[at(2u) + i] = v;
 }

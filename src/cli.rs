@@ -6,7 +6,9 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::UsageError;
-use crate::model::{ActQuant, LinearNorm, ModelConfig, Preset, Weights};
+use crate::model::{
+    ActQuant, Init, LinearNorm, ModelConfig, Preset, QuantScope, WeightCentre, WeightScale, Weights,
+};
 use crate::optim::AdamW;
 use crate::run::RunConfig;
 use crate::sweep::{parse_seeds, Shard, SweepSpec};
@@ -187,6 +189,19 @@ pub struct TrainArgs {
     /// Weight quantisation of every Linear [preset: nanda f32, seed-bitnet ternary].
     #[arg(long, value_enum)]
     pub weights: Option<Weights>,
+    /// Weight matrices binary and ternary weights quantise: attn, mlp, embed, unembed, joined
+    /// by + or , (or all).
+    #[arg(long, value_name = "SCOPE", default_value = "attn+mlp")]
+    pub quantize: QuantScope,
+    /// Scale of the quantised weights: absmean, or none (the codes themselves).
+    #[arg(long, value_enum, default_value = "absmean")]
+    pub weight_scale: WeightScale,
+    /// Quantise W itself, or W - mean W (with the gradient through the mean).
+    #[arg(long, value_enum, default_value = "none")]
+    pub weight_centre: WeightCentre,
+    /// Parameter initialisation [preset: nanda nanda, seed-bitnet pytorch].
+    #[arg(long, value_enum)]
+    pub init: Option<Init>,
     /// Activation quantisation of every Linear input [preset: nanda none, seed-bitnet int8].
     #[arg(long, value_enum)]
     pub act_quant: Option<ActQuant>,
@@ -357,7 +372,7 @@ impl SweepArgs {
 pub const DEFAULT_EPOCHS: usize = 25_000;
 
 /// Options that a resumed run takes from its config.json instead.
-const RESUME_CONFLICTS: [&str; 25] = [
+const RESUME_CONFLICTS: [&str; 29] = [
     "preset",
     "p",
     "frac",
@@ -368,6 +383,10 @@ const RESUME_CONFLICTS: [&str; 25] = [
     "d_head",
     "d_mlp",
     "weights",
+    "quantize",
+    "weight_scale",
+    "weight_centre",
+    "init",
     "act_quant",
     "linear_norm",
     "pos_embed",
@@ -415,6 +434,10 @@ impl TrainArgs {
         model.d_head = self.d_head;
         model.d_mlp = self.d_mlp;
         model.weights = self.weights.unwrap_or(model.weights);
+        model.quantize = self.quantize;
+        model.weight_scale = self.weight_scale;
+        model.weight_centre = self.weight_centre;
+        model.init = self.init.unwrap_or(model.init);
         model.act_quant = self.act_quant.unwrap_or(model.act_quant);
         model.linear_norm = self.linear_norm.unwrap_or(model.linear_norm);
         model.pos_embed = switch(self.pos_embed, self.no_pos_embed).unwrap_or(model.pos_embed);

@@ -139,7 +139,8 @@ fn run(command: Command) -> Result<ExitCode> {
             if vectors.is_empty() {
                 let combinations = check::switch_combinations().into_iter().zip(100..);
                 let odd_widths = check::odd_width_configs().into_iter().zip(300..);
-                for (config, seed) in combinations.chain(odd_widths) {
+                let quantisers = check::quantiser_configs().into_iter().zip(500..);
+                for (config, seed) in combinations.chain(odd_widths).chain(quantisers) {
                     rows.extend(check::check_against_reference(&gpu, &config, seed)?);
                 }
                 for config in check::stacked_configs() {

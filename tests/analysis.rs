@@ -10,7 +10,7 @@ use rand_distr::{Distribution, Normal};
 
 use bitgrok::analysis::{self, clock_pizza, fourier, key_frequencies, measures, neurons, svd};
 use bitgrok::model::config::N_CTX;
-use bitgrok::model::{ActQuant, Init, LinearNorm, ModelConfig, ParamId, Params, Weights};
+use bitgrok::model::{ActQuant, Init, LinearNorm, ModelConfig, ParamId, Params, Preset, Weights};
 use bitgrok::reference;
 use bitgrok::task::Examples;
 
@@ -593,6 +593,7 @@ fn tiny_config(linear_norm: LinearNorm, pos_embed: bool, final_norm: bool) -> Mo
         biases: false,
         eq_output: false,
         init: Init::TransformerLens,
+        ..ModelConfig::preset(Preset::Nanda, 5)
     }
 }
 

@@ -43,6 +43,17 @@ fn invalid_options_exit_2_naming_the_option() {
         (vec!["--d-model", "0"], "--d-model"),
         (vec!["--lr", "-1"], "--lr"),
         (vec!["--weights", "int4"], "--weights"),
+        (
+            vec!["--weights", "binary", "--quantize", "attn+bias"],
+            "--quantize",
+        ),
+        (vec!["--preset", "nanda", "--quantize", "all"], "--quantize"),
+        (
+            vec!["--preset", "nanda", "--weight-centre", "mean"],
+            "--weight-centre",
+        ),
+        (vec!["--weight-scale", "absmax"], "--weight-scale"),
+        (vec!["--init", "xavier"], "--init"),
         (vec!["--p", "100000"], "--p"),
         (vec!["--d-model", "64"], "--d-head"),
         (vec!["--weight-decay", "nan"], "--weight-decay"),
@@ -70,6 +81,39 @@ fn invalid_options_exit_2_naming_the_option() {
             !std::path::Path::new(out).exists(),
             "{argv:?} must not create the run directory"
         );
+    }
+}
+
+/// The weight quantiser's switches and the initialisation reach the run's config.json,
+/// independently of the preset.
+#[test]
+fn quantiser_switches_and_init_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let mut train = vec!["train"];
+    train.extend(TINY);
+    train.extend(["--weights", "ternary", "--quantize", "unembed,embed"]);
+    train.extend([
+        "--weight-scale",
+        "none",
+        "--weight-centre",
+        "mean",
+        "--init",
+        "pytorch",
+    ]);
+    train.extend(["--epochs", "3", "--out", out.to_str().unwrap()]);
+    let o = bitgrok(&train);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    let model = &config["model"];
+    for (field, value) in [
+        ("quantize", "embed+unembed"),
+        ("weight_scale", "none"),
+        ("weight_centre", "mean"),
+        ("init", "pytorch"),
+    ] {
+        assert_eq!(model[field], value, "{field}: {model}");
     }
 }
 

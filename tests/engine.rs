@@ -94,6 +94,31 @@ fn odd_widths_match_reference() {
     );
 }
 
+/// `check::quantiser_configs` (`--quantize`, `--weight-scale`, `--weight-centre` with each bit
+/// precision, at odd widths) on both implementations of the product.
+#[test]
+fn weight_quantisers_match_reference() {
+    let small_gpu = Parallelism {
+        min_splits: 2,
+        min_split_chunk: 16,
+        ..Parallelism::GPU
+    };
+    let mut gpu = gpu();
+    let configs = check::quantiser_configs();
+    assert_eq!(configs.len(), 40);
+    let mut rows = Vec::new();
+    for parallelism in [Parallelism::CPU, small_gpu] {
+        gpu.parallelism = parallelism;
+        for (i, config) in configs.iter().enumerate() {
+            rows.extend(check::check_against_reference(&gpu, config, 500 + i as u64).unwrap());
+        }
+    }
+    assert!(
+        print_table(&rows),
+        "engine disagrees with the CPU reference for the weight quantisers (table above)"
+    );
+}
+
 #[test]
 fn engine_matches_shared_test_vectors() {
     let gpu = gpu();
@@ -252,50 +277,77 @@ fn tiny_loss_matches_reference(gpu: &Gpu) {
 
 /// The packed codes of every quantised matrix are the reference quantiser's, bit for bit, except
 /// where a weight lies within f32 rounding of a decision boundary (the GPU takes the means in
-/// f32). The kernels read quantised weights only in this form: their float copies are never
-/// written, so every comparison with the reference goes through the packed codes.
+/// f32), and the scales agree to f32 rounding (exactly 1 unscaled). The kernels read quantised
+/// weights only in this form: their float copies are never written, so every comparison with
+/// the reference goes through the packed codes. Each weight precision is checked with each
+/// setting of `--weight-scale` and `--weight-centre`, on scopes that cover every matrix.
 #[test]
 fn packed_weight_codes_match_reference() {
     use bitgrok::engine::Engine;
-    use bitgrok::model::{ModelConfig, Params, Preset, Weights};
+    use bitgrok::model::config::QUANT_EPS;
+    use bitgrok::model::{ModelConfig, Params, Preset, WeightCentre, WeightScale, Weights};
     use bitgrok::optim::AdamW;
+    use bitgrok::reference::quant;
     use bitgrok::task::Examples;
 
     let gpu = gpu();
+    let quantisers = [
+        ("attn+mlp", WeightScale::Absmean, WeightCentre::None),
+        ("all", WeightScale::None, WeightCentre::None),
+        ("embed+mlp", WeightScale::Absmean, WeightCentre::Mean),
+        ("attn+unembed", WeightScale::None, WeightCentre::Mean),
+    ];
     for weights in [Weights::Binary, Weights::Ternary] {
-        let mut c = ModelConfig::preset(Preset::SeedBitnet, 13);
-        (c.d_model, c.n_heads, c.d_head, c.d_mlp) = (40, 2, 20, 72);
-        c.weights = weights;
-        let params = Params::init(&c, 4);
-        let engine =
-            Engine::new(&gpu, &params, &Examples::all(c.p), None, &AdamW::default()).unwrap();
-        let mut packed = 0;
-        for (id, w) in params.iter() {
-            let Some(codes) = engine.packed_codes(0, id).unwrap().map(|w| w.codes) else {
-                assert!(!id.is_quantised(), "{id:?} is not packed");
-                continue;
-            };
-            // The weights as the GPU holds them.
-            let w: Vec<f64> = w.iter().map(|&x| x as f32 as f64).collect();
-            let n = w.len() as f64;
-            let mean = w.iter().sum::<f64>() / n;
-            let scale = w.iter().map(|x| x.abs()).sum::<f64>() / n;
-            for (e, (&x, &code)) in w.iter().zip(&codes).enumerate() {
-                let (want, margin) = match weights {
-                    Weights::Binary => (if x < mean { -1 } else { 1 }, (x - mean).abs() / scale),
-                    _ => {
-                        let r = x / scale;
-                        (r.round().clamp(-1.0, 1.0) as i8, (r.abs() - 0.5).abs())
-                    }
+        for (scope, weight_scale, weight_centre) in quantisers {
+            let mut c = ModelConfig::preset(Preset::Nanda, 13);
+            (c.d_model, c.n_heads, c.d_head, c.d_mlp) = (40, 2, 20, 72);
+            (c.weights, c.weight_scale, c.weight_centre) = (weights, weight_scale, weight_centre);
+            c.quantize = scope.parse().unwrap();
+            let q = c.weight_quantiser();
+            let params = Params::init(&c, 4);
+            let engine =
+                Engine::new(&gpu, &params, &Examples::all(c.p), None, &AdamW::default()).unwrap();
+            let mut packed = 0;
+            for (id, w) in params.iter() {
+                let case = format!("{weights:?} {scope} {weight_scale:?}/{weight_centre:?} {id:?}");
+                let Some(got) = engine.packed_codes(0, id).unwrap() else {
+                    assert!(!c.quantises(id), "{case} is not packed");
+                    continue;
                 };
-                assert!(
-                    code == want || margin < 1e-5,
-                    "{weights:?} {id:?}[{e}]: code {code}, reference {want}"
-                );
+                // The weights as the GPU holds them.
+                let w: Vec<f64> = w.iter().map(|&x| x as f32 as f64).collect();
+                let (want, scale) = quant::weight_codes(&w, q);
+                // How far each weight is from a decision boundary, relative to the scale.
+                let n = w.len() as f64;
+                let mean = w.iter().sum::<f64>() / n;
+                let x = quant::centre(&w, weight_centre);
+                let gamma = (x.iter().map(|v| v.abs()).sum::<f64>() / n).max(QUANT_EPS);
+                for (e, (&code, &want)) in got.codes.iter().zip(&want).enumerate() {
+                    let margin = match weights {
+                        Weights::Binary => (w[e] - mean).abs() / gamma,
+                        _ => ((x[e] / gamma).abs() - 0.5).abs(),
+                    };
+                    assert!(
+                        code == want || margin < 1e-5,
+                        "{case}[{e}]: code {code}, reference {want}"
+                    );
+                }
+                let got_scale = got.scale as f64;
+                match weight_scale {
+                    WeightScale::None => assert_eq!(got.scale, 1.0, "{case}: scale"),
+                    WeightScale::Absmean => assert!(
+                        (got_scale - scale).abs() <= 1e-5 * scale,
+                        "{case}: scale {got_scale}, reference {scale}"
+                    ),
+                }
+                packed += 1;
             }
-            packed += 1;
+            let wanted = Params::zeros(&c)
+                .ids()
+                .filter(|&id| c.quantises(id))
+                .count();
+            assert_eq!(packed, wanted, "{weights:?} {scope}: packed matrices");
         }
-        assert_eq!(packed, 6, "{weights:?}: W_Q, W_K, W_V, W_O, W_in, W_out");
     }
 }
 
@@ -389,7 +441,8 @@ fn int8_linears_are_exact_integer_products() {
 
 /// Models trained together in one engine (the model axis) get exactly what each gets in an
 /// engine of its own, bit for bit (`check::check_stacked`: metrics, parameters, AdamW state and
-/// packed codes), for each weight precision, on both layouts of the work.
+/// packed codes), for each weight precision (and a centred, fully quantised ternary model), on
+/// both layouts of the work.
 #[test]
 fn stacked_models_train_exactly_as_alone() {
     let small_gpu = Parallelism {
@@ -398,7 +451,7 @@ fn stacked_models_train_exactly_as_alone() {
         ..Parallelism::GPU
     };
     let configs = check::stacked_configs();
-    assert_eq!(configs.len(), 3);
+    assert_eq!(configs.len(), 4);
     let mut gpu = gpu();
     for parallelism in [small_gpu, Parallelism::CPU] {
         gpu.parallelism = parallelism;

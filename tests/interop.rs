@@ -163,6 +163,71 @@ fn a_ternary_export_says_what_transformer_lens_cannot_express_and_round_trips() 
     assert!(err <= 1e-3 * norm, "relative L2 difference {}", err / norm);
 }
 
+/// The published paper's binary model with every matrix quantised (`--quantize all
+/// --weight-scale none --weight-centre mean`) on the `nanda` architecture: its export holds
+/// every weight matrix as exactly +-1, names them in the note, is exact in TransformerLens (the
+/// forward pass is a plain transformer of the effective weights), and comes back with the same
+/// logits.
+#[test]
+fn a_fully_quantised_export_holds_signs_and_round_trips() {
+    let gpu = gpu();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("binary-all");
+    let mut args = vec!["train", "--preset", "nanda", "--weights", "binary"];
+    args.extend([
+        "--quantize",
+        "all",
+        "--weight-scale",
+        "none",
+        "--weight-centre",
+        "mean",
+    ]);
+    args.extend(small_model("11", "0.7"));
+    args.extend(["--epochs", "20", "--checkpoint-every", "20"]);
+    args.extend(["--out", run.to_str().unwrap()]);
+    bitgrok_ok(&args);
+    let exported = export_run(&run, &dir.path().join("model.safetensors"));
+    let note = &exported.note;
+    assert!(note.exact_in_transformer_lens, "{:?}", note.not_expressible);
+    let notes = note.notes.join("\n");
+    for name in [
+        "embed.W_E",
+        "pos_embed.W_pos",
+        "unembed.W_U",
+        "blocks.0.mlp.W_in",
+    ] {
+        assert!(notes.contains(name), "{name} not named: {notes}");
+    }
+    let bytes = std::fs::read(&exported.weights).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    for id in [
+        ParamId::WE,
+        ParamId::WPos,
+        ParamId::WQ,
+        ParamId::WOut,
+        ParamId::WU,
+    ] {
+        let w: &[f32] = bytemuck::cast_slice(st.tensor(id.name()).unwrap().data());
+        assert!(
+            w.iter().all(|&x| x.abs() == 1.0),
+            "{} is not +-1",
+            id.name()
+        );
+    }
+    let imported = import_export(&exported, &dir.path().join("back"));
+    let (_, before) = engine_logits(&gpu, &run);
+    let (_, after) = engine_logits(&gpu, &imported.run);
+    let scale = before.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let err = before
+        .iter()
+        .zip(&after)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        err <= 1e-5 * scale,
+        "logits differ by {err} (scale {scale})"
+    );
+}
+
 fn nanda2023() -> PathBuf {
     bitgrok::testvectors::shared_dir()
         .parent()

@@ -6,7 +6,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use bitgrok::model::config::N_CTX;
-use bitgrok::model::{ActQuant, Init, LinearNorm, ModelConfig, ParamId, Params, Weights};
+use bitgrok::model::{ActQuant, Init, LinearNorm, ModelConfig, ParamId, Params, Preset, Weights};
+use bitgrok::model::{QuantScope, WeightCentre, WeightQuantiser, WeightScale};
 use bitgrok::optim::AdamW;
 use bitgrok::reference::{self, quant, ActRow, Exact, Quantiser, Site};
 use bitgrok::task::Examples;
@@ -103,7 +104,11 @@ fn assert_no_ternary_weight_tie(params: &Params) {
     if params.config.weights != Weights::Ternary {
         return;
     }
-    for id in ParamId::ALL.into_iter().filter(|id| id.is_quantised()) {
+    let c = &params.config;
+    for id in ParamId::all_present(c)
+        .into_iter()
+        .filter(|&id| c.quantises(id))
+    {
         let w = params.get(id);
         let gamma = w.iter().map(|x| x.abs()).sum::<f64>() / w.len() as f64;
         let margin = w
@@ -322,19 +327,35 @@ fn one_adamw_step(tv: &TestVector, grads: &Params) -> Params {
 /// `x0` (the first value seen for each weight matrix and each activation row). Its value at the
 /// base point is `Q(x0)` and its derivative is the identity, so the true gradient of the model
 /// built from it is exactly the straight-through gradient, which finite differences can see.
+///
+/// A centred quantiser `Q(W - mean W)` becomes `(W - mean W) + (Q(W0 - mean W0) - (W0 - mean W0))`:
+/// the straight-through estimator wraps `W - mean W`, and the mean is differentiated.
 struct FrozenOffsets {
     exact: Exact,
+    centre: WeightCentre,
     weights: HashMap<ParamId, Vec<f64>>,
     acts: HashMap<ActRow, Vec<f64>>,
 }
 
+impl FrozenOffsets {
+    fn new(config: &ModelConfig) -> Self {
+        FrozenOffsets {
+            exact: Exact::new(config),
+            centre: config.weight_centre,
+            weights: HashMap::new(),
+            acts: HashMap::new(),
+        }
+    }
+}
+
 impl Quantiser for FrozenOffsets {
     fn weight(&mut self, id: ParamId, w: &[f64]) -> Vec<f64> {
+        let x = quant::centre(w, self.centre);
         let offset = self
             .weights
             .entry(id)
-            .or_insert_with(|| sub(&self.exact.weight(id, w), w));
-        add(w, offset)
+            .or_insert_with(|| sub(&self.exact.weight(id, w), &x));
+        add(&x, offset)
     }
 
     fn act(&mut self, at: ActRow, row: &[f64]) -> Vec<f64> {
@@ -377,6 +398,7 @@ fn tiny_config(
         biases: false,
         eq_output: false,
         init: Init::TransformerLens,
+        ..ModelConfig::preset(Preset::Nanda, 5)
     }
 }
 
@@ -494,14 +516,86 @@ fn straight_through_gradients_match_the_frozen_offset_surrogate() {
                     causal,
                     final_norm,
                 );
-                let mut surrogate = FrozenOffsets {
-                    exact: Exact::new(&config),
-                    weights: HashMap::new(),
-                    acts: HashMap::new(),
-                };
-                check_finite_differences(&config, &mut surrogate);
+                check_finite_differences(&config, &mut FrozenOffsets::new(&config));
             }
         }
+    }
+}
+
+/// The switches of the weight quantiser (`--quantize`, `--weight-scale`, `--weight-centre`),
+/// each setting with each weight precision: straight-through gradients of the embedding and
+/// unembedding, and centred gradients `g - mean g`, against finite differences of the
+/// surrogate (which differentiates through the mean).
+#[test]
+fn gradients_of_every_weight_quantiser_match_the_frozen_offset_surrogate() {
+    let scopes = ["embed", "unembed", "attn", "mlp+embed", "all"];
+    let quantisers = [
+        (WeightScale::Absmean, WeightCentre::None),
+        (WeightScale::None, WeightCentre::None),
+        (WeightScale::Absmean, WeightCentre::Mean),
+        (WeightScale::None, WeightCentre::Mean),
+    ];
+    for weights in [Weights::Binary, Weights::Ternary] {
+        for (i, scope) in scopes.iter().enumerate() {
+            for (j, &(scale, centre)) in quantisers.iter().enumerate() {
+                // Alternate the other switches so each meets both settings of the norms.
+                let rms = (i + j) % 2 == 0;
+                let mut config = tiny_config(
+                    weights,
+                    ActQuant::None,
+                    if rms {
+                        LinearNorm::Rms
+                    } else {
+                        LinearNorm::None
+                    },
+                    true,
+                    true,
+                    !rms,
+                );
+                config.quantize = scope.parse().unwrap();
+                (config.weight_scale, config.weight_centre) = (scale, centre);
+                check_finite_differences(&config, &mut FrozenOffsets::new(&config));
+            }
+        }
+    }
+}
+
+/// Centred gradients sum to 0, where the plain straight-through ones do not (but for W_U's):
+/// the check above could fail without the centring.
+#[test]
+fn centred_gradients_sum_to_zero_and_differ_from_straight_through() {
+    let mut config = tiny_config(
+        Weights::Ternary,
+        ActQuant::None,
+        LinearNorm::None,
+        true,
+        true,
+        false,
+    );
+    config.quantize = QuantScope::ALL;
+    let (tokens, labels) = all_examples(config.p);
+    let params = Params::init(&config, 7);
+    let (_, plain) = reference::loss_and_grads(&params, &tokens, &labels);
+    config.weight_centre = WeightCentre::Mean;
+    let (_, centred) = reference::loss_and_grads(&Params::init(&config, 7), &tokens, &labels);
+    for id in ParamId::all_present(&config)
+        .into_iter()
+        .filter(|&id| config.quantises(id))
+    {
+        let (g, c) = (plain.get(id), centred.get(id));
+        let sum: f64 = c.iter().sum();
+        assert!(
+            sum.abs() < 1e-12 * max_abs(g) * c.len() as f64,
+            "{}: sum {sum:e}",
+            id.name()
+        );
+        // The logits' gradient sums to 0 over the outputs, so W_U's always does.
+        let mean = g.iter().sum::<f64>() / g.len() as f64;
+        assert!(
+            id == ParamId::WU || mean.abs() > 1e-9 * max_abs(g),
+            "{}: its plain gradient already sums to 0",
+            id.name()
+        );
     }
 }
 
@@ -585,6 +679,39 @@ fn binary_centres_on_the_mean_and_has_two_values() {
     assert_eq!(
         quant::weight(&[1.0, 2.0, 3.0, 6.0], Weights::Binary),
         vec![-3.0, -3.0, 3.0, 3.0]
+    );
+}
+
+/// The published paper's quantisers (Li 2024, `bitnet/bitlinear.py`) and their halves.
+#[test]
+fn centred_and_unscaled_quantisers_of_known_matrices() {
+    let q = |weights, scale, centre| WeightQuantiser {
+        weights,
+        scale,
+        centre,
+    };
+    use WeightCentre::{Mean, None as Plain};
+    use WeightScale::{Absmean, None as Unscaled};
+    // W = [1, 2, 3, 10]: mean 4, W - mean W = [-3, -2, -1, 6] with mean|.| 3, so the centred
+    // ternary codes are round([-1, -2/3, -1/3, 2]) clipped; uncentred, W / mean|W| =
+    // [0.25, 0.5, 0.75, 2.5] rounds (ties to even) to [0, 0, 1, 2] clipped.
+    let w = [1.0, 2.0, 3.0, 10.0];
+    let ternary = |scale, centre| quant::weight(&w, q(Weights::Ternary, scale, centre));
+    assert_eq!(ternary(Absmean, Mean), vec![-3.0, -3.0, 0.0, 3.0]);
+    assert_eq!(ternary(Unscaled, Mean), vec![-1.0, -1.0, 0.0, 1.0]);
+    assert_eq!(ternary(Absmean, Plain), vec![0.0, 0.0, 4.0, 4.0]);
+    assert_eq!(ternary(Unscaled, Plain), vec![0.0, 0.0, 1.0, 1.0]);
+    // Binary codes are the signs of W - mean W either way; centring changes the scale from
+    // mean|W| (4) to mean|W - mean W| (3); the paper's binary weights are the signs alone.
+    let binary = |scale, centre| quant::weight(&w, q(Weights::Binary, scale, centre));
+    assert_eq!(binary(Absmean, Plain), vec![-4.0, -4.0, -4.0, 4.0]);
+    assert_eq!(binary(Absmean, Mean), vec![-3.0, -3.0, -3.0, 3.0]);
+    assert_eq!(binary(Unscaled, Mean), vec![-1.0, -1.0, -1.0, 1.0]);
+    assert_eq!(binary(Unscaled, Plain), vec![-1.0, -1.0, -1.0, 1.0]);
+    // The defaults are BitNet's quantisers.
+    assert_eq!(
+        WeightQuantiser::from(Weights::Ternary),
+        q(Weights::Ternary, Absmean, Plain)
     );
 }
 

@@ -40,7 +40,8 @@ struct Params {
     k_splits: u32,
     // Contraction length of one chunk (k itself when k_splits is 1).
     k_chunk: u32,
-    // B is a quantised weight matrix read from its packed codes (PACKED_*, or 0: from b_buf):
+    // B is a quantised weight matrix read from its packed codes (its packing, PACKED_* of
+    // shaders/include/packed_codes.wgsl, or 0: from b_buf):
     // the matrix starts at element b_param_off of the parameters, its codes at word
     // b_packed_off of `packed`, its scale is scales[b_scale].
     b_packed: u32,
@@ -61,9 +62,6 @@ override PRODUCT_FLAGS: u32;
 const ADD_RESIDUAL: u32 = 1u;
 const ACCUMULATE: u32 = 2u;
 const ADD_BIAS: u32 = 4u;
-
-// b_packed: the quantisation mode of shaders/quantize.wgsl (2: ternary).
-const PACKED_BINARY: u32 = 1u;
 
 @group(0) @binding(0) var<uniform> prm: Params;
 @group(0) @binding(1) var<storage, read> a_buf: array<f32>;
@@ -140,18 +138,14 @@ fn weight_code(e: u32) -> i32 {
     return code_in_word(packed[at(7u) + prm.b_packed_off + e / per_word], e % per_word);
 }
 
-// Codes per packed word: 32 sign bits (binary) or 16 two-bit codes (ternary).
+// Codes per packed word of B (shaders/include/packed_codes.wgsl).
 fn codes_per_word() -> u32 {
-    return select(16u, 32u, prm.b_packed == PACKED_BINARY);
+    return packed_codes_per_word(prm.b_packed);
 }
 
-// Code p of a packed word: a set sign bit is -1; a ternary code is 0, 1 (+1) or 2 (-1).
+// Code p of a packed word of B.
 fn code_in_word(word: u32, p: u32) -> i32 {
-    if (prm.b_packed == PACKED_BINARY) {
-        return select(1, -1, ((word >> p) & 1u) == 1u);
-    }
-    let code = (word >> (2u * p)) & 3u;
-    return select(select(0, 1, code == 1u), -1, code == 2u);
+    return packed_code_in_word(prm.b_packed, word, p);
 }
 
 // Columns j0..j0 + 3 of row i (those inside C).

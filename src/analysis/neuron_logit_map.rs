@@ -6,24 +6,25 @@ use super::fourier::{frequency_norms, FourierBasis};
 use crate::model::{ParamId, Params};
 use crate::reference::quant;
 
-/// `M x p`: `W_L = Qw(W_out) diag(g) W_U`, row m the logits neuron m adds per unit of activation.
+/// `M x p`: `W_L = Qw(W_out) diag(g) Qw(W_U)`, row m the logits neuron m adds per unit of
+/// activation.
 ///
-/// `Qw` is the configured weight quantiser (the identity for f32 weights), since the forward pass
-/// multiplies by the quantised `W_out`; `g` is the final-norm gain when the model has a final norm
+/// `Qw` is the configured weight quantiser where the model quantises the matrix (the identity
+/// otherwise), since the forward pass multiplies by the effective weights; `g` is the final-norm gain when the model has a final norm
 /// (the norm's per-example `1 / rms` scale is left out). For an f32 model without a final norm
 /// this is exactly `W_out W_U`. (With int8 activations the neuron's activation is also rounded
 /// before `W_out`; that is not part of the map.)
 pub fn neuron_logit_map(params: &Params) -> DMatrix<f64> {
     let c = &params.config;
-    let w_out = quant::weight(params.get(ParamId::WOut), c.weights);
-    let mut w_out = DMatrix::from_row_slice(c.d_mlp, c.d_model, &w_out);
+    let effective = quant::effective_params(params);
+    let mut w_out = DMatrix::from_row_slice(c.d_mlp, c.d_model, effective.get(ParamId::WOut));
     if c.final_norm {
         for (j, &g) in params.get(ParamId::LnFinal).iter().enumerate() {
             w_out.column_mut(j).scale_mut(g);
         }
     }
     // Only the p label outputs: an `=` output (never a label) has no place on the circle.
-    let w_u = DMatrix::from_row_slice(c.d_model, c.d_vocab_out(), params.get(ParamId::WU));
+    let w_u = DMatrix::from_row_slice(c.d_model, c.d_vocab_out(), effective.get(ParamId::WU));
     w_out * w_u.columns(0, c.p)
 }
 

@@ -4,7 +4,7 @@
 
 use wgpu::util::DeviceExt;
 
-use crate::model::ModelConfig;
+use crate::model::{ModelConfig, QuantGroup};
 use crate::task::Examples;
 
 /// Usage of every storage buffer: kernels read and write it, the host uploads and reads back.
@@ -89,11 +89,13 @@ impl Int8Rows {
 }
 
 /// The input of a `Linear` after `Qa(N(.))`, in the form its products read: floats, or int8
-/// codes when the model's quantised `Linear`s take them ([`ModelConfig::integer_linears`]; the
+/// codes when its weights are quantised and take them ([`ModelConfig::integer_inputs`]; the
 /// other form is then an empty placeholder), with each row's inverse RMS for the backward pass.
 pub struct LinearInput {
     pub float: wgpu::Buffer,
     pub int8: Int8Rows,
+    /// The products read `int8`, not `float`.
+    pub integer: bool,
     pub inv: wgpu::Buffer,
     /// The transform is the identity (no norm, quantisation or ReLU): `float` is the input
     /// buffer itself, and nothing computes it or its gradient.
@@ -101,21 +103,19 @@ pub struct LinearInput {
 }
 
 impl LinearInput {
-    /// The input of a `Linear` that reads `x` (`rows x width`), through a ReLU first when `relu`.
+    /// The input of a `Linear` of `group` that reads `x` (`rows x width`), through a ReLU first
+    /// when `relu`.
     fn new(
         stack: Stack,
-        c: &ModelConfig,
+        (c, group): (&ModelConfig, QuantGroup),
         label: &str,
         (x, relu): (&wgpu::Buffer, bool),
         rows: usize,
         width: usize,
     ) -> Self {
         let identity = c.plain_linear_inputs() && !relu;
-        let (float_rows, int8_rows) = if c.integer_linears() {
-            (0, rows)
-        } else {
-            (rows, 0)
-        };
+        let integer = c.integer_inputs(group);
+        let (float_rows, int8_rows) = if integer { (0, rows) } else { (rows, 0) };
         LinearInput {
             float: if identity {
                 x.clone()
@@ -123,14 +123,15 @@ impl LinearInput {
                 stack.zeros(label, float_rows * width)
             },
             int8: Int8Rows::new(stack, label, int8_rows, width),
+            integer,
             inv: stack.zeros(&format!("{label}_inv_rms"), rows),
             identity,
         }
     }
 
-    /// Both forms, for a product to read the one in use.
+    /// The floats, and the int8 codes when the products read those instead.
     pub fn forms(&self) -> (&wgpu::Buffer, Option<&Int8Rows>) {
-        (&self.float, Some(&self.int8))
+        (&self.float, self.integer.then_some(&self.int8))
     }
 }
 
@@ -159,7 +160,14 @@ impl Tables {
         let x0 = stack.zeros("x0_table", rows * d);
         Tables {
             rows,
-            a0: LinearInput::new(stack, c, "a0_table", (&x0, false), rows, d),
+            a0: LinearInput::new(
+                stack,
+                (c, QuantGroup::Attn),
+                "a0_table",
+                (&x0, false),
+                rows,
+                d,
+            ),
             x0,
             k: stack.zeros("k_table", rows * a),
             v: stack.zeros("v_table", rows * a),
@@ -264,9 +272,9 @@ impl Batch {
             labels: stack.per_model("labels", &labels),
             groups: stack.per_model("groups", groups),
             pattern: stack.zeros("pattern", n * h * 3),
-            az: LinearInput::new(stack, c, "az", (&z, false), n, a),
-            a1: LinearInput::new(stack, c, "a1", (&x1, false), n, d),
-            a2: LinearInput::new(stack, c, "a2", (&pre, true), n, m),
+            az: LinearInput::new(stack, (c, QuantGroup::Attn), "az", (&z, false), n, a),
+            a1: LinearInput::new(stack, (c, QuantGroup::Mlp), "a1", (&x1, false), n, d),
+            a2: LinearInput::new(stack, (c, QuantGroup::Mlp), "a2", (&pre, true), n, m),
             z,
             x1,
             pre,

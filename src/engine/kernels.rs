@@ -39,11 +39,12 @@ pub const SHADER_FILES: [(&str, &str); 8] = [
 pub fn prelude() -> String {
     format!(
         "const NORM_EPS: f32 = {:e};\nconst QUANT_EPS: f32 = {:e};\n\
-         const MODEL_AXIS_BINDING: u32 = {MODEL_AXIS_BINDING}u;\n{}{}",
+         const MODEL_AXIS_BINDING: u32 = {MODEL_AXIS_BINDING}u;\n{}{}{}",
         NORM_EPS as f32,
         QUANT_EPS as f32,
         include_str!("../../shaders/include/model_axis.wgsl"),
-        include_str!("../../shaders/include/workgroup_reduce.wgsl")
+        include_str!("../../shaders/include/workgroup_reduce.wgsl"),
+        include_str!("../../shaders/include/packed_codes.wgsl")
     )
 }
 
@@ -82,6 +83,7 @@ pub enum Kernel {
     ReduceSplit,
     LaneMatmul,
     Quantize,
+    CentreGrads,
     BeginStep,
     AdamW,
     NormForward,
@@ -99,13 +101,14 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    const ALL: [Kernel; 20] = [
+    const ALL: [Kernel; 21] = [
         Kernel::Matmul,
         Kernel::MatmulCodes,
         Kernel::MatmulInt8,
         Kernel::ReduceSplit,
         Kernel::LaneMatmul,
         Kernel::Quantize,
+        Kernel::CentreGrads,
         Kernel::BeginStep,
         Kernel::AdamW,
         Kernel::NormForward,
@@ -131,6 +134,7 @@ impl Kernel {
             Kernel::ReduceSplit => ("matmul", "reduce_split"),
             Kernel::LaneMatmul => ("matmul_lanes", "main"),
             Kernel::Quantize => ("quantize", "main"),
+            Kernel::CentreGrads => ("quantize", "centre_grads"),
             Kernel::BeginStep => ("optimizer", "begin_step"),
             Kernel::AdamW => ("optimizer", "adamw"),
             Kernel::NormForward => ("norm", "forward"),

@@ -11,7 +11,7 @@ pub mod program;
 
 use anyhow::{bail, Result};
 
-use crate::model::{ModelConfig, ParamId, Params, Weights};
+use crate::model::{ModelConfig, ParamId, Params, WeightCentre, WeightScale, Weights};
 use crate::optim::AdamW;
 use crate::reference::Site;
 use crate::task::Examples;
@@ -225,14 +225,24 @@ impl<'g> Engine<'g> {
             .iter()
             .map(|m| vec![HyperParams::new(m.adamw, layout.total())])
             .collect();
-        let packed_offsets = packed_offsets(&layout, config.weights);
-        let descs: Vec<[u32; 4]> = layout
+        let packed_offsets = packed_offsets(&layout, &config);
+        let descs: Vec<[u32; 6]> = layout
             .entries()
             .iter()
             .zip(&packed_offsets)
             .map(|(&(id, off, len), &packed)| {
-                let mode = quant_mode(id, config.weights);
-                [off as u32, len as u32, mode, packed as u32]
+                let mode = quant_mode(id, &config);
+                let centred = mode != 0 && config.weight_centre == WeightCentre::Mean;
+                let unscaled = config.weight_scale == WeightScale::None;
+                [
+                    off,
+                    len,
+                    mode as usize,
+                    packed,
+                    centred as usize,
+                    unscaled as usize,
+                ]
+                .map(|x| x as u32)
             })
             .collect();
         let total = layout.total();
@@ -295,6 +305,7 @@ impl<'g> Engine<'g> {
         let mut train_step = vec![rec.begin_step()];
         train_step.extend(rec.forward(&train, Metric::Train)?);
         train_step.extend(rec.backward(&train)?);
+        train_step.extend(rec.centre_grads());
         train_step.push(rec.adamw());
         train_step.extend(rec.prepare()?);
         let eval_train = rec.forward(&train, Metric::Train)?;
@@ -612,7 +623,7 @@ impl<'g> Engine<'g> {
         let per_word = elements_per_word(self.config.weights);
         let entries = self.layout.entries();
         let index = entries.iter().position(|e| e.0 == id);
-        let Some(index) = index.filter(|_| per_word > 0 && id.is_quantised()) else {
+        let Some(index) = index.filter(|_| self.config.quantises(id)) else {
             return Ok(None);
         };
         let len = entries[index].2;
@@ -639,15 +650,15 @@ impl<'g> Engine<'g> {
     /// of a model's train batch (the K/V/Q input: of the tables' 2p + 1 rows); None unless the
     /// model's quantised `Linear`s take int8 codes.
     pub fn int8_input(&self, model: usize, site: Site) -> Result<Option<Int8Input>> {
-        if !self.config.integer_linears() {
-            return Ok(None);
-        }
         let (c, b) = (&self.config, &self.train);
-        let (rows, width, packed) = match site {
-            Site::Qkv => (self.tables.rows, c.d_model, &self.tables.a0.int8),
-            Site::AttnOut => (b.n, c.d_attn(), &b.az.int8),
-            Site::MlpIn => (b.n, c.d_model, &b.a1.int8),
-            Site::MlpOut => (b.n, c.d_mlp, &b.a2.int8),
+        let (rows, width, input) = match site {
+            Site::Qkv => (self.tables.rows, c.d_model, &self.tables.a0),
+            Site::AttnOut => (b.n, c.d_attn(), &b.az),
+            Site::MlpIn => (b.n, c.d_model, &b.a1),
+            Site::MlpOut => (b.n, c.d_mlp, &b.a2),
+        };
+        let Some(packed) = input.forms().1 else {
+            return Ok(None);
         };
         let words: Vec<u32> = self.read_slice(&packed.codes, model, rows * packed.row_words)?;
         let bytes: &[u8] = bytemuck::cast_slice(&words);
@@ -731,12 +742,11 @@ fn elements_per_word(weights: Weights) -> usize {
 }
 
 /// First word of each parameter's packed codes (layout order), and the total as a last entry.
-fn packed_offsets(layout: &ParamLayout, weights: Weights) -> Vec<usize> {
+fn packed_offsets(layout: &ParamLayout, config: &ModelConfig) -> Vec<usize> {
     let mut offsets = vec![0];
     for &(id, _, len) in layout.entries() {
-        let words = match elements_per_word(weights) {
-            0 => 0,
-            _ if !id.is_quantised() => 0,
+        let words = match elements_per_word(config.weights) {
+            _ if !config.quantises(id) => 0,
             per_word => len.div_ceil(per_word),
         };
         offsets.push(offsets.last().expect("starts with 0") + words);
@@ -744,11 +754,13 @@ fn packed_offsets(layout: &ParamLayout, weights: Weights) -> Vec<usize> {
     offsets
 }
 
-pub(crate) fn quant_mode(id: ParamId, weights: Weights) -> u32 {
-    if !id.is_quantised() {
+/// How shaders/quantize.wgsl treats parameter `id`: 0 copies it, else its packing
+/// (shaders/include/packed_codes.wgsl: 1 binary, 2 ternary).
+pub(crate) fn quant_mode(id: ParamId, config: &ModelConfig) -> u32 {
+    if !config.quantises(id) {
         return 0;
     }
-    match weights {
+    match config.weights {
         Weights::F32 => 0,
         Weights::Binary => 1,
         Weights::Ternary => 2,

@@ -9,7 +9,7 @@ use super::buffers::{Batch, Int8Rows, LinearInput, Tables};
 use super::device::{Parallelism, Products};
 use super::kernels::{groups_1d, groups_2d, Dispatch, Kernel, Kernels, LaneForm, Specialisation};
 use super::layout::ParamLayout;
-use crate::model::{ActQuant, LinearNorm, ModelConfig, ParamId, Weights};
+use crate::model::{ActQuant, LinearNorm, ModelConfig, ParamId, WeightCentre, Weights};
 use crate::optim::AdamW;
 
 /// Buffers shared by every program (one slice per model, as every buffer).
@@ -135,7 +135,12 @@ struct EmbedParams {
     w_e: u32,
     w_pos: u32,
     has_pos: u32,
-    _pad: [u32; 3],
+    packing: u32,
+    w_e_codes: u32,
+    w_e_scale: u32,
+    w_pos_codes: u32,
+    w_pos_scale: u32,
+    _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -268,6 +273,17 @@ struct Int8Operand<'a> {
     transposed: bool,
 }
 
+/// The int8 operand of a `Linear` input's rows `first, first + stride, ...`, when its products
+/// read int8 codes (`rows`: [`LinearInput::forms`]).
+fn int8_rows(rows: Option<&Int8Rows>, first: usize, stride: usize) -> Option<Int8Operand<'_>> {
+    rows.map(|rows| Int8Operand {
+        rows,
+        first,
+        stride,
+        transposed: false,
+    })
+}
+
 impl Int8Operand<'_> {
     fn transposed(self) -> Self {
         Int8Operand {
@@ -390,16 +406,28 @@ impl Recorder<'_> {
             return none;
         };
         let (id, off, _) = entries[index];
-        if !id.is_quantised() {
+        let Some((b_packed, b_packed_off, b_scale)) = self.packed_location(id) else {
             return none;
-        }
+        };
         MatmulParams {
-            b_packed: super::quant_mode(id, self.config.weights),
+            b_packed,
             b_param_off: off as u32,
-            b_packed_off: self.shared.packed_offsets[index] as u32,
-            b_scale: index as u32,
+            b_packed_off,
+            b_scale,
             ..none
         }
+    }
+
+    /// Where the GPU holds the quantised matrix `id`: its packing (shaders/include/
+    /// packed_codes.wgsl), the first word of its codes and the index of its scale; None when
+    /// the model does not quantise it.
+    fn packed_location(&self, id: ParamId) -> Option<(u32, u32, u32)> {
+        let index = self.layout.entries().iter().position(|e| e.0 == id)?;
+        let packing = super::quant_mode(id, self.config);
+        (packing != 0).then(|| {
+            let codes = self.shared.packed_offsets[index] as u32;
+            (packing, codes, index as u32)
+        })
     }
 
     /// The uniform of product `p` with residual operand `r` (a buffer to fill the binding when
@@ -596,25 +624,9 @@ impl Recorder<'_> {
         out.push(dispatch);
     }
 
-    /// The int8 operand of a `Linear` input's rows `first, first + stride, ...`, when the
-    /// model's quantised `Linear`s take int8 codes.
-    fn int8_input<'a>(
-        &self,
-        rows: &'a Int8Rows,
-        first: usize,
-        stride: usize,
-    ) -> Option<Int8Operand<'a>> {
-        self.config.integer_linears().then_some(Int8Operand {
-            rows,
-            first,
-            stride,
-            transposed: false,
-        })
-    }
-
     /// `y = a @ W (+ residual) (+ b)` for a row-major `rows x k` input and the `k x n` parameter
-    /// `w` with its bias `b`; an integer product when `a` comes with its int8 codes and the
-    /// model's quantised `Linear`s take them.
+    /// `w` with its bias `b`; an integer product when `a` comes with its int8 codes (its
+    /// products read them: `w` is quantised and the activations int8).
     #[allow(clippy::too_many_arguments)]
     fn linear_forward(
         &self,
@@ -636,7 +648,7 @@ impl Recorder<'_> {
             op(y, 0, 0, n, 1),
         )
         .bias(self.bias_of(b, 0))
-        .int8(a_int8.and_then(|rows| self.int8_input(rows, 0, 1)));
+        .int8(int8_rows(a_int8, 0, 1));
         self.product(
             out,
             if let Some(r) = residual {
@@ -672,11 +684,7 @@ impl Recorder<'_> {
                 op(dy, 0, 0, n, 1),
                 op(gr, self.off(w), 0, n, 1),
             )
-            .int8(
-                a_int8
-                    .and_then(|rows| self.int8_input(rows, 0, 1))
-                    .map(Int8Operand::transposed),
-            ),
+            .int8(int8_rows(a_int8, 0, 1).map(Int8Operand::transposed)),
         );
         let input_grad = Product::new(
             1,
@@ -747,11 +755,11 @@ impl Recorder<'_> {
             return;
         }
         let y = [x, &input.float, &input.inv];
-        self.norm_forward(out, shape, y, Some(&input.int8));
+        self.norm_forward(out, shape, y, input.forms().1);
     }
 
-    /// `y = N(x)`, keeping `inv`; a `Linear` input (`int8` given) is stored as int8 codes
-    /// instead when the model's quantised `Linear`s take them.
+    /// `y = N(x)`, keeping `inv`; stored as the int8 codes `int8` instead when given (a `Linear`
+    /// input whose products read codes).
     fn norm_forward(
         &self,
         out: &mut Vec<Dispatch>,
@@ -759,11 +767,10 @@ impl Recorder<'_> {
         [x, y, inv]: [&wgpu::Buffer; 3],
         int8: Option<&Int8Rows>,
     ) {
-        let pack = int8.filter(|_| self.config.integer_linears());
-        let flags = flags | if pack.is_some() { NORM_PACK } else { 0 };
+        let flags = flags | if int8.is_some() { NORM_PACK } else { 0 };
         let params = self.norm_params(rows, width, flags);
         // Without packing nothing is written there: any buffer fills the bindings.
-        let (codes, steps) = pack.map_or((&self.shared.one, &self.shared.one), |p| {
+        let (codes, steps) = int8.map_or((&self.shared.one, &self.shared.one), |p| {
             (&p.codes, &p.steps)
         });
         out.push(self.kernels.dispatch(
@@ -812,13 +819,20 @@ impl Recorder<'_> {
     }
 
     fn embed_params(&self) -> EmbedParams {
+        let (packing, w_e_codes, w_e_scale) = self.packed_location(ParamId::WE).unwrap_or_default();
+        let (_, w_pos_codes, w_pos_scale) = self.packed_location(ParamId::WPos).unwrap_or_default();
         EmbedParams {
             p: self.config.p as u32,
             d_model: self.config.d_model as u32,
             w_e: self.off(ParamId::WE) as u32,
             w_pos: self.off(ParamId::WPos) as u32,
             has_pos: self.config.pos_embed as u32,
-            _pad: [0; 3],
+            packing,
+            w_e_codes,
+            w_e_scale,
+            w_pos_codes,
+            w_pos_scale,
+            _pad: [0; 2],
         }
     }
 
@@ -899,7 +913,12 @@ impl Recorder<'_> {
             self.device,
             Kernel::BuildTable,
             Some(bytemuck::bytes_of(&embed)),
-            &[(1, qp), (2, &t.x0)],
+            &[
+                (1, qp),
+                (2, &t.x0),
+                (5, &self.shared.packed),
+                (6, &self.shared.scales),
+            ],
             groups_1d(rows * d, 64)?,
         ));
         self.linear_input(&mut out, (rows, d, self.linear_flags()), &t.x0, &t.a0);
@@ -919,7 +938,7 @@ impl Recorder<'_> {
                     op(dst, 0, rows * dh, dh, 1),
                 )
                 .bias(self.bias_of(b, dh))
-                .int8(self.int8_input(&t.a0.int8, 0, 1)),
+                .int8(int8_rows(t.a0.forms().1, 0, 1)),
             );
         }
         self.product(
@@ -934,7 +953,7 @@ impl Recorder<'_> {
                 op(&t.q, 0, dh, 0, 1),
             )
             .bias(self.bias_of(ParamId::BQ, dh))
-            .int8(self.int8_input(&t.a0.int8, rows - 1, 0)),
+            .int8(int8_rows(t.a0.forms().1, rows - 1, 0)),
         );
         Ok(out)
     }
@@ -1224,10 +1243,7 @@ impl Recorder<'_> {
                     op(dt, 0, rows * dh, dh, 1),
                     dw,
                 )
-                .int8(
-                    self.int8_input(&t.a0.int8, 0, 1)
-                        .map(Int8Operand::transposed),
-                ),
+                .int8(int8_rows(t.a0.forms().1, 0, 1).map(Int8Operand::transposed)),
             );
         }
         let dwq = op(gr, self.off(ParamId::WQ), d * dh, dh, 1);
@@ -1242,10 +1258,7 @@ impl Recorder<'_> {
                 op(&t.dq, 0, dh, 0, 1),
                 dwq,
             )
-            .int8(
-                self.int8_input(&t.a0.int8, rows - 1, 0)
-                    .map(Int8Operand::transposed),
-            ),
+            .int8(int8_rows(t.a0.forms().1, rows - 1, 0).map(Int8Operand::transposed)),
         );
         // d a0 = sum over heads of dK_h W_K[h]^T + dV_h W_V[h]^T (+ dq_h W_Q[h]^T on the `=` row):
         // the contraction runs over (head, d_head) pairs. It is d x0 itself when a0 is x0.
@@ -1293,6 +1306,22 @@ impl Recorder<'_> {
             groups_1d((c.d_vocab() + 3) * d, 64)?,
         ));
         Ok(out)
+    }
+
+    /// `g - mean g` for the gradient of every centred matrix (`--weight-centre mean`); nothing
+    /// for a model without them.
+    pub fn centre_grads(&self) -> Option<Dispatch> {
+        let c = self.config;
+        let centred = c.weights != Weights::F32 && c.weight_centre == WeightCentre::Mean;
+        centred.then(|| {
+            self.kernels.dispatch(
+                self.device,
+                Kernel::CentreGrads,
+                None,
+                &[(0, &self.shared.quant_descs), (5, &self.shared.grads)],
+                [self.layout.entries().len() as u32, 1, 1],
+            )
+        })
     }
 
     /// One AdamW step over every parameter, with each model's hyper-parameters.

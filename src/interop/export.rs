@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::model::{params, ActQuant, LinearNorm, ModelConfig, Params, Weights};
-use crate::report::effective_params;
+use crate::model::{params, ActQuant, LinearNorm, ModelConfig, ParamId, Params, Weights};
+use crate::model::{WeightCentre, WeightScale};
+use crate::reference::effective_params;
 use crate::run::{write_atomic, RunConfig, RunDir};
 
 /// `model.config.json`: the `HookedTransformerConfig` fields, and under `bitgrok` what the
@@ -121,6 +122,9 @@ pub fn transformer_lens_params(effective: &Params) -> Params {
         biases: true,
         pos_embed: true,
         weights: Weights::F32,
+        quantize: Default::default(),
+        weight_scale: WeightScale::Absmean,
+        weight_centre: WeightCentre::None,
         ..c.clone()
     };
     let mut out = Params::zeros(&tl);
@@ -146,10 +150,26 @@ fn limitations(c: &ModelConfig) -> (Vec<String>, Vec<String>) {
         missing.push("an RMS norm with gain before the unembedding only: ln_final.w holds the gain, but TransformerLens's normalization_type \"RMS\" would also add ln1 and ln2".to_string());
     }
     if c.weights != Weights::F32 {
+        let quantised: Vec<&str> = ParamId::all_present(c)
+            .into_iter()
+            .filter(|&id| c.quantises(id))
+            .map(ParamId::name)
+            .collect();
+        let centred = match c.weight_centre {
+            WeightCentre::None => "",
+            WeightCentre::Mean => " of W - mean W",
+        };
+        let scale = match c.weight_scale {
+            WeightScale::Absmean => "the matrix's scale times its codes",
+            WeightScale::None => "its codes, unscaled",
+        };
         notes.push(format!(
-            "{} weights are exported as their effective values (scale times codes), not the latent ones",
-            crate::model::name_of(c.weights)
+            "{} weights (--quantize {}: {}) are exported as their effective values ({scale}{centred}), not the latent ones",
+            crate::model::name_of(c.weights),
+            c.quantize,
+            quantised.join(", ")
         ));
+        notes.push("TransformerLens cannot express the weight quantiser itself: it computes the logits from these effective weights, but a model trained or fine-tuned there would leave the codes".to_string());
     }
     if !c.pos_embed {
         notes.push("the model has no positional embedding: pos_embed.W_pos is zero".to_string());

@@ -3,7 +3,10 @@
 pub mod config;
 pub mod params;
 
-pub use config::{ActQuant, Init, LinearNorm, ModelConfig, Preset, Weights};
+pub use config::{
+    ActQuant, Init, LinearNorm, ModelConfig, Preset, QuantGroup, QuantScope, WeightCentre,
+    WeightQuantiser, WeightScale, Weights,
+};
 pub use params::{ParamId, Params};
 
 /// A setting as the command line and config.json spell it (`seed-bitnet`, `ternary`, `int8`).

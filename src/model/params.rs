@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use safetensors::{Dtype, SafeTensors};
 
-use super::config::{Init, ModelConfig, N_CTX};
+use super::config::{Init, ModelConfig, QuantGroup, N_CTX};
 
 /// Every parameter the model can have, in a fixed order (initialisation and file order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -94,12 +94,16 @@ impl ParamId {
         }
     }
 
-    /// Weight matrices that go through `Linear` and so through `Qw`.
-    pub fn is_quantised(self) -> bool {
-        matches!(
-            self,
-            ParamId::WQ | ParamId::WK | ParamId::WV | ParamId::WO | ParamId::WIn | ParamId::WOut
-        )
+    /// The group `--quantize` names this weight matrix by; None for biases and the norm gain,
+    /// which are never quantised ([`ModelConfig::quantises`] says whether a model does).
+    pub fn quant_group(self) -> Option<QuantGroup> {
+        match self {
+            ParamId::WQ | ParamId::WK | ParamId::WV | ParamId::WO => Some(QuantGroup::Attn),
+            ParamId::WIn | ParamId::WOut => Some(QuantGroup::Mlp),
+            ParamId::WE | ParamId::WPos => Some(QuantGroup::Embed),
+            ParamId::WU => Some(QuantGroup::Unembed),
+            _ => None,
+        }
     }
 
     /// Biases, zero at initialisation as in TransformerLens.

@@ -52,7 +52,7 @@ impl Model<'_> {
     fn unembed_backward(&self, trace: &Trace, d_logits: &[f64], grads: &mut Params) -> Vec<f64> {
         self.bias_backward(ParamId::BU, d_logits, grads);
         add_outer(grads.get_mut(ParamId::WU), &trace.unembed_in, d_logits);
-        let d_unembed_in = mat_vec(self.params.get(ParamId::WU), d_logits);
+        let d_unembed_in = mat_vec(&self.w_u, d_logits);
         let Some((normed, inv_rms)) = &trace.final_normed else {
             return d_unembed_in;
         };

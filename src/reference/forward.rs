@@ -5,10 +5,14 @@ use super::quant::{self, ActRow, Quantiser, Site};
 use crate::model::config::N_CTX;
 use crate::model::{LinearNorm, ModelConfig, ParamId, Params};
 
-/// The parameters of one pass, with every `Linear` weight already through `Qw`.
+/// The parameters of one pass, every weight matrix the model quantises already through `Qw`
+/// (`w_pos` is empty without positional embeddings).
 pub(super) struct Model<'a> {
     pub config: &'a ModelConfig,
     pub params: &'a Params,
+    pub w_e: Vec<f64>,
+    pub w_pos: Vec<f64>,
+    pub w_u: Vec<f64>,
     pub w_q: Vec<f64>,
     pub w_k: Vec<f64>,
     pub w_v: Vec<f64>,
@@ -78,10 +82,18 @@ impl LinearInput {
 
 impl<'a> Model<'a> {
     pub fn new(params: &'a Params, quantiser: &mut dyn Quantiser) -> Self {
-        let mut qw = |id: ParamId| quantiser.weight(id, params.get(id));
+        let c = &params.config;
+        let mut qw = |id: ParamId| match (id.present(c), c.quantises(id)) {
+            (false, _) => Vec::new(),
+            (true, true) => quantiser.weight(id, params.get(id)),
+            (true, false) => params.get(id).to_vec(),
+        };
         Model {
-            config: &params.config,
+            config: c,
             params,
+            w_e: qw(ParamId::WE),
+            w_pos: qw(ParamId::WPos),
+            w_u: qw(ParamId::WU),
             w_q: qw(ParamId::WQ),
             w_k: qw(ParamId::WK),
             w_v: qw(ParamId::WV),
@@ -147,7 +159,7 @@ impl<'a> Model<'a> {
                 .collect(),
         };
         let logits = self.plus_bias(
-            vec_mat(&unembed_in, self.params.get(ParamId::WU), c.d_vocab_out()),
+            vec_mat(&unembed_in, &self.w_u, c.d_vocab_out()),
             ParamId::BU,
         );
 
@@ -179,12 +191,12 @@ impl<'a> Model<'a> {
         }
     }
 
-    /// `W_E[token] (+ W_pos[pos])`: embeddings are never quantised.
+    /// `W_E[token] (+ W_pos[pos])`, quantised when the model quantises `embed`.
     fn embed(&self, token: usize, pos: usize) -> Vec<f64> {
         let d = self.config.d_model;
-        let mut x = self.params.get(ParamId::WE)[token * d..(token + 1) * d].to_vec();
+        let mut x = self.w_e[token * d..(token + 1) * d].to_vec();
         if self.config.pos_embed {
-            let w_pos = &self.params.get(ParamId::WPos)[pos * d..(pos + 1) * d];
+            let w_pos = &self.w_pos[pos * d..(pos + 1) * d];
             x.iter_mut().zip(w_pos).for_each(|(x, p)| *x += p);
         }
         x

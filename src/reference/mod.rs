@@ -3,8 +3,9 @@
 //! Tokens `[a, b, =]`, one layer, no biases:
 //! `x0 = W_E[tok] (+ W_pos)`, `x1 = x0 + Attn(x0)`, `x2 = x1 + Linear(relu(Linear(x1, W_in)), W_out)`,
 //! `logits = (RMSNorm_g(x2) if final_norm else x2) @ W_U` at the last position, where
-//! `Linear(x, W) = Qa(N(x)) @ Qw(W)` per token. `W_E`, `W_pos`, `W_U` are never quantised.
-//! Gradients are straight-through: `Qa` and `Qw` are identities backwards.
+//! `Linear(x, W) = Qa(N(x)) @ Qw(W)` per token. `W_E`, `W_pos`, `W_U` go through `Qw` too when
+//! the model's `--quantize` scope names them. Gradients are straight-through: `Qa` and `Qw` are
+//! identities backwards, except that a centred `Qw(W) = Q(W - mean W)` passes `g - mean g`.
 
 mod adamw;
 mod backward;
@@ -13,10 +14,10 @@ mod ops;
 pub mod quant;
 
 pub use adamw::adamw_step;
-pub use quant::{ActRow, Exact, Quantiser, Site};
+pub use quant::{effective_params, ActRow, Exact, Quantiser, Site};
 
 use crate::model::config::N_CTX;
-use crate::model::Params;
+use crate::model::{ParamId, Params};
 use forward::{softmax, Model};
 
 /// Forward activations of a batch of examples.
@@ -132,7 +133,21 @@ pub fn loss_and_grads(params: &Params, tokens: &[[usize; 3]], labels: &[usize]) 
         d_logits.iter_mut().for_each(|d| *d /= n);
         model.backward(&trace, &d_logits, &mut grads);
     }
+    centre_gradients(&mut grads);
     (loss / n, grads)
+}
+
+/// The gradients of the centred weight matrices through the mean: `g - mean g` (a centred
+/// quantiser sees `W - mean W`, whose Jacobian is the same centring).
+fn centre_gradients(grads: &mut Params) {
+    let c = grads.config.clone();
+    for id in ParamId::all_present(&c)
+        .into_iter()
+        .filter(|&id| c.quantises(id))
+    {
+        let centred = quant::centre(grads.get(id), c.weight_centre);
+        grads.get_mut(id).copy_from_slice(&centred);
+    }
 }
 
 /// Per example, the gradient of the correct-class logit (class `(a + b) mod p`) with respect to

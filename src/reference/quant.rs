@@ -4,28 +4,76 @@
 //! swap them for a frozen-offset surrogate (see `tests/reference.rs`) without a second model.
 
 use crate::model::config::{NORM_EPS, QUANT_EPS};
-use crate::model::{ActQuant, ModelConfig, ParamId, Weights};
+use crate::model::{ActQuant, ModelConfig, ParamId, Params, WeightCentre, WeightQuantiser};
+use crate::model::{WeightScale, Weights};
 
-/// `Qw`: quantises a whole weight matrix (all heads together for `W_Q`, `W_K`, `W_V`, `W_O`).
-pub fn weight(w: &[f64], mode: Weights) -> Vec<f64> {
-    match mode {
-        Weights::F32 => w.to_vec(),
+/// `Qw`: quantises a whole weight matrix (all heads together for `W_Q`, `W_K`, `W_V`, `W_O`):
+/// `scale * codes` ([`weight_codes`]), the identity for f32 weights.
+pub fn weight(w: &[f64], quantiser: impl Into<WeightQuantiser>) -> Vec<f64> {
+    let q = quantiser.into();
+    if q.weights == Weights::F32 {
+        return w.to_vec();
+    }
+    let (codes, scale) = weight_codes(w, q);
+    codes.iter().map(|&c| f64::from(c) * scale).collect()
+}
+
+/// The codes (-1, 0, +1) and the scale of a binary or ternary `Qw(w)`. With `x = w`, or
+/// `x = w - mean w` when centred:
+/// - binary: `-1` where `w < mean w`, else `+1` (exactly two values: a weight at the mean counts
+///   as +1, where `torch.sign` would give 0, as the sign bits the shaders pack it into can only
+///   say); scale `mean|x|`;
+/// - ternary: `clamp(round(x / g), -1, 1)` (ties to even), scale `g = max(mean|x|, 1e-5)`;
+///
+/// and scale 1 with `--weight-scale none`.
+pub fn weight_codes(w: &[f64], q: WeightQuantiser) -> (Vec<i8>, f64) {
+    let x = centre(w, q.centre);
+    let (codes, scale) = match q.weights {
+        Weights::F32 => panic!("f32 weights have no codes"),
         Weights::Binary => {
-            // Exactly two values: a weight equal to the mean counts as +1 (where `torch.sign`
-            // would give 0), as the sign bits the shaders pack it into can only say.
             let mean = w.iter().sum::<f64>() / w.len() as f64;
-            let scale = mean_abs(w);
-            w.iter()
-                .map(|&x| if x < mean { -scale } else { scale })
-                .collect()
+            let codes = w.iter().map(|&v| if v < mean { -1 } else { 1 }).collect();
+            (codes, mean_abs(&x))
         }
         Weights::Ternary => {
-            let gamma = mean_abs(w).max(QUANT_EPS);
-            w.iter()
-                .map(|&x| (x / gamma).round_ties_even().clamp(-1.0, 1.0) * gamma)
-                .collect()
+            let gamma = mean_abs(&x).max(QUANT_EPS);
+            let codes = x
+                .iter()
+                .map(|&v| (v / gamma).round_ties_even().clamp(-1.0, 1.0) as i8)
+                .collect();
+            (codes, gamma)
+        }
+    };
+    match q.scale {
+        WeightScale::Absmean => (codes, scale),
+        WeightScale::None => (codes, 1.0),
+    }
+}
+
+/// `x - mean x` when centred, else `x`. The map is linear and symmetric, so it is also the
+/// gradient's: a centred matrix's latent gradient is `centre(g)` = `g - mean g`.
+pub fn centre(x: &[f64], centre: WeightCentre) -> Vec<f64> {
+    match centre {
+        WeightCentre::None => x.to_vec(),
+        WeightCentre::Mean => {
+            let mean = x.iter().sum::<f64>() / x.len() as f64;
+            x.iter().map(|v| v - mean).collect()
         }
     }
+}
+
+/// The parameters the forward pass multiplies by: `Qw` of every matrix the model quantises.
+pub fn effective_params(params: &Params) -> Params {
+    let c = &params.config;
+    let mut q = params.clone();
+    for id in ParamId::all_present(c)
+        .into_iter()
+        .filter(|&id| c.quantises(id))
+    {
+        let w = weight(params.get(id), c.weight_quantiser());
+        q.get_mut(id).copy_from_slice(&w);
+    }
+    q
 }
 
 /// `Qa` for int8: per-row absmax fake-quantisation, `s = 127 / max(max|x|, 1e-5)`.
@@ -116,9 +164,10 @@ pub struct ActRow {
     pub pos: usize,
 }
 
-/// How the forward pass quantises. Its backward is always straight-through, whatever this does.
+/// How the forward pass quantises. Its backward is always straight-through, whatever this does
+/// (then centred, for centred weights: see [`centre`]).
 pub trait Quantiser {
-    /// `Qw` of the weight matrix `id`.
+    /// `Qw` of the weight matrix `id` (asked only of the matrices the model quantises).
     fn weight(&mut self, id: ParamId, w: &[f64]) -> Vec<f64>;
     /// `Qa` of one (already normalised) activation row.
     fn act(&mut self, at: ActRow, row: &[f64]) -> Vec<f64>;
@@ -127,14 +176,14 @@ pub trait Quantiser {
 /// The quantisers the configuration asks for.
 #[derive(Clone, Copy, Debug)]
 pub struct Exact {
-    weights: Weights,
+    weights: WeightQuantiser,
     act_quant: ActQuant,
 }
 
 impl Exact {
     pub fn new(config: &ModelConfig) -> Self {
         Exact {
-            weights: config.weights,
+            weights: config.weight_quantiser(),
             act_quant: config.act_quant,
         }
     }

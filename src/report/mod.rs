@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::{self, fourier::FourierBasis};
 use crate::engine::device::Gpu;
 use crate::engine::{Activations, Engine};
-use crate::model::{ModelConfig, ParamId, Params, Weights};
-use crate::reference;
+use crate::model::{ModelConfig, Params};
+pub use crate::reference::effective_params;
 use crate::run::{write_atomic, RunConfig, RunDir};
 use crate::task::{Examples, Split};
 use metrics::Phases;
@@ -199,20 +199,6 @@ pub struct Analysis {
     pub out_dir: PathBuf,
 }
 
-pub fn effective_params(params: &Params) -> Params {
-    let mut q = params.clone();
-    if params.config.weights != Weights::F32 {
-        for id in ParamId::all_present(&params.config)
-            .into_iter()
-            .filter(|id| id.is_quantised())
-        {
-            let w = reference::quant::weight(params.get(id), params.config.weights);
-            q.get_mut(id).copy_from_slice(&w);
-        }
-    }
-    q
-}
-
 fn to_matrix(rows: usize, cols: usize, values: &[f32]) -> DMatrix<f64> {
     DMatrix::from_row_iterator(rows, cols, values.iter().map(|&x| x as f64))
 }
@@ -239,7 +225,9 @@ fn shares(norms: &[f64]) -> Vec<f64> {
 /// W_E's number rows in the Fourier basis, their norms per frequency, and the norms per
 /// frequency of the (effective) neuron-logit map along the output.
 fn fourier_norms(params: &Params, basis: &FourierBasis) -> (DMatrix<f64>, Vec<f64>, Vec<f64>) {
-    let embed_fourier = basis.transform(&analysis::number_embeddings(params));
+    // The embedding the forward pass reads: the quantised one when `--quantize` covers it (the
+    // neuron-logit map quantises W_out and W_U itself).
+    let embed_fourier = basis.transform(&analysis::number_embeddings(&effective_params(params)));
     let embedding_norms = analysis::frequency_norms(&embed_fourier);
     let logit_map_norms =
         analysis::logit_map_frequency_norms(&analysis::neuron_logit_map(params), basis);
@@ -387,7 +375,7 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     let clock_pizza = levels::clock_pizza(&params, &logits);
 
     // Embedding spectrum against a Gaussian control of the same shape and scale.
-    let w_e = analysis::number_embeddings(&params);
+    let w_e = analysis::number_embeddings(&effective);
     let embedding_singular_values = analysis::svd::singular_values(&w_e);
     let control = analysis::svd::gaussian_control(&w_e, 0);
     let gaussian_control_singular_values = analysis::svd::singular_values(&control);

@@ -41,14 +41,30 @@ pub(super) fn patterns(an: &Analysis) -> Drawn {
             .max(f64::MIN_POSITIVE);
         q.iter().map(|x| (x / scale).round()).collect()
     };
-    let mats: Vec<(&str, Vec<f64>, usize, usize)> = vec![
-        ("W_Q", heads_side_by_side(c, &codes(ParamId::WQ)), d, a),
-        ("W_K", heads_side_by_side(c, &codes(ParamId::WK)), d, a),
-        ("W_V", heads_side_by_side(c, &codes(ParamId::WV)), d, a),
-        ("W_O", codes(ParamId::WO), a, d),
-        ("W_in", codes(ParamId::WIn), d, m),
-        ("W_out", codes(ParamId::WOut), m, d),
-    ];
+    let mats: Vec<(&str, Vec<f64>, usize, usize)> = [
+        ("W_Q", ParamId::WQ, d, a),
+        ("W_K", ParamId::WK, d, a),
+        ("W_V", ParamId::WV, d, a),
+        ("W_O", ParamId::WO, a, d),
+        ("W_in", ParamId::WIn, d, m),
+        ("W_out", ParamId::WOut, m, d),
+    ]
+    .into_iter()
+    .filter(|&(_, id, _, _)| c.quantises(id))
+    .map(|(name, id, rows, cols)| {
+        let v = codes(id);
+        let per_head = matches!(id, ParamId::WQ | ParamId::WK | ParamId::WV);
+        let v = if per_head {
+            heads_side_by_side(c, &v)
+        } else {
+            v
+        };
+        (name, v, rows, cols)
+    })
+    .collect();
+    if mats.is_empty() {
+        return Ok(None);
+    }
     let panels: Vec<Heatmap> = mats
         .iter()
         .map(|(name, v, rows, cols)| Heatmap {
@@ -71,7 +87,7 @@ pub(super) fn patterns(an: &Analysis) -> Drawn {
 pub(super) fn composed(an: &Analysis) -> Drawn {
     let s = &an.snapshot;
     let c = &s.config;
-    if c.weights == Weights::F32 {
+    if !(c.quantises(ParamId::WV) && c.quantises(ParamId::WIn)) {
         return Ok(None);
     }
     let fig = Figure::new(
