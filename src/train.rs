@@ -11,16 +11,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::engine::device::Gpu;
 use crate::engine::{self, Engine, EpochMetrics, OptimizerState, MAX_EPOCHS_PER_SUBMIT};
 use crate::model::Params;
+use crate::phases::{Sustained, GROK_ACCURACY, SUSTAIN};
 use crate::report::metrics;
-use crate::run::{ResumePoint, RunConfig, RunDir, GROK_ACCURACY};
+use crate::run::{ResumePoint, RunConfig, RunDir};
 use crate::task::Split;
 
 pub struct Summary {
     pub epochs: usize,
     pub final_metrics: EpochMetrics,
-    /// First epoch with train accuracy 1.
+    /// First epoch from which train accuracy held at 1 ([`crate::phases`]'s sustained rule).
     pub memorised_at: Option<usize>,
-    /// First epoch with test accuracy ≥ [`GROK_ACCURACY`].
+    /// First epoch from which test accuracy held at ≥ [`GROK_ACCURACY`].
     pub grokked_at: Option<usize>,
     pub epochs_per_second: f64,
     /// Stopped early by a signal, with a checkpoint and resume point at `epochs`.
@@ -392,8 +393,8 @@ pub fn train_together(
             Ok(Summary {
                 epochs: final_metrics.epoch,
                 final_metrics,
-                memorised_at: t.phases.memorised_at,
-                grokked_at: t.phases.grokked_at,
+                memorised_at: t.phases.memorised_at(),
+                grokked_at: t.phases.grokked_at(),
                 epochs_per_second: (final_metrics.epoch + 1 - first_epoch) as f64 / seconds,
                 interrupted: interrupted && final_metrics.epoch < t.budget,
             })
@@ -401,11 +402,12 @@ pub fn train_together(
         .collect())
 }
 
-/// Memorisation and grokking epochs, and the budget `--stop-after-grok` leaves.
+/// Memorisation and grokking by the sustained rule of [`crate::phases`] (the one the analyses
+/// use), and the budget `--stop-after-grok` leaves.
 #[derive(Default)]
 struct PhaseTracker {
-    memorised_at: Option<usize>,
-    grokked_at: Option<usize>,
+    memorised: Sustained,
+    grokked: Sustained,
 }
 
 impl PhaseTracker {
@@ -418,23 +420,35 @@ impl PhaseTracker {
         (phases, budget)
     }
 
-    /// Records an epoch's metrics; returns the epoch budget from now on. The stop after grokking
-    /// is rounded up to a checkpoint: chunks never cross one, so the chunk that detects grokking
-    /// never trains past the new budget, whatever its length.
+    /// Records an epoch's metrics; returns the epoch budget from now on. `--stop-after-grok N`
+    /// stops N epochs after the grokking epoch, and no earlier than the epoch that confirms it
+    /// (test accuracy held for [`SUSTAIN`] epochs), rounded up to a checkpoint: chunks never cross
+    /// one, so the chunk that confirms grokking never trains past the new budget.
     fn observe(&mut self, m: &EpochMetrics, config: &RunConfig, budget: usize) -> usize {
-        if self.memorised_at.is_none() && m.train_acc >= 1.0 {
-            self.memorised_at = Some(m.epoch);
+        if m.train_acc.is_finite() {
+            self.memorised.observe(m.epoch, m.train_acc >= 1.0);
         }
-        if self.grokked_at.is_none() && m.test_acc >= GROK_ACCURACY {
-            self.grokked_at = Some(m.epoch);
-            if let Some(extra) = config.stop_after_grok {
+        if !m.test_acc.is_finite() || self.grokked.confirmed().is_some() {
+            return budget;
+        }
+        self.grokked.observe(m.epoch, m.test_acc >= GROK_ACCURACY);
+        match (self.grokked.confirmed(), config.stop_after_grok) {
+            (Some(grokked), Some(extra)) => {
                 // Saturating: a stop further away than any budget leaves the budget.
                 let every = config.checkpoint_every;
-                let stop = m.epoch.saturating_add(extra).div_ceil(every);
-                return budget.min(stop.saturating_mul(every));
+                let stop = grokked.saturating_add(extra.max(SUSTAIN)).max(m.epoch);
+                budget.min(stop.div_ceil(every).saturating_mul(every))
             }
+            _ => budget,
         }
-        budget
+    }
+
+    fn memorised_at(&self) -> Option<usize> {
+        self.memorised.finish()
+    }
+
+    fn grokked_at(&self) -> Option<usize> {
+        self.grokked.finish()
     }
 }
 
@@ -458,7 +472,7 @@ fn progress_message(tracks: &[Track]) -> String {
     }
     let grokked = tracks
         .iter()
-        .filter(|t| t.phases.grokked_at.is_some())
+        .filter(|t| t.phases.grokked_at().is_some())
         .count();
     let failed = tracks.iter().filter(|t| t.failed.is_some()).count();
     let mut message = format!("{} models, {grokked} grokked", tracks.len());
@@ -505,11 +519,34 @@ mod tests {
             test_acc_transpose_unseen: 1.0,
             params_finite: true,
         };
-        for (extra, budget) in [(usize::MAX, 5000), (usize::MAX - 899, 5000), (150, 1100)] {
+        // Test accuracy holds from epoch 900; the rule confirms it at 1,400.
+        let held = |epoch| EpochMetrics { epoch, ..grokked };
+        for (extra, budget) in [(usize::MAX, 5000), (usize::MAX - 899, 5000), (750, 1700)] {
             config.stop_after_grok = Some(extra);
-            let observed = PhaseTracker::default().observe(&grokked, &config, 5000);
+            let mut phases = PhaseTracker::default();
+            assert_eq!(phases.observe(&held(900), &config, 5000), 5000);
+            assert_eq!(phases.observe(&held(1399), &config, 5000), 5000);
+            let observed = phases.observe(&held(1400), &config, 5000);
             assert_eq!(observed, budget, "--stop-after-grok {extra}");
         }
+        // A stop shorter than the confirmation waits for it.
+        config.stop_after_grok = Some(150);
+        let mut phases = PhaseTracker::default();
+        phases.observe(&held(900), &config, 5000);
+        assert_eq!(phases.observe(&held(1400), &config, 5000), 1400);
+        // A relapse restarts the count.
+        let mut phases = PhaseTracker::default();
+        phases.observe(&held(900), &config, 5000);
+        phases.observe(
+            &EpochMetrics {
+                test_acc: 0.9,
+                ..held(1000)
+            },
+            &config,
+            5000,
+        );
+        assert_eq!(phases.observe(&held(1400), &config, 5000), 5000);
+        assert_eq!(phases.grokked_at(), Some(1400));
     }
 
     #[test]
