@@ -11,7 +11,7 @@ use crate::model::{
 };
 use crate::optim::AdamW;
 use crate::run::RunConfig;
-use crate::sweep::{parse_seeds, Shard, SweepSpec};
+use crate::sweep::{parse_seeds, Shard, SplitMode, SweepSpec};
 
 #[derive(Parser)]
 #[command(
@@ -262,9 +262,13 @@ pub struct SweepArgs {
     pub p: usize,
     #[arg(long, default_value_t = 0.3, allow_hyphen_values = true)]
     pub frac: f64,
-    /// Seed s of the sweep splits the data with DATA_SEED + s (seed 0: `train`'s default split).
+    /// Seed s of the sweep splits the data with DATA_SEED + s (seed 0: `train`'s default split),
+    /// or with DATA_SEED for every seed under `--split fixed`.
     #[arg(long, default_value_t = 598)]
     pub data_seed: u64,
+    /// per-seed: seeds move the train/test split too; fixed: they vary the initialisation alone.
+    #[arg(long, value_enum, default_value = "per-seed")]
+    pub split: SplitMode,
     #[arg(long, default_value_t = 128)]
     pub d_model: usize,
     #[arg(long, default_value_t = 4)]
@@ -349,6 +353,7 @@ impl SweepArgs {
             checkpoint_every: self.checkpoint_every,
             stop_after_grok: self.stop_after_grok,
             data_seed: self.data_seed,
+            split: self.split,
             weights: or_preset(&self.weights, preset.weights),
             act_quant: or_preset(&self.act_quant, preset.act_quant),
             weight_decay: self.weight_decay.clone(),

@@ -100,6 +100,7 @@ fn sweep_json() -> Vec<u8> {
         checkpoint_every: c.checkpoint_every,
         stop_after_grok: None,
         data_seed: c.data_seed,
+        split: Default::default(),
         weights: vec![Weights::F32, Weights::Ternary],
         act_quant: vec![c.model.act_quant],
         weight_decay: vec![1.0],

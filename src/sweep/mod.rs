@@ -33,14 +33,28 @@ pub struct SweepSpec {
     pub eval_every: usize,
     pub checkpoint_every: usize,
     pub stop_after_grok: Option<usize>,
-    /// Seed s of the grid initialises with seed s and splits with `data_seed + s`, so seed 0 is
-    /// `train`'s default run.
+    /// Seed s of the grid initialises with seed s and splits with `data_seed + s` (so seed 0 is
+    /// `train`'s default run), or with `data_seed` for every seed under [`SplitMode::Fixed`].
     pub data_seed: u64,
+    /// Sweeps written before the option split per seed.
+    #[serde(default)]
+    pub split: SplitMode,
     pub weights: Vec<Weights>,
     pub act_quant: Vec<ActQuant>,
     pub weight_decay: Vec<f64>,
     pub lr: Vec<f64>,
     pub seeds: Vec<u64>,
+}
+
+/// Whether the seeds of a sweep move the train/test split or only the initialisation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SplitMode {
+    /// Seed s splits with data seed + s.
+    #[default]
+    PerSeed,
+    /// Every seed splits with the data seed: seeds vary the initialisation alone.
+    Fixed,
 }
 
 /// The settings of one model of the grid.
@@ -105,7 +119,10 @@ impl SweepSpec {
                                 weight_decay,
                                 lr,
                                 seed,
-                                data_seed: self.data_seed.wrapping_add(seed),
+                                data_seed: match self.split {
+                                    SplitMode::PerSeed => self.data_seed.wrapping_add(seed),
+                                    SplitMode::Fixed => self.data_seed,
+                                },
                             };
                             let config = self.run_config(&settings)?;
                             out.push((settings, config));
@@ -239,6 +256,45 @@ mod tests {
         assert_eq!(number_name(3.0), "3");
         assert_eq!(number_name(1e38), "1e38");
         assert_eq!(number_name(1.5e-20), "1.5e-20");
+    }
+
+    #[test]
+    fn a_fixed_split_holds_the_data_seed_while_seeds_vary_the_initialisation() {
+        let spec = |split| SweepSpec {
+            preset: Preset::Nanda,
+            p: 7,
+            frac: 0.5,
+            d_model: 8,
+            n_heads: 2,
+            d_head: 4,
+            d_mlp: 16,
+            epochs: 10,
+            eval_every: 1,
+            checkpoint_every: 5,
+            stop_after_grok: None,
+            data_seed: 598,
+            split,
+            weights: vec![Weights::F32],
+            act_quant: vec![ActQuant::None],
+            weight_decay: vec![1.0],
+            lr: vec![1e-3],
+            seeds: vec![0, 3],
+        };
+        let seeds = |split| -> Vec<(u64, u64)> {
+            spec(split)
+                .plan()
+                .unwrap()
+                .iter()
+                .map(|(_, c)| (c.seed, c.data_seed))
+                .collect()
+        };
+        assert_eq!(seeds(SplitMode::PerSeed), vec![(0, 598), (3, 601)]);
+        assert_eq!(seeds(SplitMode::Fixed), vec![(0, 598), (3, 598)]);
+        // A sweep.json from before the option reads as per-seed.
+        let mut json = serde_json::to_value(spec(SplitMode::Fixed)).unwrap();
+        json.as_object_mut().unwrap().remove("split");
+        let old: SweepSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(old.split, SplitMode::PerSeed);
     }
 
     #[test]
