@@ -42,6 +42,83 @@ pub struct BenchResult {
     pub dispatches_per_test_eval: usize,
 }
 
+/// What `bitgrok bench` was asked to measure.
+pub struct Request {
+    pub weights: Vec<Weights>,
+    pub models: Vec<usize>,
+    pub p: usize,
+    /// d_model and d_mlp, when not the presets'.
+    pub widths: Option<(usize, usize)>,
+    pub epochs: usize,
+    pub json: bool,
+    /// Per-kernel profiles instead of whole epochs.
+    pub kernels: bool,
+}
+
+impl Request {
+    /// Checks the widths before any adapter is opened: bench uses 4 heads of d_model / 4.
+    pub fn new(
+        weights: Vec<Weights>,
+        models: Vec<u64>,
+        p: usize,
+        d_model: Option<usize>,
+        epochs: usize,
+        json: bool,
+        kernels: bool,
+    ) -> Result<Request> {
+        if let Some(d) = d_model.filter(|d| *d == 0 || d % 4 != 0) {
+            crate::usage_bail!(
+                "--d-model {d}: bench uses 4 heads of d_model / 4, so it must be a positive \
+                 multiple of 4"
+            );
+        }
+        Ok(Request {
+            weights,
+            models: models.into_iter().map(|k| k as usize).collect(),
+            p,
+            widths: d_model.map(|d| (d, 4 * d)),
+            epochs: epochs.max(1),
+            json,
+            kernels,
+        })
+    }
+}
+
+/// Runs the request for both presets and prints the table (or JSON).
+pub fn run(gpu: &Gpu, r: &Request) -> Result<()> {
+    let presets = [Preset::Nanda, Preset::SeedBitnet];
+    if r.kernels {
+        let mut profiles = Vec::new();
+        for preset in presets {
+            for &w in &r.weights {
+                for &k in &r.models {
+                    let timings = profile(gpu, preset, w, k, r.p, r.widths, r.epochs)?;
+                    profiles.push((preset, w, k, timings));
+                }
+            }
+        }
+        if r.json {
+            println!("{}", serde_json::to_string_pretty(&profiles)?);
+        } else {
+            println!("adapter: {}", gpu.describe());
+            for (preset, w, k, timings) in &profiles {
+                print_profile(*preset, *w, *k, timings);
+            }
+        }
+    } else {
+        let results = bench(
+            gpu, &presets, &r.weights, &r.models, r.p, r.widths, r.epochs,
+        )?;
+        if r.json {
+            println!("{}", serde_json::to_string_pretty(&results)?);
+        } else {
+            println!("adapter: {}", gpu.describe());
+            print_results(&results);
+        }
+    }
+    Ok(())
+}
+
 /// An engine for `preset` at `weights` with the seed configuration at modulus `p` (and the
 /// given d_model, d_mlp), training `models` models together (seeds 0, 1, ... as in a sweep),
 /// after one warm-up epoch.

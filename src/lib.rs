@@ -9,6 +9,7 @@ pub mod checksum;
 pub mod cli;
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod interop;
 pub mod model;
 pub mod optim;

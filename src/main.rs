@@ -8,13 +8,10 @@ use clap::Parser;
 use bitgrok::check;
 use bitgrok::cli::{Cli, Command};
 use bitgrok::engine::device::{self, Gpu};
-use bitgrok::engine::Engine;
 use bitgrok::error::is_usage_error;
-use bitgrok::model::Preset;
 use bitgrok::run::RunDir;
 use bitgrok::sweep::{self, Shard};
-use bitgrok::task::Split;
-use bitgrok::{bench, interop, report, reproduce, train};
+use bitgrok::{bench, eval, interop, report, reproduce, train};
 
 /// Exit code of invalid input (as clap uses).
 const USAGE_ERROR: u8 = 2;
@@ -135,30 +132,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Check { vectors, adapter } => {
             let gpu = Gpu::new(adapter.as_deref())?;
             println!("adapter: {}", gpu.describe());
-            let mut rows = Vec::new();
-            if vectors.is_empty() {
-                let combinations = check::switch_combinations().into_iter().zip(100..);
-                let odd_widths = check::odd_width_configs().into_iter().zip(300..);
-                let quantisers = check::quantiser_configs().into_iter().zip(500..);
-                for (config, seed) in combinations.chain(odd_widths).chain(quantisers) {
-                    rows.extend(check::check_against_reference(&gpu, &config, seed)?);
-                }
-                for config in check::stacked_configs() {
-                    rows.extend(check::check_stacked(&gpu, &config)?);
-                }
-            } else {
-                for path in &vectors {
-                    rows.extend(check::check_against_vector(&gpu, path)?);
-                }
-            }
-            let ok = check::print_table(&rows);
-            let failed = rows.iter().filter(|r| !r.pass).count();
-            println!(
-                "{} of {} comparisons passed",
-                rows.len() - failed,
-                rows.len()
-            );
-            if !ok {
+            if !check::run(&gpu, &vectors)? {
                 return Ok(ExitCode::FAILURE);
             }
         }
@@ -249,48 +223,13 @@ fn run(command: Command) -> Result<ExitCode> {
             split_target,
             adapter,
         } => {
-            if let Some(d) = d_model.filter(|d| *d == 0 || d % 4 != 0) {
-                bitgrok::usage_bail!(
-                    "--d-model {d}: bench uses 4 heads of d_model / 4, so it must be a positive \
-                     multiple of 4"
-                );
-            }
+            // Validated before the adapter is opened.
+            let request = bench::Request::new(weights, models, p, d_model, epochs, json, kernels)?;
             let mut gpu = Gpu::new(adapter.as_deref())?;
             if let Some(target) = split_target {
                 gpu.parallelism.split_target = target;
             }
-            let widths = d_model.map(|d| (d, 4 * d));
-            let presets = [Preset::Nanda, Preset::SeedBitnet];
-            let models: Vec<usize> = models.into_iter().map(|k| k as usize).collect();
-            if kernels {
-                let mut profiles = Vec::new();
-                for preset in presets {
-                    for &w in &weights {
-                        for &k in &models {
-                            let timings =
-                                bench::profile(&gpu, preset, w, k, p, widths, epochs.max(1))?;
-                            profiles.push((preset, w, k, timings));
-                        }
-                    }
-                }
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&profiles)?);
-                } else {
-                    println!("adapter: {}", gpu.describe());
-                    for (preset, w, k, timings) in &profiles {
-                        bench::print_profile(*preset, *w, *k, timings);
-                    }
-                }
-            } else {
-                let results =
-                    bench::bench(&gpu, &presets, &weights, &models, p, widths, epochs.max(1))?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&results)?);
-                } else {
-                    println!("adapter: {}", gpu.describe());
-                    bench::print_results(&results);
-                }
-            }
+            bench::run(&gpu, &request)?;
         }
         Command::Export { run, epoch, out } => {
             let e = interop::export::export(&run, epoch, &out)?;
@@ -339,22 +278,12 @@ fn run(command: Command) -> Result<ExitCode> {
             epoch,
             adapter,
         } => {
-            let dir = RunDir::open(&run)?;
-            let config = dir.read_config()?;
-            let (epoch, params) = dir.load_checkpoint(&config.model, epoch)?;
-            let split = Split::new(config.model.p, config.frac, config.data_seed);
+            let checkpoint = eval::Checkpoint::load(&run, epoch)?;
             let gpu = Gpu::new(adapter.as_deref())?;
-            let mut engine = Engine::new(
-                &gpu,
-                &params,
-                &split.train_examples(),
-                Some(&split.test_examples()),
-                &config.adamw,
-            )?;
-            let m = engine.evaluate()?[0];
+            let m = checkpoint.evaluate(&gpu)?;
             println!(
-                "epoch {epoch}: train loss {:e} acc {:.4}, test loss {:e} acc {:.4}",
-                m.train_loss, m.train_acc, m.test_loss, m.test_acc
+                "epoch {}: train loss {:e} acc {:.4}, test loss {:e} acc {:.4}",
+                checkpoint.epoch, m.train_loss, m.train_acc, m.test_loss, m.test_acc
             );
         }
     }

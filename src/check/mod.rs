@@ -447,6 +447,36 @@ pub fn check_against_vector(gpu: &Gpu, path: &Path) -> Result<Vec<Row>> {
     ))
 }
 
+/// `bitgrok check`: every switch combination, the odd widths, the quantisers and the stacked
+/// models against the CPU reference, or the given test vectors; prints the table and a count and
+/// says whether every comparison passed.
+pub fn run(gpu: &Gpu, vectors: &[std::path::PathBuf]) -> Result<bool> {
+    let mut rows = Vec::new();
+    if vectors.is_empty() {
+        let combinations = switch_combinations().into_iter().zip(100..);
+        let odd_widths = odd_width_configs().into_iter().zip(300..);
+        let quantisers = quantiser_configs().into_iter().zip(500..);
+        for (config, seed) in combinations.chain(odd_widths).chain(quantisers) {
+            rows.extend(check_against_reference(gpu, &config, seed)?);
+        }
+        for config in stacked_configs() {
+            rows.extend(check_stacked(gpu, &config)?);
+        }
+    } else {
+        for path in vectors {
+            rows.extend(check_against_vector(gpu, path)?);
+        }
+    }
+    let ok = print_table(&rows);
+    let failed = rows.iter().filter(|r| !r.pass).count();
+    println!(
+        "{} of {} comparisons passed",
+        rows.len() - failed,
+        rows.len()
+    );
+    Ok(ok)
+}
+
 /// Prints the table; returns whether every row passed.
 pub fn print_table(rows: &[Row]) -> bool {
     println!(

@@ -11,9 +11,9 @@ pub mod program;
 
 use anyhow::{bail, Result};
 
+use crate::model::Site;
 use crate::model::{ModelConfig, ParamId, Params, WeightCentre, WeightScale, Weights};
 use crate::optim::AdamW;
-use crate::reference::Site;
 use crate::task::Examples;
 use buffers::{Batch, Stack, Tables};
 use device::Gpu;

@@ -143,18 +143,7 @@ fn mean_abs(w: &[f64]) -> f64 {
     w.iter().map(|x| x.abs()).sum::<f64>() / w.len() as f64
 }
 
-/// The input of one `Linear` (the attention's Q, K and V share theirs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Site {
-    /// `x0`, feeding `W_Q`, `W_K` and `W_V`.
-    Qkv,
-    /// `z`, the concatenated heads feeding `W_O`.
-    AttnOut,
-    /// `x1`, feeding `W_in`.
-    MlpIn,
-    /// The post-ReLU activations feeding `W_out`.
-    MlpOut,
-}
+pub use crate::model::Site;
 
 /// Names one activation row that goes through `Qa`: which `Linear`, which example, which position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
