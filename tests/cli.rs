@@ -1,6 +1,8 @@
 //! The command line: bad input is refused before any GPU work with exit code 2 and one line
 //! naming the option; the commands a user starts with work end to end.
 
+mod common;
+
 use std::process::{Command, Output};
 
 fn bitgrok(args: &[&str]) -> Output {
@@ -231,15 +233,7 @@ fn bench_reports_work_memory_and_dispatches_as_json() {
 fn without_an_adapter_train_says_how_to_get_one_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    // No Metal adapter exists off Apple machines; on a Mac, pick another absent backend.
-    let backend = if cfg!(target_os = "macos") {
-        "dx12"
-    } else {
-        "metal"
-    };
-    let o = Command::new(env!("CARGO_BIN_EXE_bitgrok"))
-        .env("WGPU_BACKEND", backend)
-        .arg("train")
+    let o = common::bitgrok_without_adapter(&["train"])
         .args(TINY)
         .args(["--out", out.to_str().unwrap()])
         .output()

@@ -256,13 +256,7 @@ fn an_existing_run_is_refused_before_an_adapter_is_looked_for() {
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path().join("r");
     train(&r, "10", &[]);
-    let backend = if cfg!(target_os = "macos") {
-        "dx12"
-    } else {
-        "metal"
-    };
-    let o = Command::new(env!("CARGO_BIN_EXE_bitgrok"))
-        .env("WGPU_BACKEND", backend)
+    let o = common::bitgrok_without_adapter(&[])
         .arg("train")
         .args(S)
         .args(["--epochs", "10", "--out", r.to_str().unwrap()])

@@ -33,6 +33,19 @@ pub fn interrupt_once_written(args: &[&str], started: &Path) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `bitgrok args` with no adapter to find: only a backend this platform lacks is searched (no
+/// Metal off Apple machines; on a Mac, no DX12).
+pub fn bitgrok_without_adapter(args: &[&str]) -> Command {
+    let backend = if cfg!(target_os = "macos") {
+        "dx12"
+    } else {
+        "metal"
+    };
+    let mut c = bitgrok(args);
+    c.env("WGPU_BACKEND", backend);
+    c
+}
+
 /// Runs `bitgrok args` to completion; fails the test, showing its output, unless it succeeds.
 pub fn bitgrok_ok(args: &[&str]) -> Output {
     let o = bitgrok(args).output().unwrap();
