@@ -7,10 +7,10 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::cli::TrainArgs;
 use crate::engine::device::Gpu;
 use crate::engine::{DispatchInfo, Engine, Member, Program, MAX_EPOCHS_PER_SUBMIT};
 use crate::model::{Params, Preset, Weights};
+use crate::run::RunConfig;
 use crate::task::Split;
 
 #[derive(Debug, Serialize)]
@@ -130,15 +130,16 @@ pub fn seed_engine<'g>(
     widths: Option<(usize, usize)>,
     models: usize,
 ) -> Result<Engine<'g>> {
-    let mut args = TrainArgs::defaults(preset);
-    args.p = p;
-    args.weights = Some(weights);
+    let mut config = RunConfig::preset(preset);
+    let m = &mut config.model;
+    m.p = p;
+    m.weights = weights;
     if let Some((d_model, d_mlp)) = widths {
-        args.d_model = d_model;
-        args.d_head = d_model / args.n_heads;
-        args.d_mlp = d_mlp;
+        m.d_model = d_model;
+        m.d_head = d_model / m.n_heads;
+        m.d_mlp = d_mlp;
     }
-    let config = args.run_config()?;
+    config.validate()?;
     let runs: Vec<_> = (0..models as u64)
         .map(|s| {
             let split = Split::new(p, config.frac, config.data_seed + s);

@@ -6,11 +6,15 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::UsageError;
+use crate::model::config::{DEFAULT_D_HEAD, DEFAULT_D_MLP, DEFAULT_D_MODEL, DEFAULT_N_HEADS};
 use crate::model::{
     ActQuant, Init, LinearNorm, ModelConfig, Preset, QuantScope, WeightCentre, WeightScale, Weights,
 };
 use crate::optim::AdamW;
-use crate::run::RunConfig;
+use crate::run::{
+    ModelOverrides, RunConfig, DEFAULT_CHECKPOINT_EVERY, DEFAULT_DATA_SEED, DEFAULT_EPOCHS,
+    DEFAULT_EVAL_EVERY, DEFAULT_FRAC, DEFAULT_P,
+};
 use crate::sweep::{parse_seeds, Shard, SplitMode, SweepSpec};
 
 #[derive(Parser)]
@@ -161,50 +165,42 @@ pub enum Command {
     },
 }
 
+/// The settings `train` and `sweep` share: the task, the architecture's switches and the
+/// training length (a sweep's grid axes come on top).
 #[derive(Args)]
-pub struct TrainArgs {
-    /// Architecture, initialisation and defaults; every switch below overrides it.
-    #[arg(long, value_enum, default_value = "seed-bitnet")]
-    pub preset: Preset,
+pub struct ModelOptions {
     /// Modulus (vocabulary p + 1).
-    #[arg(long, default_value_t = 113)]
+    #[arg(long, default_value_t = DEFAULT_P)]
     pub p: usize,
     /// Fraction of the p² pairs used for training.
-    #[arg(long, default_value_t = 0.3, allow_hyphen_values = true)]
+    #[arg(long, default_value_t = DEFAULT_FRAC, allow_hyphen_values = true)]
     pub frac: f64,
-    /// Seed of the train/test split.
-    #[arg(long, default_value_t = 598)]
+    /// Seed of the train/test split (a sweep's seed s splits with DATA_SEED + s, or with
+    /// DATA_SEED under --split fixed).
+    #[arg(long, default_value_t = DEFAULT_DATA_SEED)]
     pub data_seed: u64,
-    /// Seed of the parameter initialisation.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = DEFAULT_D_MODEL)]
     pub d_model: usize,
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = DEFAULT_N_HEADS)]
     pub n_heads: usize,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = DEFAULT_D_HEAD)]
     pub d_head: usize,
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = DEFAULT_D_MLP)]
     pub d_mlp: usize,
-    /// Weight quantisation of every Linear [preset: nanda f32, seed-bitnet ternary].
-    #[arg(long, value_enum)]
-    pub weights: Option<Weights>,
     /// Weight matrices binary and ternary weights quantise: attn, mlp, embed, unembed, joined
-    /// by + or , (or all).
-    #[arg(long, value_name = "SCOPE", default_value = "attn+mlp")]
-    pub quantize: QuantScope,
-    /// Scale of the quantised weights: absmean, or none (the codes themselves).
-    #[arg(long, value_enum, default_value = "absmean")]
-    pub weight_scale: WeightScale,
-    /// Quantise W itself, or W - mean W (with the gradient through the mean).
-    #[arg(long, value_enum, default_value = "none")]
-    pub weight_centre: WeightCentre,
+    /// by + or , (or all) [default: attn+mlp].
+    #[arg(long, value_name = "SCOPE")]
+    pub quantize: Option<QuantScope>,
+    /// Scale of the quantised weights: absmean, or none (the codes themselves) [default:
+    /// absmean].
+    #[arg(long, value_enum)]
+    pub weight_scale: Option<WeightScale>,
+    /// Quantise W itself, or W - mean W (with the gradient through the mean) [default: none].
+    #[arg(long, value_enum)]
+    pub weight_centre: Option<WeightCentre>,
     /// Parameter initialisation [preset: nanda nanda, seed-bitnet pytorch].
     #[arg(long, value_enum)]
     pub init: Option<Init>,
-    /// Activation quantisation of every Linear input [preset: nanda none, seed-bitnet int8].
-    #[arg(long, value_enum)]
-    pub act_quant: Option<ActQuant>,
     /// Normalisation of every Linear input [preset: nanda none, seed-bitnet rms].
     #[arg(long, value_enum)]
     pub linear_norm: Option<LinearNorm>,
@@ -223,21 +219,75 @@ pub struct TrainArgs {
     pub final_norm: bool,
     #[arg(long)]
     pub no_final_norm: bool,
-    #[arg(long, default_value_t = 1e-3, allow_hyphen_values = true)]
-    pub lr: f64,
-    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
-    pub weight_decay: f64,
     /// Epoch budget [default: 25000; with --resume: the run's own, or this to extend it].
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Evaluate the test set every N epochs.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = DEFAULT_EVAL_EVERY)]
     pub eval_every: usize,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = DEFAULT_CHECKPOINT_EVERY)]
     pub checkpoint_every: usize,
-    /// Stop N epochs after test accuracy first reaches 99.9% (rounded up to a checkpoint).
+    /// Stop N epochs after the run groks (test accuracy 99.9% held for 500 epochs), rounded up
+    /// to a checkpoint.
     #[arg(long)]
     pub stop_after_grok: Option<usize>,
+}
+
+impl ModelOptions {
+    /// The switches given, over the preset's.
+    pub fn overrides(&self) -> ModelOverrides {
+        ModelOverrides {
+            quantize: self.quantize,
+            weight_scale: self.weight_scale,
+            weight_centre: self.weight_centre,
+            init: self.init,
+            linear_norm: self.linear_norm,
+            pos_embed: switch(self.pos_embed, self.no_pos_embed),
+            causal: switch(self.causal, self.no_causal),
+            final_norm: switch(self.final_norm, self.no_final_norm),
+        }
+    }
+
+    /// `base` (a preset's defaults) with these settings.
+    pub fn apply(&self, base: RunConfig) -> RunConfig {
+        let mut config = base;
+        let m = &mut config.model;
+        m.p = self.p;
+        m.d_model = self.d_model;
+        m.n_heads = self.n_heads;
+        m.d_head = self.d_head;
+        m.d_mlp = self.d_mlp;
+        self.overrides().apply(m);
+        config.frac = self.frac;
+        config.data_seed = self.data_seed;
+        config.epochs = self.epochs.unwrap_or(DEFAULT_EPOCHS);
+        config.eval_every = self.eval_every;
+        config.checkpoint_every = self.checkpoint_every;
+        config.stop_after_grok = self.stop_after_grok;
+        config
+    }
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Architecture, initialisation and defaults; every switch below overrides it.
+    #[arg(long, value_enum, default_value = "seed-bitnet")]
+    pub preset: Preset,
+    #[command(flatten)]
+    pub model: ModelOptions,
+    /// Seed of the parameter initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Weight quantisation of every Linear [preset: nanda f32, seed-bitnet ternary].
+    #[arg(long, value_enum)]
+    pub weights: Option<Weights>,
+    /// Activation quantisation of every Linear input [preset: nanda none, seed-bitnet int8].
+    #[arg(long, value_enum)]
+    pub act_quant: Option<ActQuant>,
+    #[arg(long, default_value_t = AdamW::default().lr, allow_hyphen_values = true)]
+    pub lr: f64,
+    #[arg(long, default_value_t = AdamW::default().weight_decay, allow_hyphen_values = true)]
+    pub weight_decay: f64,
     /// Run directory.
     #[arg(long, required_unless_present = "resume")]
     pub out: Option<PathBuf>,
@@ -258,26 +308,13 @@ pub struct SweepArgs {
     /// Architecture and defaults, as for `train`.
     #[arg(long, value_enum, default_value = "seed-bitnet")]
     pub preset: Preset,
-    #[arg(long, default_value_t = 113)]
-    pub p: usize,
-    #[arg(long, default_value_t = 0.3, allow_hyphen_values = true)]
-    pub frac: f64,
-    /// Seed s of the sweep splits the data with DATA_SEED + s (seed 0: `train`'s default split),
-    /// or with DATA_SEED for every seed under `--split fixed`.
-    #[arg(long, default_value_t = 598)]
-    pub data_seed: u64,
+    #[command(flatten)]
+    pub model: ModelOptions,
     /// per-seed: seeds move the train/test split too; fixed: they vary the initialisation alone.
     #[arg(long, value_enum, default_value = "per-seed")]
     pub split: SplitMode,
-    #[arg(long, default_value_t = 128)]
-    pub d_model: usize,
-    #[arg(long, default_value_t = 4)]
-    pub n_heads: usize,
-    #[arg(long, default_value_t = 32)]
-    pub d_head: usize,
-    #[arg(long, default_value_t = 512)]
-    pub d_mlp: usize,
-    /// Weight precisions, comma-separated [default: the preset's].
+    /// Weight precisions, comma-separated [default: the preset's]. f32 models ignore
+    /// --quantize, --weight-scale and --weight-centre.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub weights: Vec<Weights>,
     /// Activation quantisations, comma-separated [default: the preset's].
@@ -300,15 +337,6 @@ pub struct SweepArgs {
     /// Seeds (initialisation and data split): ranges and lists, e.g. 0-15 or 0,3,7-9.
     #[arg(long, default_value = "0")]
     pub seeds: String,
-    #[arg(long, default_value_t = DEFAULT_EPOCHS)]
-    pub epochs: usize,
-    #[arg(long, default_value_t = 1)]
-    pub eval_every: usize,
-    #[arg(long, default_value_t = 100)]
-    pub checkpoint_every: usize,
-    /// Stop each model N epochs after it groks (rounded up to a checkpoint).
-    #[arg(long)]
-    pub stop_after_grok: Option<usize>,
     /// Train only slice I of N of the grid (models I, I + N, I + 2N, ... in plan order), e.g.
     /// one Slurm array task each; join the slices with `sweep-merge`.
     #[arg(long, value_name = "I/N")]
@@ -338,22 +366,24 @@ fn or_preset<T: Clone>(values: &[T], default: T) -> Vec<T> {
 impl SweepArgs {
     /// The sweep's specification, every model's configuration validated.
     pub fn spec(&self) -> Result<SweepSpec> {
-        let preset = ModelConfig::preset(self.preset, self.p);
+        let preset = ModelConfig::preset(self.preset, self.model.p);
         let seeds = parse_seeds(&self.seeds).map_err(|e| UsageError(format!("--seeds {e}")))?;
+        let m = &self.model;
         let spec = SweepSpec {
             preset: self.preset,
-            p: self.p,
-            frac: self.frac,
-            d_model: self.d_model,
-            n_heads: self.n_heads,
-            d_head: self.d_head,
-            d_mlp: self.d_mlp,
-            epochs: self.epochs,
-            eval_every: self.eval_every,
-            checkpoint_every: self.checkpoint_every,
-            stop_after_grok: self.stop_after_grok,
-            data_seed: self.data_seed,
+            p: m.p,
+            frac: m.frac,
+            d_model: m.d_model,
+            n_heads: m.n_heads,
+            d_head: m.d_head,
+            d_mlp: m.d_mlp,
+            epochs: m.epochs.unwrap_or(DEFAULT_EPOCHS),
+            eval_every: m.eval_every,
+            checkpoint_every: m.checkpoint_every,
+            stop_after_grok: m.stop_after_grok,
+            data_seed: m.data_seed,
             split: self.split,
+            overrides: m.overrides(),
             weights: or_preset(&self.weights, preset.weights),
             act_quant: or_preset(&self.act_quant, preset.act_quant),
             weight_decay: self.weight_decay.clone(),
@@ -372,9 +402,6 @@ impl SweepArgs {
         Ok(spec)
     }
 }
-
-/// Default epoch budget of a new run.
-pub const DEFAULT_EPOCHS: usize = 25_000;
 
 /// Options that a resumed run takes from its config.json instead.
 const RESUME_CONFLICTS: [&str; 29] = [
@@ -419,54 +446,16 @@ fn switch(on: bool, off: bool) -> Option<bool> {
 }
 
 impl TrainArgs {
-    /// The arguments `bitgrok train --preset P --out .` would have.
-    pub fn defaults(preset: Preset) -> Self {
-        #[derive(Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            args: TrainArgs,
-        }
-        let preset = clap::ValueEnum::to_possible_value(&preset).expect("presets have names");
-        Wrapper::parse_from(["train", "--out", ".", "--preset", preset.get_name()]).args
-    }
-
     /// The run configuration, validated before any GPU work (a [`crate::error::UsageError`]
     /// naming the option, the value and what is allowed).
     pub fn run_config(&self) -> Result<RunConfig> {
-        let mut model = ModelConfig::preset(self.preset, self.p);
-        model.d_model = self.d_model;
-        model.n_heads = self.n_heads;
-        model.d_head = self.d_head;
-        model.d_mlp = self.d_mlp;
-        model.weights = self.weights.unwrap_or(model.weights);
-        model.quantize = self.quantize;
-        model.weight_scale = self.weight_scale;
-        model.weight_centre = self.weight_centre;
-        model.init = self.init.unwrap_or(model.init);
-        model.act_quant = self.act_quant.unwrap_or(model.act_quant);
-        model.linear_norm = self.linear_norm.unwrap_or(model.linear_norm);
-        model.pos_embed = switch(self.pos_embed, self.no_pos_embed).unwrap_or(model.pos_embed);
-        model.causal = switch(self.causal, self.no_causal).unwrap_or(model.causal);
-        model.final_norm = switch(self.final_norm, self.no_final_norm).unwrap_or(model.final_norm);
-        let config = RunConfig {
-            preset: self.preset,
-            model,
-            frac: self.frac,
-            data_seed: self.data_seed,
-            seed: self.seed,
-            adamw: AdamW {
-                lr: self.lr,
-                weight_decay: self.weight_decay,
-                ..AdamW::default()
-            },
-            epochs: self.epochs.unwrap_or(DEFAULT_EPOCHS),
-            eval_every: self.eval_every,
-            checkpoint_every: self.checkpoint_every,
-            stop_after_grok: self.stop_after_grok,
-            crate_version: String::new(),
-            adapter: String::new(),
-            imported_from: None,
-        };
+        let mut config = self.model.apply(RunConfig::preset(self.preset));
+        let m = &mut config.model;
+        m.weights = self.weights.unwrap_or(m.weights);
+        m.act_quant = self.act_quant.unwrap_or(m.act_quant);
+        config.seed = self.seed;
+        config.adamw.lr = self.lr;
+        config.adamw.weight_decay = self.weight_decay;
         config.validate()?;
         Ok(config)
     }

@@ -83,7 +83,9 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Train(args) => {
             // Validated before the adapter is opened.
             let job = match &args.resume {
-                Some(dir) => TrainJob::Resume(train::PendingRun::reopen(dir, args.epochs)?, dir),
+                Some(dir) => {
+                    TrainJob::Resume(train::PendingRun::reopen(dir, args.model.epochs)?, dir)
+                }
                 None => {
                     let out = args
                         .out

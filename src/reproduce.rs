@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::cli::TrainArgs;
 use crate::engine::device::Gpu;
 use crate::model::{Preset, Weights};
 use crate::report;
@@ -44,22 +43,25 @@ const VARIANTS: [Variant; 3] = [
 /// all; the full-precision model did not grok within 4,000 epochs at width 32, nor the ternary
 /// one at width 64.
 fn config(v: &Variant, full: bool) -> Result<RunConfig> {
-    let mut args = TrainArgs::defaults(v.preset);
-    args.weights = v.weights;
-    if full {
-        args.stop_after_grok = Some(2000);
-    } else {
-        let wide = v.preset == Preset::Nanda;
-        args.p = 23;
-        args.frac = 0.7;
-        args.d_model = if wide { 64 } else { 32 };
-        args.d_head = args.d_model / 4;
-        args.d_mlp = 4 * args.d_model;
-        args.epochs = Some(4000);
-        args.checkpoint_every = 50;
-        args.stop_after_grok = Some(200);
+    let mut config = RunConfig::preset(v.preset);
+    if let Some(weights) = v.weights {
+        config.model.weights = weights;
     }
-    args.run_config()
+    if full {
+        config.stop_after_grok = Some(2000);
+    } else {
+        let m = &mut config.model;
+        m.p = 23;
+        m.d_model = if v.preset == Preset::Nanda { 64 } else { 32 };
+        m.d_head = m.d_model / m.n_heads;
+        m.d_mlp = 4 * m.d_model;
+        config.frac = 0.7;
+        config.epochs = 4000;
+        config.checkpoint_every = 50;
+        config.stop_after_grok = Some(200);
+    }
+    config.validate()?;
+    Ok(config)
 }
 
 pub fn reproduce(gpu: &Gpu, out: &Path, full: bool, force: bool) -> Result<PathBuf> {

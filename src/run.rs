@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::bounded_read;
 use crate::engine::{EpochMetrics, OptimizerState};
 use crate::error::UsageError;
-use crate::model::{params, ModelConfig, Params, Preset};
+use crate::model::{
+    params, Init, LinearNorm, ModelConfig, Params, Preset, QuantScope, WeightCentre, WeightScale,
+};
 use crate::optim::AdamW;
 use crate::run_lock::{DirLock, LOCK_NAME};
 use crate::task::Split;
@@ -42,7 +44,71 @@ pub struct RunConfig {
     pub imported_from: Option<String>,
 }
 
+/// The study's modulus, training fraction and split seed (Nanda et al.), every run's default.
+pub const DEFAULT_P: usize = 113;
+pub const DEFAULT_FRAC: f64 = 0.3;
+pub const DEFAULT_DATA_SEED: u64 = 598;
+/// Default epoch budget of a new run.
+pub const DEFAULT_EPOCHS: usize = 25_000;
+pub const DEFAULT_EVAL_EVERY: usize = 1;
+pub const DEFAULT_CHECKPOINT_EVERY: usize = 100;
+
+/// Architecture switches that override a preset's (None: the preset's own).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantize: Option<QuantScope>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_scale: Option<WeightScale>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_centre: Option<WeightCentre>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<Init>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear_norm: Option<LinearNorm>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pos_embed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causal: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_norm: Option<bool>,
+}
+
+impl ModelOverrides {
+    pub fn apply(&self, m: &mut ModelConfig) {
+        m.quantize = self.quantize.unwrap_or(m.quantize);
+        m.weight_scale = self.weight_scale.unwrap_or(m.weight_scale);
+        m.weight_centre = self.weight_centre.unwrap_or(m.weight_centre);
+        m.init = self.init.unwrap_or(m.init);
+        m.linear_norm = self.linear_norm.unwrap_or(m.linear_norm);
+        m.pos_embed = self.pos_embed.unwrap_or(m.pos_embed);
+        m.causal = self.causal.unwrap_or(m.causal);
+        m.final_norm = self.final_norm.unwrap_or(m.final_norm);
+    }
+}
+
 impl RunConfig {
+    /// A preset's run with every default: its architecture at the default widths and modulus,
+    /// 30% of the pairs split with data seed 598, seed 0, AdamW's defaults, 25,000 epochs, a test
+    /// evaluation every epoch and a checkpoint every 100.
+    pub fn preset(preset: Preset) -> RunConfig {
+        RunConfig {
+            preset,
+            model: ModelConfig::preset(preset, DEFAULT_P),
+            frac: DEFAULT_FRAC,
+            data_seed: DEFAULT_DATA_SEED,
+            seed: 0,
+            adamw: AdamW::default(),
+            epochs: DEFAULT_EPOCHS,
+            eval_every: DEFAULT_EVAL_EVERY,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            stop_after_grok: None,
+            crate_version: String::new(),
+            adapter: String::new(),
+            imported_from: None,
+        }
+    }
+
     /// Checks every setting before any GPU work: a [`UsageError`] naming the option, the value
     /// and what is allowed.
     pub fn validate(&self) -> Result<()> {

@@ -502,13 +502,12 @@ fn run_progress(history: &[EpochMetrics]) -> String {
 #[cfg(test)]
 mod tests {
     use super::{chunk_end, PhaseTracker};
-    use crate::cli::TrainArgs;
     use crate::engine::EpochMetrics;
     use crate::model::Preset;
 
     #[test]
     fn a_stop_after_grokking_beyond_any_budget_leaves_the_budget() {
-        let mut config = TrainArgs::defaults(Preset::Nanda).run_config().unwrap();
+        let mut config = crate::run::RunConfig::preset(Preset::Nanda);
         let grokked = EpochMetrics {
             epoch: 900,
             train_loss: 0.0,

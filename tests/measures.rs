@@ -328,11 +328,20 @@ fn phases_are_sustained_and_relapses_counted() {
     let checkpoints: Vec<usize> = (0..=40).map(|i| i * 100).collect();
     let (e, why) = metrics::analysed_checkpoint(&rows, &ph, &checkpoints).unwrap();
     assert_eq!(e, 4000, "{why}");
-    let not_grokked = Phases::find(&rows[..10], 0.1);
-    let (e, why) =
-        metrics::analysed_checkpoint(&rows[..10], &not_grokked, &checkpoints[..10]).unwrap();
+    let never = Phases::find(&rows[..10], 0.1);
+    let (e, why) = metrics::analysed_checkpoint(&rows[..10], &never, &checkpoints[..10]).unwrap();
     assert_eq!(e, 900);
-    assert!(why.contains("did not grok"), "{why}");
+    assert!(why.contains("never reached"), "{why}");
+    // Reached 99.9% but relapsed to the end: the best checkpoint from the first crossing on.
+    let relapsing = &rows[..14];
+    let unstable = Phases::find(relapsing, 0.1);
+    assert_eq!(
+        (unstable.grokked, unstable.first_reached),
+        (None, Some(1000))
+    );
+    let (e, why) = metrics::analysed_checkpoint(relapsing, &unstable, &checkpoints[..14]).unwrap();
+    assert_eq!(e, 1100, "{why}");
+    assert!(why.contains("did not hold it"), "{why}");
 }
 
 #[test]

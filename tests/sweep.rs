@@ -231,3 +231,60 @@ fn a_diverging_model_fails_the_sweep_after_its_group_is_recorded() {
         ["f32-none-wd1-lr0.001-s0", "f32-none-wd1-lr0.001-s1"]
     );
 }
+
+/// A sweep sets every architecture switch `train` can, for all its models (f32 ones keep the
+/// preset's quantiser: they quantise nothing), and `--split fixed` holds the split; each model
+/// is then the run `train` gives with the same switches.
+#[test]
+fn a_sweep_takes_every_architecture_switch_of_train() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let switches = [
+        "--linear-norm",
+        "rms",
+        "--no-pos-embed",
+        "--no-causal",
+        "--final-norm",
+        "--init",
+        "pytorch",
+        "--quantize",
+        "all",
+        "--weight-centre",
+        "mean",
+        "--split",
+        "fixed",
+    ];
+    let mut argv = tiny("sweep");
+    argv.extend(["--weights", "f32,ternary", "--seeds", "0-1"]);
+    argv.extend(switches);
+    argv.extend(["--out", out.to_str().unwrap()]);
+    bitgrok_ok(&argv);
+    let config = |name: &str| {
+        RunDir::open(&out.join(name))
+            .unwrap()
+            .read_config()
+            .unwrap()
+    };
+    for name in ["f32-none-wd1-lr0.001-s1", "ternary-none-wd1-lr0.001-s1"] {
+        let c = config(name);
+        let m = &c.model;
+        assert_eq!(m.linear_norm, bitgrok::model::LinearNorm::Rms, "{name}");
+        assert!(!m.pos_embed && !m.causal && m.final_norm, "{name}");
+        assert_eq!(m.init, bitgrok::model::Init::Pytorch, "{name}");
+        assert_eq!((c.seed, c.data_seed), (1, 598), "{name}: --split fixed");
+    }
+    let f32_model = config("f32-none-wd1-lr0.001-s1").model;
+    let ternary = config("ternary-none-wd1-lr0.001-s1").model;
+    assert_eq!(f32_model.quantize.to_string(), "attn+mlp");
+    assert_eq!(ternary.quantize.to_string(), "all");
+    assert_eq!(ternary.weight_centre, bitgrok::model::WeightCentre::Mean);
+
+    // The ternary model is the run train gives with the same switches.
+    let single = dir.path().join("single");
+    let mut argv = tiny("train");
+    argv.extend(["--weights", "ternary", "--seed", "1", "--data-seed", "598"]);
+    argv.extend(&switches[..switches.len() - 2]);
+    argv.extend(["--out", single.to_str().unwrap()]);
+    bitgrok_ok(&argv);
+    assert_same_files(&single, &out.join("ternary-none-wd1-lr0.001-s1"));
+}

@@ -255,14 +255,20 @@ fn default_init() -> Init {
     Init::TransformerLens
 }
 
+/// The widths of Nanda et al.'s model, every preset's default.
+pub const DEFAULT_D_MODEL: usize = 128;
+pub const DEFAULT_N_HEADS: usize = 4;
+pub const DEFAULT_D_HEAD: usize = 32;
+pub const DEFAULT_D_MLP: usize = 512;
+
 impl ModelConfig {
     pub fn preset(preset: Preset, p: usize) -> Self {
         let base = ModelConfig {
             p,
-            d_model: 128,
-            n_heads: 4,
-            d_head: 32,
-            d_mlp: 512,
+            d_model: DEFAULT_D_MODEL,
+            n_heads: DEFAULT_N_HEADS,
+            d_head: DEFAULT_D_HEAD,
+            d_mlp: DEFAULT_D_MLP,
             weights: Weights::F32,
             quantize: QuantScope::default(),
             weight_scale: WeightScale::Absmean,

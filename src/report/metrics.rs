@@ -60,22 +60,31 @@ pub fn read(path: &Path, epochs: usize) -> Result<Vec<EpochMetrics>> {
 
 pub use crate::phases::{cleanup_accuracy, Phases, RELAPSE_ACCURACY, SUSTAIN};
 
-/// The checkpoint `analyze` takes when none is named, and why: for a run that grokked (by the
-/// sustained rule), the checkpoint from the grokking epoch on with the best recorded test
-/// accuracy (the latest on a tie: the most cleaned-up of equals); otherwise the last one.
+/// The checkpoint `analyze` takes when none is named, and why: the one with the best recorded
+/// test accuracy (the latest on a tie: the most cleaned-up of equals) from the epoch the run
+/// grokked (by the sustained rule) on; for a run that reached 99.9% without holding it, from
+/// the first epoch at 99.9% on (a relapsed state is not the algorithm it found); otherwise the
+/// last checkpoint.
 pub fn analysed_checkpoint(
     rows: &[EpochMetrics],
     phases: &Phases,
     checkpoints: &[usize],
 ) -> Option<(usize, String)> {
     let last = *checkpoints.last()?;
-    let Some(grokked) = phases.grokked else {
-        let why = if !rows.iter().any(|m| m.test_acc.is_finite()) {
-            "the last checkpoint (the run has no accuracy curve)"
-        } else {
-            "the last checkpoint (the run did not grok by the sustained rule)"
-        };
-        return Some((last, why.into()));
+    let (from, what) = match (phases.grokked, phases.first_reached) {
+        (Some(g), _) => (g, format!("the grokking epoch {g}")),
+        (None, Some(f)) => (
+            f,
+            format!("epoch {f}, when it first reached 99.9% (it did not hold it)"),
+        ),
+        (None, None) => {
+            let why = if !rows.iter().any(|m| m.test_acc.is_finite()) {
+                "the last checkpoint (the run has no accuracy curve)"
+            } else {
+                "the last checkpoint (the run never reached 99.9% test accuracy)"
+            };
+            return Some((last, why.into()));
+        }
     };
     let accuracy = |e: usize| {
         rows.iter()
@@ -85,7 +94,7 @@ pub fn analysed_checkpoint(
     };
     let best = checkpoints
         .iter()
-        .filter(|&&e| e >= grokked)
+        .filter(|&&e| e >= from)
         .filter_map(|&e| accuracy(e).map(|a| (e, a)))
         .fold(None, |best: Option<(usize, f32)>, (e, a)| match best {
             Some((_, b)) if b > a => best,
@@ -95,15 +104,13 @@ pub fn analysed_checkpoint(
         Some((e, a)) => (
             e,
             format!(
-                "the checkpoint with the best test accuracy ({a:.4}) from the grokking epoch \
-                 {grokked} on (the latest on a tie)"
+                "the checkpoint with the best test accuracy ({a:.4}) from {what} on (the latest \
+                 on a tie)"
             ),
         ),
         None => (
             last,
-            format!(
-                "the last checkpoint (none after the grokking epoch {grokked} has a test accuracy)"
-            ),
+            format!("the last checkpoint (none from {what} on has a test accuracy)"),
         ),
     })
 }

@@ -15,9 +15,8 @@ use std::str::FromStr;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::TrainArgs;
 use crate::model::{ActQuant, Preset, Weights};
-use crate::run::RunConfig;
+use crate::run::{ModelOverrides, RunConfig};
 
 /// What a sweep trains: the base configuration shared by every model and the axes of the grid.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,6 +38,10 @@ pub struct SweepSpec {
     /// Sweeps written before the option split per seed.
     #[serde(default)]
     pub split: SplitMode,
+    /// Architecture switches over the preset's, for every model (f32 models keep the preset's
+    /// quantiser settings: they quantise nothing).
+    #[serde(flatten)]
+    pub overrides: ModelOverrides,
     pub weights: Vec<Weights>,
     pub act_quant: Vec<ActQuant>,
     pub weight_decay: Vec<f64>,
@@ -135,24 +138,35 @@ impl SweepSpec {
     }
 
     fn run_config(&self, s: &ModelSettings) -> Result<RunConfig> {
-        let mut args = TrainArgs::defaults(self.preset);
-        args.p = self.p;
-        args.frac = self.frac;
-        args.d_model = self.d_model;
-        args.n_heads = self.n_heads;
-        args.d_head = self.d_head;
-        args.d_mlp = self.d_mlp;
-        args.epochs = Some(self.epochs);
-        args.eval_every = self.eval_every;
-        args.checkpoint_every = self.checkpoint_every;
-        args.stop_after_grok = self.stop_after_grok;
-        args.weights = Some(s.weights);
-        args.act_quant = Some(s.act_quant);
-        args.weight_decay = s.weight_decay;
-        args.lr = s.lr;
-        args.seed = s.seed;
-        args.data_seed = s.data_seed;
-        args.run_config()
+        let mut config = RunConfig::preset(self.preset);
+        let m = &mut config.model;
+        m.p = self.p;
+        m.d_model = self.d_model;
+        m.n_heads = self.n_heads;
+        m.d_head = self.d_head;
+        m.d_mlp = self.d_mlp;
+        let mut overrides = self.overrides;
+        if s.weights == Weights::F32 {
+            (
+                overrides.quantize,
+                overrides.weight_scale,
+                overrides.weight_centre,
+            ) = (None, None, None);
+        }
+        overrides.apply(m);
+        m.weights = s.weights;
+        m.act_quant = s.act_quant;
+        config.frac = self.frac;
+        config.data_seed = s.data_seed;
+        config.seed = s.seed;
+        config.adamw.lr = s.lr;
+        config.adamw.weight_decay = s.weight_decay;
+        config.epochs = self.epochs;
+        config.eval_every = self.eval_every;
+        config.checkpoint_every = self.checkpoint_every;
+        config.stop_after_grok = self.stop_after_grok;
+        config.validate()?;
+        Ok(config)
     }
 }
 
@@ -274,6 +288,7 @@ mod tests {
             stop_after_grok: None,
             data_seed: 598,
             split,
+            overrides: Default::default(),
             weights: vec![Weights::F32],
             act_quant: vec![ActQuant::None],
             weight_decay: vec![1.0],
