@@ -75,7 +75,7 @@ pub fn analysed_checkpoint(
         (Some(g), _) => (g, format!("the grokking epoch {g}")),
         (None, Some(f)) => (
             f,
-            format!("epoch {f}, when it first reached 99.9% (it did not hold it)"),
+            format!("epoch {f}, when the run first reached 99.9% without holding it"),
         ),
         (None, None) => {
             let why = if !rows.iter().any(|m| m.test_acc.is_finite()) {
@@ -104,13 +104,13 @@ pub fn analysed_checkpoint(
         Some((e, a)) => (
             e,
             format!(
-                "the checkpoint with the best test accuracy ({a:.4}) from {what} on (the latest \
-                 on a tie)"
+                "the checkpoint with the best test accuracy ({a:.4}) since {what} (the latest on \
+                 a tie)"
             ),
         ),
         None => (
             last,
-            format!("the last checkpoint (none from {what} on has a test accuracy)"),
+            format!("the last checkpoint (none since {what} has a test accuracy)"),
         ),
     })
 }
