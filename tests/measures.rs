@@ -341,7 +341,7 @@ fn phases_are_sustained_and_relapses_counted() {
     );
     let (e, why) = metrics::analysed_checkpoint(relapsing, &unstable, &checkpoints[..14]).unwrap();
     assert_eq!(e, 1100, "{why}");
-    assert!(why.contains("did not hold it"), "{why}");
+    assert!(why.contains("without holding it"), "{why}");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! `--shard I/N` takes a deterministic slice of the grid; `sweep-merge` joins the slices;
 //! `sweep-report` turns the rows into statistics, figures and a verdict.
 
+mod figures;
 pub mod file;
 pub mod merge;
 pub mod report;
