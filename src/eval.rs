@@ -5,7 +5,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::engine::device::Gpu;
-use crate::engine::{Engine, EpochMetrics};
+use crate::engine::Engine;
+use crate::metrics::EpochMetrics;
 use crate::model::Params;
 use crate::run::{RunConfig, RunDir};
 use crate::task::Split;

@@ -11,8 +11,9 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::bounded_read;
-use crate::engine::{EpochMetrics, OptimizerState};
+use crate::engine::OptimizerState;
 use crate::error::UsageError;
+use crate::metrics::{self, EpochMetrics};
 use crate::model::{
     params, Init, LinearNorm, ModelConfig, Params, Preset, QuantScope, WeightCentre, WeightScale,
 };
@@ -168,16 +169,11 @@ impl RunConfig {
     }
 }
 
-pub use crate::phases::GROK_ACCURACY;
-
 pub struct RunDir {
     pub root: PathBuf,
     /// Held by a process that writes the run (see [`crate::run_lock`]), until it is dropped.
     _lock: Option<DirLock>,
 }
-
-pub const METRICS_HEADER: &str =
-    "epoch,train_loss,test_loss,train_acc,test_acc,test_acc_transpose_seen,test_acc_transpose_unseen";
 
 /// Suffix of the temporary files [`write_atomic`] renames into place.
 pub(crate) const TEMPORARY_SUFFIX: &str = ".tmp";
@@ -437,21 +433,7 @@ impl RunDir {
     }
 
     pub fn write_metrics(&self, rows: &[EpochMetrics]) -> Result<()> {
-        let mut csv = String::from(METRICS_HEADER);
-        csv.push('\n');
-        for m in rows {
-            csv.push_str(&format!(
-                "{},{:e},{:e},{},{},{},{}\n",
-                m.epoch,
-                m.train_loss,
-                m.test_loss,
-                m.train_acc,
-                m.test_acc,
-                m.test_acc_transpose_seen,
-                m.test_acc_transpose_unseen
-            ));
-        }
-        write_atomic(&self.metrics_path(), csv.as_bytes())
+        write_atomic(&self.metrics_path(), metrics::csv(rows).as_bytes())
     }
 
     /// Saves parameters in TransformerLens names, with the model config and epoch in the header.

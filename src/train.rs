@@ -9,17 +9,18 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine::device::Gpu;
-use crate::engine::{self, Engine, EpochMetrics, OptimizerState, MAX_EPOCHS_PER_SUBMIT};
+use crate::engine::{self, Engine, OptimizerState, MAX_EPOCHS_PER_SUBMIT};
+use crate::metrics;
+use crate::metrics::EpochMetrics;
+use crate::metrics::{Sustained, GROK_ACCURACY, SUSTAIN};
 use crate::model::Params;
-use crate::phases::{Sustained, GROK_ACCURACY, SUSTAIN};
-use crate::report::metrics;
 use crate::run::{ResumePoint, RunConfig, RunDir};
 use crate::task::Split;
 
 pub struct Summary {
     pub epochs: usize,
     pub final_metrics: EpochMetrics,
-    /// First epoch from which train accuracy held at 1 ([`crate::phases`]'s sustained rule).
+    /// First epoch from which train accuracy held at 1 ([`crate::metrics`]'s sustained rule).
     pub memorised_at: Option<usize>,
     /// First epoch from which test accuracy held at ≥ [`GROK_ACCURACY`].
     pub grokked_at: Option<usize>,
@@ -402,7 +403,7 @@ pub fn train_together(
         .collect())
 }
 
-/// Memorisation and grokking by the sustained rule of [`crate::phases`] (the one the analyses
+/// Memorisation and grokking by the sustained rule of [`crate::metrics`] (the one the analyses
 /// use), and the budget `--stop-after-grok` leaves.
 #[derive(Default)]
 struct PhaseTracker {
@@ -502,7 +503,7 @@ fn run_progress(history: &[EpochMetrics]) -> String {
 #[cfg(test)]
 mod tests {
     use super::{chunk_end, PhaseTracker};
-    use crate::engine::EpochMetrics;
+    use crate::metrics::EpochMetrics;
     use crate::model::Preset;
 
     #[test]

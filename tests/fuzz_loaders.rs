@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use bitgrok::engine::OptimizerState;
 use bitgrok::interop::import;
+use bitgrok::metrics;
 use bitgrok::model::{ModelConfig, Params, Preset, Weights};
-use bitgrok::report::metrics;
 use bitgrok::run::{ResumePoint, RunConfig, RunDir};
 use bitgrok::sweep::file::SweepFile;
 use bitgrok::sweep::{Shard, SweepSpec};

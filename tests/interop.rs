@@ -252,7 +252,7 @@ fn the_nanda_2023_model_imports_generalises_and_analyses() {
 
     // The stored curves become the run's metrics.
     let metrics =
-        report::metrics::read(&RunDir::open(&out).unwrap().metrics_path(), 100_000).unwrap();
+        bitgrok::metrics::read(&RunDir::open(&out).unwrap().metrics_path(), 100_000).unwrap();
     assert_eq!(metrics.len(), 50_000);
     assert!(metrics[0].train_loss > 4.0 && metrics[0].test_loss > 4.0);
     assert!(metrics[1].test_loss.is_nan() && metrics[10].test_loss.is_finite());

@@ -14,9 +14,10 @@ use bitgrok::analysis::{
     self, logit_algorithm, neuron_measures, neuron_measures::NeuronProfile, neurons,
     rectification_null,
 };
-use bitgrok::engine::EpochMetrics;
+use bitgrok::metrics::EpochMetrics;
+use bitgrok::metrics::{self, Phases};
+use bitgrok::report::checkpoint_choice::analysed_checkpoint;
 use bitgrok::report::levels;
-use bitgrok::report::metrics::{self, Phases};
 
 fn angle(k: usize, x: usize, p: usize) -> f64 {
     2.0 * PI * ((k * x) % p) as f64 / p as f64
@@ -326,10 +327,10 @@ fn phases_are_sustained_and_relapses_counted() {
 
     // The analysed checkpoint: the best test accuracy from grokking on, the latest on a tie.
     let checkpoints: Vec<usize> = (0..=40).map(|i| i * 100).collect();
-    let (e, why) = metrics::analysed_checkpoint(&rows, &ph, &checkpoints).unwrap();
+    let (e, why) = analysed_checkpoint(&rows, &ph, &checkpoints).unwrap();
     assert_eq!(e, 4000, "{why}");
     let never = Phases::find(&rows[..10], 0.1);
-    let (e, why) = metrics::analysed_checkpoint(&rows[..10], &never, &checkpoints[..10]).unwrap();
+    let (e, why) = analysed_checkpoint(&rows[..10], &never, &checkpoints[..10]).unwrap();
     assert_eq!(e, 900);
     assert!(why.contains("never reached"), "{why}");
     // Reached 99.9% but relapsed to the end: the best checkpoint from the first crossing on.
@@ -339,7 +340,7 @@ fn phases_are_sustained_and_relapses_counted() {
         (unstable.grokked, unstable.first_reached),
         (None, Some(1000))
     );
-    let (e, why) = metrics::analysed_checkpoint(relapsing, &unstable, &checkpoints[..14]).unwrap();
+    let (e, why) = analysed_checkpoint(relapsing, &unstable, &checkpoints[..14]).unwrap();
     assert_eq!(e, 1100, "{why}");
     assert!(why.contains("without holding it"), "{why}");
 }
@@ -372,7 +373,7 @@ fn sustained_by_definition(rows: &[(usize, bool)]) -> Option<usize> {
 
 #[test]
 fn the_streaming_sustained_rule_matches_its_definition() {
-    use bitgrok::phases::Sustained;
+    use bitgrok::metrics::Sustained;
     use rand::Rng;
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     for case in 0..2000 {

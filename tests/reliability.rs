@@ -9,8 +9,8 @@ use std::process::{Child, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use bitgrok::metrics;
 use bitgrok::model::Params;
-use bitgrok::report::metrics;
 use bitgrok::run::RunDir;
 use bitgrok::task::Split;
 use common::{assert_same_files, bitgrok, bitgrok_ok, interrupt_once_written, small_model};

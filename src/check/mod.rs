@@ -6,7 +6,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::engine::device::Gpu;
-use crate::engine::{Engine, EpochMetrics, Int8Input, Member, PackedWeights};
+use crate::engine::{Engine, Int8Input, Member, PackedWeights};
+use crate::metrics::EpochMetrics;
 use crate::model::{ActQuant, ModelConfig, ParamId, Params};
 use crate::optim::AdamW;
 use crate::reference::{self, Site};

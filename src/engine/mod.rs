@@ -11,8 +11,8 @@ pub mod program;
 
 use anyhow::{bail, Result};
 
-use crate::model::Site;
-use crate::model::{ModelConfig, ParamId, Params, WeightCentre, WeightScale, Weights};
+use crate::metrics::EpochMetrics;
+use crate::model::{ModelConfig, ParamId, Params, Site, WeightCentre, WeightScale, Weights};
 use crate::optim::AdamW;
 use crate::task::Examples;
 use buffers::{Batch, Stack, Tables};
@@ -38,47 +38,18 @@ pub struct Int8Input {
     pub steps: Vec<f32>,
 }
 
-/// Loss and accuracy of one epoch (test values are NaN when it was not evaluated).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct EpochMetrics {
-    pub epoch: usize,
-    pub train_loss: f32,
-    pub train_acc: f32,
-    pub test_loss: f32,
-    pub test_acc: f32,
-    /// Test accuracy on pairs whose transpose is in the train set (free for a model symmetric
-    /// in a and b), and on the others (which only generalisation gets right).
-    pub test_acc_transpose_seen: f32,
-    pub test_acc_transpose_unseen: f32,
-    /// False once AdamW has produced a NaN or infinite parameter (at this epoch or before).
-    pub params_finite: bool,
-}
-
-impl EpochMetrics {
-    /// The same metrics without the test columns (an epoch a run does not evaluate).
-    pub fn untested(self) -> Self {
-        EpochMetrics {
-            test_loss: f32::NAN,
-            test_acc: f32::NAN,
-            test_acc_transpose_seen: f32::NAN,
-            test_acc_transpose_unseen: f32::NAN,
-            ..self
-        }
-    }
-
-    /// Reads a row of the metrics buffer; `tested` says whether the test columns were written.
-    fn from_row(epoch: usize, row: &[f32], tested: bool) -> Self {
-        let test = |v: f32| if tested { v } else { f32::NAN };
-        EpochMetrics {
-            epoch,
-            train_loss: row[0],
-            train_acc: row[1],
-            test_loss: test(row[2]),
-            test_acc: test(row[3]),
-            test_acc_transpose_seen: test(row[4]),
-            test_acc_transpose_unseen: test(row[5]),
-            params_finite: true,
-        }
+/// Reads a row of the metrics buffer; `tested` says whether the test columns were written.
+fn metrics_from_row(epoch: usize, row: &[f32], tested: bool) -> EpochMetrics {
+    let test = |v: f32| if tested { v } else { f32::NAN };
+    EpochMetrics {
+        epoch,
+        train_loss: row[0],
+        train_acc: row[1],
+        test_loss: test(row[2]),
+        test_acc: test(row[3]),
+        test_acc_transpose_seen: test(row[4]),
+        test_acc_transpose_unseen: test(row[5]),
+        params_finite: true,
     }
 }
 
@@ -464,7 +435,7 @@ impl<'g> Engine<'g> {
                         EpochMetrics {
                             params_finite: nonfinite_step == NO_NONFINITE_STEP
                                 || (first_step + e) < nonfinite_step as usize,
-                            ..EpochMetrics::from_row(epoch, row, tested)
+                            ..metrics_from_row(epoch, row, tested)
                         }
                     })
                     .collect()
@@ -492,7 +463,7 @@ impl<'g> Engine<'g> {
                 // last slot).
                 let slot = (step + MAX_EPOCHS_PER_SUBMIT - 1) % MAX_EPOCHS_PER_SUBMIT;
                 let row = &raw[model * slots + slot * METRIC_COLUMNS..][..METRIC_COLUMNS];
-                EpochMetrics::from_row(step, row, self.test.is_some())
+                metrics_from_row(step, row, self.test.is_some())
             })
             .collect())
     }

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use safetensors::SafeTensors;
 use serde::Deserialize;
 
-use crate::engine::EpochMetrics;
+use crate::metrics::EpochMetrics;
 use crate::model::config::N_CTX;
 use crate::model::params::tensor_to_f64;
 use crate::model::{ActQuant, Init, LinearNorm, ModelConfig, ParamId, Params, Preset, Weights};

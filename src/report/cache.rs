@@ -13,8 +13,8 @@ use super::Summary;
 use crate::bounded_read;
 use crate::checksum::digest;
 use crate::engine::device::Gpu;
+use crate::metrics;
 use crate::model::params;
-use crate::report::metrics;
 use crate::run::{RunConfig, RunDir};
 
 /// What an analysis read (`analysis.json`'s `analysed`).

@@ -426,7 +426,7 @@ pub fn key_frequency_algorithm(keys: &[usize], a: &AlgorithmLevel) -> bool {
 impl LevelSummary {
     pub fn of(s: &super::Summary) -> LevelSummary {
         let nl = &s.neuron_level;
-        let threshold = crate::run::GROK_ACCURACY as f64;
+        let threshold = crate::metrics::GROK_ACCURACY as f64;
         LevelSummary {
             generalised: s.phases.first_reached.is_some()
                 || s.phases.grokked.is_some()

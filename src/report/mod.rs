@@ -2,11 +2,11 @@
 //! (`analysis.json`), figures (PNG) and a notebook-like `report.md`.
 
 pub mod cache;
+pub mod checkpoint_choice;
 pub mod compare;
 mod figures;
 pub mod levels;
 mod markdown;
-pub mod metrics;
 mod text;
 
 use std::path::{Path, PathBuf};
@@ -19,11 +19,11 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::{self, fourier::FourierBasis};
 use crate::engine::device::Gpu;
 use crate::engine::{Activations, Engine};
+use crate::metrics::{self, Phases};
 use crate::model::{ModelConfig, Params};
 pub use crate::reference::effective_params;
 use crate::run::{write_atomic, RunConfig, RunDir};
 use crate::task::{Examples, Split};
-use metrics::Phases;
 
 /// Neurons belong to a frequency when at least this fraction of their variance is explained by it.
 pub const CLUSTER_THRESHOLD: f64 = 0.85;
@@ -194,7 +194,7 @@ pub struct Snapshot {
 pub struct Analysis {
     pub summary: Summary,
     pub snapshot: Snapshot,
-    pub metrics: Vec<crate::engine::EpochMetrics>,
+    pub metrics: Vec<crate::metrics::EpochMetrics>,
     pub phases: Phases,
     pub out_dir: PathBuf,
 }
@@ -270,7 +270,11 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     let phases = phases_of(&config, &metrics);
     let (epoch, checkpoint_choice) = match epoch {
         Some(e) => (Some(e), "the checkpoint asked for".to_string()),
-        None => match metrics::analysed_checkpoint(&metrics, &phases, &dir.checkpoint_epochs()?) {
+        None => match checkpoint_choice::analysed_checkpoint(
+            &metrics,
+            &phases,
+            &dir.checkpoint_epochs()?,
+        ) {
             Some((e, why)) => (Some(e), why),
             None => (None, String::new()),
         },
@@ -456,7 +460,7 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
 }
 
 /// The phases of a run's metrics, with the cleanup cut its split gives.
-fn phases_of(config: &RunConfig, metrics: &[crate::engine::EpochMetrics]) -> Phases {
+fn phases_of(config: &RunConfig, metrics: &[crate::metrics::EpochMetrics]) -> Phases {
     let c = &config.model;
     let split = Split::new(c.p, config.frac, config.data_seed);
     Phases::find(
@@ -465,11 +469,14 @@ fn phases_of(config: &RunConfig, metrics: &[crate::engine::EpochMetrics]) -> Pha
     )
 }
 
-/// The checkpoint `analyze` takes when none is named ([`metrics::analysed_checkpoint`]).
+/// The checkpoint `analyze` takes when none is named ([`checkpoint_choice::analysed_checkpoint`]).
 pub(crate) fn default_checkpoint(dir: &RunDir, config: &RunConfig) -> Result<Option<usize>> {
     let metrics = metrics::read(&dir.metrics_path(), config.epochs)?;
     let phases = phases_of(config, &metrics);
-    Ok(metrics::analysed_checkpoint(&metrics, &phases, &dir.checkpoint_epochs()?).map(|(e, _)| e))
+    Ok(
+        checkpoint_choice::analysed_checkpoint(&metrics, &phases, &dir.checkpoint_epochs()?)
+            .map(|(e, _)| e),
+    )
 }
 
 /// At most `max` of `items`, evenly spaced, keeping the first and the last.

@@ -1,7 +1,7 @@
 //! The captions whose text depends on the run's numbers.
 
+use crate::metrics::SUSTAIN;
 use crate::report::levels;
-use crate::report::metrics::SUSTAIN;
 use crate::report::text::{epoch, pct};
 use crate::report::Summary;
 

@@ -24,7 +24,7 @@ pub(super) fn training_curves(an: &Analysis) -> Drawn {
     .into_iter()
     .filter_map(|(name, e)| e.map(|e| (e as f64, name.to_string())))
     .collect();
-    let curve = |f: &dyn Fn(&crate::engine::EpochMetrics) -> f32| -> Vec<(f64, f64)> {
+    let curve = |f: &dyn Fn(&crate::metrics::EpochMetrics) -> f32| -> Vec<(f64, f64)> {
         an.metrics
             .iter()
             .map(|m| (m.epoch as f64, f(m) as f64))

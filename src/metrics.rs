@@ -1,10 +1,114 @@
-//! The phases of a training run (Nanda et al.'s memorisation, circuit formation and cleanup),
-//! found from its accuracy curves by one rule that training (`--stop-after-grok`) and the
-//! analyses share.
+//! A run's metrics, one owner for each fact about them: the row of `metrics.csv` (one epoch's
+//! losses and accuracies), its writer and reader, and the one rule that finds the phases of
+//! training in them, which training (`--stop-after-grok`) and the analyses share.
 
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::engine::EpochMetrics;
+/// Loss and accuracy of one epoch (test values are NaN when it was not evaluated).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub train_loss: f32,
+    pub train_acc: f32,
+    pub test_loss: f32,
+    pub test_acc: f32,
+    /// Test accuracy on pairs whose transpose is in the train set (free for a model symmetric
+    /// in a and b), and on the others (which only generalisation gets right).
+    pub test_acc_transpose_seen: f32,
+    pub test_acc_transpose_unseen: f32,
+    /// False once AdamW has produced a NaN or infinite parameter (at this epoch or before).
+    pub params_finite: bool,
+}
+
+impl EpochMetrics {
+    /// The same metrics without the test columns (an epoch a run does not evaluate).
+    pub fn untested(self) -> Self {
+        EpochMetrics {
+            test_loss: f32::NAN,
+            test_acc: f32::NAN,
+            test_acc_transpose_seen: f32::NAN,
+            test_acc_transpose_unseen: f32::NAN,
+            ..self
+        }
+    }
+}
+
+/// The header of `metrics.csv`.
+pub const HEADER: &str =
+    "epoch,train_loss,test_loss,train_acc,test_acc,test_acc_transpose_seen,test_acc_transpose_unseen";
+
+/// `metrics.csv`'s text for `rows`.
+pub fn csv(rows: &[EpochMetrics]) -> String {
+    let mut csv = String::from(HEADER);
+    csv.push('\n');
+    for m in rows {
+        csv.push_str(&format!(
+            "{},{:e},{:e},{},{},{},{}\n",
+            m.epoch,
+            m.train_loss,
+            m.test_loss,
+            m.train_acc,
+            m.test_acc,
+            m.test_acc_transpose_seen,
+            m.test_acc_transpose_unseen
+        ));
+    }
+    csv
+}
+
+/// Header of runs written before the test accuracy was split by transpose (those columns read
+/// as NaN).
+const HEADER_WITHOUT_SPLIT: &str = "epoch,train_loss,test_loss,train_acc,test_acc";
+
+/// Bytes one row of `metrics.csv` can take (an epoch and six numbers, with room to spare).
+const MAX_ROW_BYTES: u64 = 512;
+
+/// Most bytes the `metrics.csv` of a run of `epochs` epochs can take.
+pub fn max_len(epochs: usize) -> u64 {
+    MAX_ROW_BYTES.saturating_mul(epochs as u64 + 2)
+}
+
+/// The rows of the `metrics.csv` of a run of at most `epochs` epochs (the file's size is bounded
+/// by what such a run writes).
+pub fn read(path: &Path, epochs: usize) -> Result<Vec<EpochMetrics>> {
+    let text =
+        crate::bounded_read::read_to_string(path, max_len(epochs), "the metrics of this run")?;
+    let mut lines = text.lines();
+    let split = match lines.next() {
+        Some(HEADER) => true,
+        Some(HEADER_WITHOUT_SPLIT) => false,
+        _ => bail!(
+            "{} does not start with the header {HEADER:?}",
+            path.display()
+        ),
+    };
+    lines
+        .enumerate()
+        .map(|(i, line)| {
+            let f: Vec<&str> = line.split(',').collect();
+            let num = |j: usize| -> Result<f32> {
+                f.get(j).and_then(|s| s.parse().ok()).with_context(|| {
+                    format!("{} line {}: bad field {}", path.display(), i + 2, j + 1)
+                })
+            };
+            Ok(EpochMetrics {
+                epoch: f[0]
+                    .parse()
+                    .with_context(|| format!("{} line {}: bad epoch", path.display(), i + 2))?,
+                train_loss: num(1)?,
+                test_loss: num(2)?,
+                train_acc: num(3)?,
+                test_acc: num(4)?,
+                test_acc_transpose_seen: if split { num(5)? } else { f32::NAN },
+                test_acc_transpose_unseen: if split { num(6)? } else { f32::NAN },
+                params_finite: true,
+            })
+        })
+        .collect()
+}
 
 /// Test accuracy at or above this counts as generalising.
 pub const GROK_ACCURACY: f32 = 0.999;
