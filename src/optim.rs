@@ -1,6 +1,9 @@
-//! AdamW hyper-parameters (PyTorch semantics: decoupled weight decay on every parameter).
+//! AdamW: its hyper-parameters (PyTorch semantics: decoupled weight decay on every parameter)
+//! and the state it carries from step to step, which checkpoints and resume points hold.
 
 use serde::{Deserialize, Serialize};
+
+use crate::model::Params;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AdamW {
@@ -19,4 +22,14 @@ impl Default for AdamW {
             eps: 1e-8,
         }
     }
+}
+
+/// What AdamW carries from step to step besides the parameters: a resumed run needs it to
+/// continue bit for bit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerState {
+    /// Steps taken.
+    pub step: u32,
+    pub m: Params,
+    pub v: Params,
 }

@@ -11,13 +11,12 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::bounded_read;
-use crate::engine::OptimizerState;
 use crate::error::UsageError;
 use crate::metrics::{self, EpochMetrics};
 use crate::model::{
     params, Init, LinearNorm, ModelConfig, Params, Preset, QuantScope, WeightCentre, WeightScale,
 };
-use crate::optim::AdamW;
+use crate::optim::{AdamW, OptimizerState};
 use crate::run_lock::{DirLock, LOCK_NAME};
 use crate::task::Split;
 use crate::usage_bail;

@@ -9,11 +9,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine::device::Gpu;
-use crate::engine::{self, Engine, OptimizerState, MAX_EPOCHS_PER_SUBMIT};
+use crate::engine::{self, Engine, MAX_EPOCHS_PER_SUBMIT};
 use crate::metrics;
 use crate::metrics::EpochMetrics;
 use crate::metrics::{Sustained, GROK_ACCURACY, SUSTAIN};
 use crate::model::Params;
+use crate::optim::OptimizerState;
 use crate::run::{ResumePoint, RunConfig, RunDir};
 use crate::task::Split;
 

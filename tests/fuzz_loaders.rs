@@ -6,10 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use bitgrok::engine::OptimizerState;
 use bitgrok::interop::import;
 use bitgrok::metrics;
 use bitgrok::model::{ModelConfig, Params, Preset, Weights};
+use bitgrok::optim::OptimizerState;
 use bitgrok::run::{ResumePoint, RunConfig, RunDir};
 use bitgrok::sweep::file::SweepFile;
 use bitgrok::sweep::{Shard, SweepSpec};

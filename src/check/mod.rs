@@ -366,7 +366,7 @@ pub fn check_stacked(gpu: &Gpu, config: &ModelConfig) -> Result<Vec<Row>> {
             flat(&alone.params(0)?),
         );
         let (got, want) = (together.optimizer_state(i)?, alone.optimizer_state(0)?);
-        let moments = |s: &crate::engine::OptimizerState| [flat(&s.m), flat(&s.v)].concat();
+        let moments = |s: &crate::optim::OptimizerState| [flat(&s.m), flat(&s.v)].concat();
         compare_exact("AdamW state", moments(&got), moments(&want));
         compare_exact("AdamW step", vec![got.step as f64], vec![want.step as f64]);
         let mut codes = (Vec::new(), Vec::new());

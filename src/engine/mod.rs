@@ -13,7 +13,7 @@ use anyhow::{bail, Result};
 
 use crate::metrics::EpochMetrics;
 use crate::model::{ModelConfig, ParamId, Params, Site, WeightCentre, WeightScale, Weights};
-use crate::optim::AdamW;
+use crate::optim::{AdamW, OptimizerState};
 use crate::task::Examples;
 use buffers::{Batch, Stack, Tables};
 use device::Gpu;
@@ -51,16 +51,6 @@ fn metrics_from_row(epoch: usize, row: &[f32], tested: bool) -> EpochMetrics {
         test_acc_transpose_unseen: test(row[5]),
         params_finite: true,
     }
-}
-
-/// What AdamW carries from step to step besides the parameters: a resumed run needs it to
-/// continue bit for bit.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OptimizerState {
-    /// Steps taken.
-    pub step: u32,
-    pub m: Params,
-    pub v: Params,
 }
 
 /// `state[1]` while every parameter has stayed finite (shaders/optimizer.wgsl).
