@@ -147,11 +147,12 @@ fn run(command: Command) -> Result<ExitCode> {
             let an = report::analyze(&gpu, &run, epoch, true)?;
             let s = &an.summary;
             println!(
-                "epoch {}: key frequencies {:?}, {:.0}% of neurons clustered, distance irrelevance {:.2}; {:.1} s",
+                "epoch {}: key frequencies {:?}, {:.0}% of neurons clustered pre-ReLU ({:.0}% post-ReLU), {}; {:.1} s",
                 s.epoch,
                 s.key_frequencies,
+                100.0 * s.neuron_level.at(&s.neuron_level.clustered_pre, 0.85),
                 100.0 * s.neurons.clustered_fraction,
-                s.distance_irrelevance,
+                s.clock_pizza.kind,
                 s.seconds
             );
             println!("report: {}", an.out_dir.join("report.md").display());

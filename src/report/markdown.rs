@@ -28,10 +28,12 @@ pub fn report(an: &Analysis, figures: &[Figure]) -> String {
     );
     let _ = writeln!(
         md,
-        "Accuracy over all p² pairs: {:.4}. Key frequencies: {}. Clustered neurons: {:.0}%. Analysis took {:.1} s.\n",
+        "Accuracy over all p² pairs: {:.4}. Key frequencies: {}. Neurons with ≥ 85% of their \
+         variance in one frequency: {} pre-ReLU, {} post-ReLU. Analysis took {:.1} s.\n",
         s.accuracy_all_pairs,
         list(&s.key_frequencies),
-        100.0 * s.neurons.clustered_fraction,
+        pct(s.neuron_level.at(&s.neuron_level.clustered_pre, 0.85)),
+        pct(s.neurons.clustered_fraction),
         s.seconds
     );
     md.push_str(&levels_section(s));

@@ -160,13 +160,14 @@ pub fn sweep(
             let row = analysed_row(gpu, settings, &out.join(&settings.name))?;
             println!(
                 "  {}: memorised at {}, grokked at {}; key frequencies {:?}, {:.0}% of neurons \
-                 clustered, distance irrelevance {:.2}",
+                 clustered pre-ReLU ({:.0}% post-ReLU), {}",
                 settings.name,
                 row.memorised_at.map_or("-".into(), |e| e.to_string()),
                 row.grokked_at.map_or("-".into(), |e| e.to_string()),
                 row.key_frequencies,
+                100.0 * row.levels.clustered_pre,
                 100.0 * row.clustered_fraction,
-                row.distance_irrelevance,
+                row.levels.kind,
             );
             rows.insert(i, row);
         }
