@@ -77,6 +77,7 @@ fn run(command: Command) -> Result<ExitCode> {
             for (i, a) in adapters.iter().enumerate() {
                 let mark = if Some(i) == chosen { "*" } else { " " };
                 println!("{mark} {}", device::describe(&a.get_info()));
+                println!("    {}", device::capabilities(a));
             }
             println!("(* = used; pick another with --adapter NAME or WGPU_ADAPTER_NAME, backends with WGPU_BACKEND)");
         }

@@ -184,6 +184,25 @@ fn eval_of_a_directory_that_is_not_a_run_fails_cleanly() {
 #[test]
 fn devices_lists_and_marks_an_adapter() {
     let o = bitgrok(&["devices"]);
+    // Under every adapter, what it offers the product kernels.
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    let adapters: Vec<usize> = (0..lines.len())
+        .filter(|&i| {
+            lines[i].starts_with('*') || lines[i].starts_with("  ") && !lines[i].starts_with("   ")
+        })
+        .collect();
+    assert!(!adapters.is_empty(), "{text}");
+    for i in adapters {
+        let caps = lines.get(i + 1).copied().unwrap_or_default();
+        assert!(
+            caps.starts_with("    ")
+                && caps.contains("subgroups")
+                && caps.contains("f16")
+                && caps.contains("cooperative matrices"),
+            "{text}"
+        );
+    }
     assert!(o.status.success(), "no adapter: {}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout)
         .lines()

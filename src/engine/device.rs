@@ -112,6 +112,56 @@ pub fn describe(info: &wgpu::AdapterInfo) -> String {
     format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
 }
 
+/// What an adapter offers the product kernels, in one line: its subgroup sizes, f16 arithmetic,
+/// and the cooperative-matrix (tensor core) configurations its driver reports to wgpu, as
+/// `M×N×K A/B type → C type`.
+pub fn capabilities(adapter: &wgpu::Adapter) -> String {
+    let (info, features) = (adapter.get_info(), adapter.features());
+    let subgroups = if features.contains(wgpu::Features::SUBGROUP) {
+        format!(
+            "subgroups of {}–{} lanes",
+            info.subgroup_min_size, info.subgroup_max_size
+        )
+    } else {
+        "no subgroups".into()
+    };
+    let f16 = if features.contains(wgpu::Features::SHADER_F16) {
+        "f16"
+    } else {
+        "no f16"
+    };
+    let configs: Vec<String> = if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+    {
+        adapter
+            .cooperative_matrix_properties()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}×{}×{} {:?} → {:?}{}",
+                    c.m_size,
+                    c.n_size,
+                    c.k_size,
+                    c.ab_type,
+                    c.cr_type,
+                    if c.saturating_accumulation {
+                        " (saturating)"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let coop = if configs.is_empty() {
+        "no cooperative matrices".into()
+    } else {
+        format!("cooperative matrices {}", configs.join(", "))
+    };
+    format!("{subgroups}, {f16}, {coop}")
+}
+
 /// Preference among adapters: discrete GPUs first, CPU adapters last.
 fn rank(info: &wgpu::AdapterInfo) -> u8 {
     match info.device_type {
