@@ -8,6 +8,7 @@ pub mod device;
 pub mod kernels;
 pub mod layout;
 pub mod program;
+mod uniforms;
 
 use anyhow::{bail, Result};
 
@@ -19,7 +20,8 @@ use buffers::{Batch, Stack, Tables};
 use device::Gpu;
 use kernels::{Dispatch, Kernel, Kernels};
 use layout::ParamLayout;
-use program::{HyperParams, Metric, Recorder, Shared, METRIC_COLUMNS};
+use program::{Metric, Recorder, Shared, METRIC_COLUMNS};
+use uniforms::HyperParams;
 
 /// A quantised weight matrix as the GPU holds it ([`Engine::packed_codes`]).
 #[derive(Clone, Debug, PartialEq)]

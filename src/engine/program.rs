@@ -3,14 +3,15 @@
 //! R = 2p + 1 table rows (row 2p is `=`).
 
 use anyhow::Result;
-use bytemuck::{Pod, Zeroable};
 
 use super::buffers::{Batch, Int8Rows, LinearInput, Tables};
 use super::device::{Parallelism, Products};
 use super::kernels::{groups_1d, groups_2d, Dispatch, Kernel, Kernels, LaneForm, Specialisation};
 use super::layout::ParamLayout;
+use super::uniforms::{
+    AttnParams, EmbedParams, LossParams, MatmulParams, NormParams, OperandParams,
+};
 use crate::model::{ActQuant, LinearNorm, ModelConfig, ParamId, WeightCentre, Weights};
-use crate::optim::AdamW;
 
 /// Buffers shared by every program (one slice per model, as every buffer).
 pub struct Shared {
@@ -79,125 +80,6 @@ pub const METRIC_COLUMNS: usize = 6;
 pub enum Metric {
     Train = 0,
     Test = 2,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Default)]
-struct OperandParams {
-    off: u32,
-    s_batch: u32,
-    s_row: u32,
-    s_col: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Default)]
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    k_div: u32,
-    a: OperandParams,
-    b: OperandParams,
-    c: OperandParams,
-    r: OperandParams,
-    a_k_hi: u32,
-    b_k_hi: u32,
-    bias_off: u32,
-    bias_s_batch: u32,
-    k_splits: u32,
-    k_chunk: u32,
-    b_packed: u32,
-    b_param_off: u32,
-    b_packed_off: u32,
-    b_scale: u32,
-    a_steps_off: u32,
-    a_steps_row: u32,
-    a_steps_col: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct NormParams {
-    rows: u32,
-    width: u32,
-    flags: u32,
-    gain_off: u32,
-    lanes: u32,
-    _pad: [u32; 3],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct EmbedParams {
-    p: u32,
-    d_model: u32,
-    w_e: u32,
-    w_pos: u32,
-    has_pos: u32,
-    packing: u32,
-    w_e_codes: u32,
-    w_e_scale: u32,
-    w_pos_codes: u32,
-    w_pos_scale: u32,
-    _pad: [u32; 2],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct AttnParams {
-    n: u32,
-    p: u32,
-    n_heads: u32,
-    d_head: u32,
-    scale: f32,
-    /// Threads per output of `query_grad`.
-    lanes: u32,
-    /// Threads per (example, head) of `forward` and `score_grad`.
-    head_lanes: u32,
-    _pad: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct LossParams {
-    n: u32,
-    p: u32,
-    metric: u32,
-    with_grad: u32,
-    inv_n: f32,
-    metric_slots: u32,
-    /// Threads per example of `per_example_loss`.
-    lanes: u32,
-    _pad: u32,
-}
-
-/// AdamW's hyper-parameters as shaders/optimizer.wgsl reads them, one per model.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub struct HyperParams {
-    lr: f32,
-    weight_decay: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    len: u32,
-    _pad: [u32; 2],
-}
-
-impl HyperParams {
-    /// `hp` for parameters of `len` floats (padding included).
-    pub fn new(hp: &AdamW, len: usize) -> Self {
-        HyperParams {
-            lr: hp.lr as f32,
-            weight_decay: hp.weight_decay as f32,
-            beta1: hp.betas[0] as f32,
-            beta2: hp.betas[1] as f32,
-            eps: hp.eps as f32,
-            len: len as u32,
-            _pad: [0; 2],
-        }
-    }
 }
 
 const MM_ADD_RESIDUAL: u32 = 1;
