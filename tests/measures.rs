@@ -28,6 +28,11 @@ fn neuron(p: usize, f: impl Fn(usize, usize) -> f64) -> DMatrix<f64> {
     DMatrix::from_fn(p * p, 1, |i, _| f(i / p, i % p))
 }
 
+/// The pre-ReLU profile of every neuron (column) of `pre`.
+fn profiles(pre: &DMatrix<f64>, basis: &analysis::fourier::FourierBasis) -> Vec<NeuronProfile> {
+    NeuronProfile::all(&neurons::frequency_fractions(pre, basis))
+}
+
 fn profile(values: &DMatrix<f64>, p: usize) -> NeuronProfile {
     let fr = neurons::frequency_fractions(values, &analysis::basis(p));
     NeuronProfile::of(&fr.row(0).iter().copied().collect::<Vec<_>>())
@@ -152,7 +157,14 @@ fn the_pure_null_reproduces_the_analytic_post_relu_pass_rate() {
                 pre[(i, 0)] - 10.0
             }
         });
-        let shares = rectification_null::null_max_shares(&pre_shifted, &basis, Some(1.0), 3, 7);
+        let shares = rectification_null::null_max_shares(
+            &pre_shifted,
+            &profiles(&pre_shifted, &basis),
+            &basis,
+            Some(1.0),
+            3,
+            7,
+        );
         let want = neuron_measures::rectified_cosine_share(rate);
         assert_eq!(shares.len(), 3);
         for s in &shares {
@@ -183,7 +195,8 @@ fn the_null_matches_purity_and_is_seeded() {
     let base = neuron(p, |a, b| angle(5, a, p).cos() + angle(5, b, p).sin() + 50.0);
     let noisy = DMatrix::from_fn(p * p, 1, |i, _| base[(i, 0)] + 0.6 * noise[i]);
     let q = profile(&noisy, p).max_share;
-    let shares = rectification_null::null_max_shares(&noisy, &basis, None, 4, 1);
+    let shares =
+        rectification_null::null_max_shares(&noisy, &profiles(&noisy, &basis), &basis, None, 4, 1);
     for s in &shares {
         assert!(
             (s - q).abs() < 1e-9,
@@ -192,11 +205,11 @@ fn the_null_matches_purity_and_is_seeded() {
     }
     assert_eq!(
         shares,
-        rectification_null::null_max_shares(&noisy, &basis, None, 4, 1)
+        rectification_null::null_max_shares(&noisy, &profiles(&noisy, &basis), &basis, None, 4, 1)
     );
     assert_ne!(
         shares,
-        rectification_null::null_max_shares(&noisy, &basis, None, 4, 2)
+        rectification_null::null_max_shares(&noisy, &profiles(&noisy, &basis), &basis, None, 4, 2)
     );
 }
 

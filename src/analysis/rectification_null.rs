@@ -30,23 +30,25 @@ use super::neurons::frequency_fractions;
 pub const DRAWS: usize = 4;
 
 /// The largest post-ReLU share of each synthetic neuron: `draws` per real neuron with variance,
-/// in neuron order. `purity` overrides every neuron's pre-ReLU purity (`Some(1.0)`: the pure
-/// null); `None` uses each neuron's own. Seeded: the same inputs give the same null.
+/// in neuron order. `pre_profiles` are the neurons' pre-ReLU profiles (one per column of `pre`);
+/// `purity` overrides every neuron's pre-ReLU purity (`Some(1.0)`: the pure null); `None` uses
+/// each neuron's own. Seeded: the same inputs give the same null.
 pub fn null_max_shares(
     pre: &DMatrix<f64>,
+    pre_profiles: &[NeuronProfile],
     basis: &FourierBasis,
     purity: Option<f64>,
     draws: usize,
     seed: u64,
 ) -> Vec<f64> {
+    assert_eq!(pre_profiles.len(), pre.ncols(), "one profile per neuron");
     let p = basis.p;
-    let pre_fractions = frequency_fractions(pre, basis);
     let freq_of = frequency_of_rows(basis);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut shares = Vec::new();
     let mut synthetic = DMatrix::<f64>::zeros(p * p, draws);
     for m in 0..pre.ncols() {
-        let profile = NeuronProfile::of(&pre_fractions.row(m).iter().copied().collect::<Vec<_>>());
+        let profile = &pre_profiles[m];
         let Some(k) = profile.dominant else { continue };
         let q = purity.unwrap_or(profile.max_share).clamp(0.0, 1.0);
         let column: Vec<f64> = pre.column(m).iter().copied().collect();

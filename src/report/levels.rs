@@ -107,6 +107,7 @@ pub fn neuron_level(
     let null_curve = |purity: Option<f64>| {
         let shares = rectification_null::null_max_shares(
             pre,
+            &profiles_pre,
             basis,
             purity,
             rectification_null::DRAWS,

@@ -222,12 +222,17 @@ fn shares(norms: &[f64]) -> Vec<f64> {
     norms.iter().map(|x| x * x / total).collect()
 }
 
-/// W_E's number rows in the Fourier basis, their norms per frequency, and the norms per
-/// frequency of the (effective) neuron-logit map along the output.
-fn fourier_norms(params: &Params, basis: &FourierBasis) -> (DMatrix<f64>, Vec<f64>, Vec<f64>) {
+/// W_E's number rows (of `effective`, the parameters as the forward pass uses them) in the
+/// Fourier basis, their norms per frequency, and the norms per frequency of the (effective)
+/// neuron-logit map along the output.
+fn fourier_norms(
+    params: &Params,
+    effective: &Params,
+    basis: &FourierBasis,
+) -> (DMatrix<f64>, Vec<f64>, Vec<f64>) {
     // The embedding the forward pass reads: the quantised one when `--quantize` covers it (the
     // neuron-logit map quantises W_out and W_U itself).
-    let embed_fourier = basis.transform(&analysis::number_embeddings(&effective_params(params)));
+    let embed_fourier = basis.transform(&analysis::number_embeddings(effective));
     let embedding_norms = analysis::frequency_norms(&embed_fourier);
     let logit_map_norms =
         analysis::logit_map_frequency_norms(&analysis::neuron_logit_map(params), basis);
@@ -298,7 +303,8 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     let mlp_post = mlp_pre.map(|x| x.max(0.0));
     let basis = analysis::fourier::basis(p);
     let effective = effective_params(&params);
-    let (embed_fourier, embedding_norms, logit_map_norms) = fourier_norms(&params, &basis);
+    let (embed_fourier, embedding_norms, logit_map_norms) =
+        fourier_norms(&params, &effective, &basis);
     let embedding_energy: Vec<f64> = embedding_norms.iter().map(|x| x * x).collect();
     // Frequencies the model uses on the way in (W_E) and on the way out (W_L), their shares
     // averaged: in bit models the per-token norms spread W_E's energy, while W_L stays sharp.
@@ -359,7 +365,7 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
         let (restricted_loss, excluded_loss) =
             restricted_and_excluded(&logits_e, p, &keys.freqs, &split);
         let eff = effective_params(&ps);
-        let (_, e_norms, l_norms) = fourier_norms(&ps, &basis);
+        let (_, e_norms, l_norms) = fourier_norms(&ps, &eff, &basis);
         let m = metrics.iter().find(|m| m.epoch == e);
         progress_points.push(ProgressPoint {
             epoch: e,
