@@ -15,6 +15,7 @@ use crate::run::{
     ModelOverrides, RunConfig, DEFAULT_CHECKPOINT_EVERY, DEFAULT_DATA_SEED, DEFAULT_EPOCHS,
     DEFAULT_EVAL_EVERY, DEFAULT_FRAC, DEFAULT_P,
 };
+use crate::sweep::axes::Setting;
 use crate::sweep::{parse_seeds, Shard, SplitMode, SweepSpec};
 
 #[derive(Parser)]
@@ -166,57 +167,66 @@ pub enum Command {
 }
 
 /// The settings `train` and `sweep` share: the task, the architecture's switches and the
-/// training length (a sweep's grid axes come on top).
+/// training length. Every task, width and switch option takes a comma-separated list: `train`
+/// takes one value, a sweep makes each list with more than one an axis of its grid.
 #[derive(Args)]
 pub struct ModelOptions {
     /// Modulus (vocabulary p + 1).
-    #[arg(long, default_value_t = DEFAULT_P)]
-    pub p: usize,
+    #[arg(long, value_delimiter = ',', default_values_t = [DEFAULT_P])]
+    pub p: Vec<usize>,
     /// Fraction of the p² pairs used for training.
-    #[arg(long, default_value_t = DEFAULT_FRAC, allow_hyphen_values = true)]
-    pub frac: f64,
+    #[arg(long, value_delimiter = ',', default_values_t = [DEFAULT_FRAC], allow_hyphen_values = true)]
+    pub frac: Vec<f64>,
     /// Seed of the train/test split (a sweep's seed s splits with DATA_SEED + s, or with
     /// DATA_SEED under --split fixed).
     #[arg(long, default_value_t = DEFAULT_DATA_SEED)]
     pub data_seed: u64,
-    #[arg(long, default_value_t = DEFAULT_D_MODEL)]
-    pub d_model: usize,
-    #[arg(long, default_value_t = DEFAULT_N_HEADS)]
-    pub n_heads: usize,
-    #[arg(long, default_value_t = DEFAULT_D_HEAD)]
-    pub d_head: usize,
-    #[arg(long, default_value_t = DEFAULT_D_MLP)]
-    pub d_mlp: usize,
+    #[arg(long, value_delimiter = ',', default_values_t = [DEFAULT_D_MODEL])]
+    pub d_model: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_values_t = [DEFAULT_N_HEADS])]
+    pub n_heads: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_values_t = [DEFAULT_D_HEAD])]
+    pub d_head: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_values_t = [DEFAULT_D_MLP])]
+    pub d_mlp: Vec<usize>,
     /// Weight matrices binary and ternary weights quantise: attn, mlp, embed, unembed, joined
-    /// by + or , (or all) [default: attn+mlp].
-    #[arg(long, value_name = "SCOPE")]
-    pub quantize: Option<QuantScope>,
+    /// by + (or all) [default: attn+mlp]; `train` also reads `attn,mlp` as one scope.
+    #[arg(long, value_name = "SCOPE", value_delimiter = ',')]
+    pub quantize: Vec<QuantScope>,
     /// Scale of the quantised weights: absmean, or none (the codes themselves) [default:
     /// absmean].
-    #[arg(long, value_enum)]
-    pub weight_scale: Option<WeightScale>,
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub weight_scale: Vec<WeightScale>,
     /// Quantise W itself, or W - mean W (with the gradient through the mean) [default: none].
-    #[arg(long, value_enum)]
-    pub weight_centre: Option<WeightCentre>,
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub weight_centre: Vec<WeightCentre>,
     /// Parameter initialisation [preset: nanda nanda, seed-bitnet pytorch].
-    #[arg(long, value_enum)]
-    pub init: Option<Init>,
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub init: Vec<Init>,
     /// Normalisation of every Linear input [preset: nanda none, seed-bitnet rms].
-    #[arg(long, value_enum)]
-    pub linear_norm: Option<LinearNorm>,
-    /// Learned positional embedding [preset: nanda on, seed-bitnet off].
-    #[arg(long, overrides_with = "no_pos_embed")]
-    pub pos_embed: bool,
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub linear_norm: Vec<LinearNorm>,
+    /// Learned positional embedding: on (the flag alone) or off [preset: nanda on, seed-bitnet
+    /// off].
+    #[arg(long, value_enum, value_delimiter = ',', num_args = 0..=1, default_missing_value = "on",
+          conflicts_with = "no_pos_embed")]
+    pub pos_embed: Vec<OnOff>,
+    /// The same as --pos-embed off.
     #[arg(long)]
     pub no_pos_embed: bool,
-    /// Causal attention mask [preset: nanda on, seed-bitnet off].
-    #[arg(long, overrides_with = "no_causal")]
-    pub causal: bool,
+    /// Causal attention mask: on (the flag alone) or off [preset: nanda on, seed-bitnet off].
+    #[arg(long, value_enum, value_delimiter = ',', num_args = 0..=1, default_missing_value = "on",
+          conflicts_with = "no_causal")]
+    pub causal: Vec<OnOff>,
+    /// The same as --causal off.
     #[arg(long)]
     pub no_causal: bool,
-    /// RMSNorm with gain before the unembedding [preset: nanda off, seed-bitnet on].
-    #[arg(long, overrides_with = "no_final_norm")]
-    pub final_norm: bool,
+    /// RMSNorm with gain before the unembedding: on (the flag alone) or off [preset: nanda off,
+    /// seed-bitnet on].
+    #[arg(long, value_enum, value_delimiter = ',', num_args = 0..=1, default_missing_value = "on",
+          conflicts_with = "no_final_norm")]
+    pub final_norm: Vec<OnOff>,
+    /// The same as --final-norm off.
     #[arg(long)]
     pub no_final_norm: bool,
     /// Epoch budget [default: 25000; with --resume: the run's own, or this to extend it].
@@ -233,38 +243,74 @@ pub struct ModelOptions {
     pub stop_after_grok: Option<usize>,
 }
 
+/// A switch's value in lists: `--causal on,off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
 impl ModelOptions {
-    /// The switches given, over the preset's.
-    pub fn overrides(&self) -> ModelOverrides {
-        ModelOverrides {
-            quantize: self.quantize,
-            weight_scale: self.weight_scale,
-            weight_centre: self.weight_centre,
-            init: self.init,
-            linear_norm: self.linear_norm,
-            pos_embed: switch(self.pos_embed, self.no_pos_embed),
-            causal: switch(self.causal, self.no_causal),
-            final_norm: switch(self.final_norm, self.no_final_norm),
+    /// Every list of settings given, in the order of the options (the switch pairs' `--no-x`
+    /// read as `--x off`).
+    fn setting_lists(&self) -> Vec<Vec<Setting>> {
+        fn list<T: Copy>(values: &[T], setting: fn(T) -> Setting) -> Vec<Setting> {
+            values.iter().map(|&v| setting(v)).collect()
         }
+        let switch = |values: &[OnOff], off: bool, setting: fn(bool) -> Setting| {
+            if off {
+                vec![setting(false)]
+            } else {
+                values.iter().map(|&v| setting(v == OnOff::On)).collect()
+            }
+        };
+        vec![
+            list(&self.p, Setting::P),
+            list(&self.frac, Setting::Frac),
+            list(&self.d_model, Setting::DModel),
+            list(&self.n_heads, Setting::NHeads),
+            list(&self.d_head, Setting::DHead),
+            list(&self.d_mlp, Setting::DMlp),
+            list(&self.quantize, Setting::Quantize),
+            list(&self.weight_scale, Setting::WeightScale),
+            list(&self.weight_centre, Setting::WeightCentre),
+            list(&self.init, Setting::Init),
+            list(&self.linear_norm, Setting::LinearNorm),
+            switch(&self.pos_embed, self.no_pos_embed, Setting::PosEmbed),
+            switch(&self.causal, self.no_causal, Setting::Causal),
+            switch(&self.final_norm, self.no_final_norm, Setting::FinalNorm),
+        ]
     }
 
-    /// `base` (a preset's defaults) with these settings.
-    pub fn apply(&self, base: RunConfig) -> RunConfig {
-        let mut config = base;
-        let m = &mut config.model;
-        m.p = self.p;
-        m.d_model = self.d_model;
-        m.n_heads = self.n_heads;
-        m.d_head = self.d_head;
-        m.d_mlp = self.d_mlp;
-        self.overrides().apply(m);
-        config.frac = self.frac;
+    /// The settings for `train`: one value per option (several quantize scopes are one scope).
+    fn single_settings(&self) -> Result<Vec<Setting>> {
+        let mut settings = Vec::new();
+        for list in self.setting_lists() {
+            match list.as_slice() {
+                [] => {}
+                [one] => settings.push(*one),
+                [Setting::Quantize(_), ..] => {
+                    let groups: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+                    let scope = groups.join("+").parse().map_err(UsageError)?;
+                    settings.push(Setting::Quantize(scope));
+                }
+                [first, ..] => crate::usage_bail!(
+                    "--{} {}: train takes one value (a sweep takes several)",
+                    first.option(),
+                    list.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",")
+                ),
+            }
+        }
+        Ok(settings)
+    }
+
+    /// Sets the training length, evaluation and checkpoint cadence and split seed given.
+    fn apply_schedule(&self, config: &mut RunConfig) {
         config.data_seed = self.data_seed;
         config.epochs = self.epochs.unwrap_or(DEFAULT_EPOCHS);
         config.eval_every = self.eval_every;
         config.checkpoint_every = self.checkpoint_every;
         config.stop_after_grok = self.stop_after_grok;
-        config
     }
 }
 
@@ -366,24 +412,38 @@ fn or_preset<T: Clone>(values: &[T], default: T) -> Vec<T> {
 impl SweepArgs {
     /// The sweep's specification, every model's configuration validated.
     pub fn spec(&self) -> Result<SweepSpec> {
-        let preset = ModelConfig::preset(self.preset, self.model.p);
-        let seeds = parse_seeds(&self.seeds).map_err(|e| UsageError(format!("--seeds {e}")))?;
         let m = &self.model;
+        let preset = ModelConfig::preset(self.preset, m.p[0]);
+        let seeds = parse_seeds(&self.seeds).map_err(|e| UsageError(format!("--seeds {e}")))?;
+        let mut overrides = ModelOverrides::default();
+        let mut axes = Vec::new();
+        for list in m.setting_lists() {
+            match list.as_slice() {
+                [] => {}
+                [one] => {
+                    one.record(&mut overrides);
+                }
+                _ => axes.push(list),
+            }
+        }
+        let mut schedule = RunConfig::preset(self.preset);
+        m.apply_schedule(&mut schedule);
         let spec = SweepSpec {
             preset: self.preset,
-            p: m.p,
-            frac: m.frac,
-            d_model: m.d_model,
-            n_heads: m.n_heads,
-            d_head: m.d_head,
-            d_mlp: m.d_mlp,
-            epochs: m.epochs.unwrap_or(DEFAULT_EPOCHS),
-            eval_every: m.eval_every,
-            checkpoint_every: m.checkpoint_every,
-            stop_after_grok: m.stop_after_grok,
-            data_seed: m.data_seed,
+            p: m.p[0],
+            frac: m.frac[0],
+            d_model: m.d_model[0],
+            n_heads: m.n_heads[0],
+            d_head: m.d_head[0],
+            d_mlp: m.d_mlp[0],
+            epochs: schedule.epochs,
+            eval_every: schedule.eval_every,
+            checkpoint_every: schedule.checkpoint_every,
+            stop_after_grok: schedule.stop_after_grok,
+            data_seed: schedule.data_seed,
             split: self.split,
-            overrides: m.overrides(),
+            overrides,
+            axes,
             weights: or_preset(&self.weights, preset.weights),
             act_quant: or_preset(&self.act_quant, preset.act_quant),
             weight_decay: self.weight_decay.clone(),
@@ -436,27 +496,23 @@ const RESUME_CONFLICTS: [&str; 29] = [
     "force",
 ];
 
-/// `--x` / `--no-x` pair: None when neither was given.
-fn switch(on: bool, off: bool) -> Option<bool> {
-    match (on, off) {
-        (true, _) => Some(true),
-        (_, true) => Some(false),
-        _ => None,
-    }
-}
-
 impl TrainArgs {
     /// The run configuration, validated before any GPU work (a [`crate::error::UsageError`]
     /// naming the option, the value and what is allowed).
     pub fn run_config(&self) -> Result<RunConfig> {
-        let mut config = self.model.apply(RunConfig::preset(self.preset));
+        let mut config = RunConfig::preset(self.preset);
         let m = &mut config.model;
         m.weights = self.weights.unwrap_or(m.weights);
         m.act_quant = self.act_quant.unwrap_or(m.act_quant);
+        for setting in self.model.single_settings()? {
+            setting.apply(&mut config);
+        }
+        self.model.apply_schedule(&mut config);
         config.seed = self.seed;
         config.adamw.lr = self.lr;
         config.adamw.weight_decay = self.weight_decay;
         config.validate()?;
         Ok(config)
     }
+
 }

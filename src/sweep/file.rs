@@ -114,7 +114,7 @@ impl SweepFile {
              excluded_loss,distance_irrelevance,gradient_symmetricity,kind,reached_at,relapses,\
              sparse_features,key_algorithm,clock_form_fraction,all_keys_ablated_over_chance,\
              clustered_pre,clustered_post,clustered_null,clustered_pre_weighted,\
-             median_frequencies_needed_pre,median_firing_rate\n",
+             median_frequencies_needed_pre,median_firing_rate,axes\n",
         );
         let opt = |v: Option<usize>| v.map_or(String::new(), |e| e.to_string());
         for r in &self.rows {
@@ -122,7 +122,7 @@ impl SweepFile {
             let freqs: Vec<String> = r.key_frequencies.iter().map(|f| f.to_string()).collect();
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{},{},{},{},{},{:e},{:e},{},{},{},{},{},{:e},{:e},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{:e},{:e},{},{},{},{},{},{:e},{:e},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 s.name,
                 name_of(s.weights),
                 name_of(s.act_quant),
@@ -157,7 +157,12 @@ impl SweepFile {
                 r.levels.clustered_null,
                 r.levels.clustered_pre_weighted,
                 r.levels.median_frequencies_needed_pre,
-                r.levels.median_firing_rate
+                r.levels.median_firing_rate,
+                s.axes
+                    .iter()
+                    .map(|a| format!("{}={a}", a.option()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             );
         }
         out

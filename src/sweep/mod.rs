@@ -1,9 +1,11 @@
-//! Seed and hyper-parameter sweeps: a grid of models (weight precision × activation
-//! quantisation × weight decay × learning rate × seed) over one base configuration, each trained
+//! Seed and hyper-parameter sweeps: a grid of models (further axes of [`axes::Setting`]s ×
+//! weight precision × activation quantisation × weight decay × learning rate × seed) over one
+//! base configuration, each trained
 //! into its own run directory and summarised as one row of `sweep.json` / `sweep.csv`.
 //! `--shard I/N` takes a deterministic slice of the grid; `sweep-merge` joins the slices;
 //! `sweep-report` turns the rows into statistics, figures and a verdict.
 
+pub mod axes;
 mod figures;
 pub mod file;
 pub mod merge;
@@ -18,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{ActQuant, Preset, Weights};
 use crate::run::{ModelOverrides, RunConfig};
+use axes::{combinations, Setting};
 
 /// What a sweep trains: the base configuration shared by every model and the axes of the grid.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -43,6 +46,10 @@ pub struct SweepSpec {
     /// quantiser settings: they quantise nothing).
     #[serde(flatten)]
     pub overrides: ModelOverrides,
+    /// Further axes, each a list of settings of one `train` option (sweeps written before them
+    /// have none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub axes: Vec<Vec<Setting>>,
     pub weights: Vec<Weights>,
     pub act_quant: Vec<ActQuant>,
     pub weight_decay: Vec<f64>,
@@ -66,6 +73,9 @@ pub enum SplitMode {
 pub struct ModelSettings {
     /// Its run directory's name, unique within the sweep.
     pub name: String,
+    /// Its setting of each further axis.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub axes: Vec<Setting>,
     pub weights: Weights,
     pub act_quant: ActQuant,
     pub weight_decay: f64,
@@ -78,7 +88,11 @@ impl ModelSettings {
     /// The settings other than the seed: models of one variant differ only in their seed.
     pub fn variant(&self) -> String {
         format!(
-            "{} {} wd={} lr={}",
+            "{}{} {} wd={} lr={}",
+            self.axes
+                .iter()
+                .map(|s| format!("{}={s} ", s.option()))
+                .collect::<String>(),
             name_of(self.weights),
             name_of(self.act_quant),
             number_name(self.weight_decay),
@@ -104,32 +118,45 @@ impl SweepSpec {
     /// Every model of the grid, in a fixed order (seed fastest), each with a validated run
     /// configuration.
     pub fn plan(&self) -> Result<Vec<(ModelSettings, RunConfig)>> {
-        let mut out = Vec::new();
-        for &weights in &self.weights {
-            for &act_quant in &self.act_quant {
-                for &weight_decay in &self.weight_decay {
-                    for &lr in &self.lr {
-                        for &seed in &self.seeds {
-                            let settings = ModelSettings {
-                                name: format!(
-                                    "{}-{}-wd{}-lr{}-s{seed}",
-                                    name_of(weights),
-                                    name_of(act_quant),
-                                    number_name(weight_decay),
-                                    number_name(lr)
-                                ),
-                                weights,
-                                act_quant,
-                                weight_decay,
-                                lr,
-                                seed,
-                                data_seed: match self.split {
-                                    SplitMode::PerSeed => self.data_seed.wrapping_add(seed),
-                                    SplitMode::Fixed => self.data_seed,
-                                },
-                            };
-                            let config = self.run_config(&settings)?;
-                            out.push((settings, config));
+        let mut out: Vec<(ModelSettings, RunConfig)> = Vec::new();
+        for axes in combinations(&self.axes) {
+            let prefix: String = axes.iter().map(|s| s.name_part() + "-").collect();
+            for &weights in &self.weights {
+                for &act_quant in &self.act_quant {
+                    for &weight_decay in &self.weight_decay {
+                        for &lr in &self.lr {
+                            for &seed in &self.seeds {
+                                let settings = ModelSettings {
+                                    name: format!(
+                                        "{prefix}{}-{}-wd{}-lr{}-s{seed}",
+                                        name_of(weights),
+                                        name_of(act_quant),
+                                        number_name(weight_decay),
+                                        number_name(lr)
+                                    ),
+                                    axes: axes.clone(),
+                                    weights,
+                                    act_quant,
+                                    weight_decay,
+                                    lr,
+                                    seed,
+                                    data_seed: match self.split {
+                                        SplitMode::PerSeed => self.data_seed.wrapping_add(seed),
+                                        SplitMode::Fixed => self.data_seed,
+                                    },
+                                };
+                                let config = self.run_config(&settings)?;
+                                if let Some((twin, _)) = out.iter().find(|(_, c)| *c == config) {
+                                    crate::usage_bail!(
+                                        "models {} and {} of the grid would be the same model \
+                                         (f32 weights ignore --quantize, --weight-scale and \
+                                         --weight-centre); drop one of the settings",
+                                        twin.name,
+                                        settings.name
+                                    );
+                                }
+                                out.push((settings, config));
+                            }
                         }
                     }
                 }
@@ -158,6 +185,10 @@ impl SweepSpec {
         m.weights = s.weights;
         m.act_quant = s.act_quant;
         config.frac = self.frac;
+        let quantised = s.weights != Weights::F32;
+        for setting in s.axes.iter().filter(|x| quantised || !x.quantiser_only()) {
+            setting.apply(&mut config);
+        }
         config.data_seed = s.data_seed;
         config.seed = s.seed;
         config.adamw.lr = s.lr;
@@ -290,6 +321,7 @@ mod tests {
             data_seed: 598,
             split,
             overrides: Default::default(),
+            axes: Vec::new(),
             weights: vec![Weights::F32],
             act_quant: vec![ActQuant::None],
             weight_decay: vec![1.0],

@@ -307,7 +307,13 @@ they are not compared.";
 fn variants(file: &SweepFile) -> Vec<VariantStats> {
     let spec = &file.spec;
     let label = |s: &ModelSettings| {
-        let mut parts = Vec::new();
+        let mut parts: Vec<String> = spec
+            .axes
+            .iter()
+            .zip(&s.axes)
+            .filter(|(axis, _)| axis.len() > 1)
+            .map(|(_, setting)| format!("{} {setting}", setting.option()))
+            .collect();
         if spec.weights.len() > 1 {
             parts.push(name_of(s.weights));
         }
@@ -468,6 +474,14 @@ fn markdown(file: &SweepFile, report: &SweepReport, out: &Path) -> String {
         spec.epochs,
         spec.seeds
     );
+    for axis in &spec.axes {
+        let _ = writeln!(
+            md,
+            "Axis {}: {}.\n",
+            axis[0].option(),
+            axis.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
     let _ = writeln!(md, "{}\n", report.answer);
     md.push_str(
         "| variant | runs | generalised / held | epoch reached | relapses | key frequencies | \
@@ -530,6 +544,7 @@ mod tests {
             .map(|(seed, &c)| SweepRow {
                 settings: ModelSettings {
                     name: format!("{weights:?}-{seed}"),
+                    axes: Vec::new(),
                     weights,
                     act_quant: ActQuant::None,
                     weight_decay: 1.0,
