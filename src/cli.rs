@@ -15,6 +15,7 @@ use crate::run::{
     ModelOverrides, RunConfig, DEFAULT_CHECKPOINT_EVERY, DEFAULT_DATA_SEED, DEFAULT_EPOCHS,
     DEFAULT_EVAL_EVERY, DEFAULT_FRAC, DEFAULT_P,
 };
+use crate::study::{ArmPlan, Design, StudyPlan};
 use crate::sweep::axes::Setting;
 use crate::sweep::{parse_seeds, Shard, SplitMode, SweepSpec};
 
@@ -85,6 +86,9 @@ pub enum Command {
     /// learning rates × seeds), each into OUT/NAME, with a row per model in OUT/sweep.csv.
     /// Running the same command again continues an interrupted sweep.
     Sweep(SweepArgs),
+    /// Run a study design (arms, each a sweep) into OUT/arms/ARM and write its report,
+    /// OUT/study.md with study.json and figures. Running the same command again continues it.
+    Study(StudyArgs),
     /// Join the shard directories of one sweep (`sweep --shard I/N`) into OUT.
     SweepMerge {
         #[arg(required = true, num_args = 1..)]
@@ -349,8 +353,10 @@ pub struct TrainArgs {
     pub adapter: Option<String>,
 }
 
+/// What a sweep trains: the preset, the shared options and the grid's axes (the options of a
+/// study design's arm, too).
 #[derive(Args)]
-pub struct SweepArgs {
+pub struct SweepGrid {
     /// Architecture and defaults, as for `train`.
     #[arg(long, value_enum, default_value = "seed-bitnet")]
     pub preset: Preset,
@@ -383,6 +389,12 @@ pub struct SweepArgs {
     /// Seeds (initialisation and data split): ranges and lists, e.g. 0-15 or 0,3,7-9.
     #[arg(long, default_value = "0")]
     pub seeds: String,
+}
+
+#[derive(Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub grid: SweepGrid,
     /// Train only slice I of N of the grid (models I, I + N, I + 2N, ... in plan order), e.g.
     /// one Slurm array task each; join the slices with `sweep-merge`.
     #[arg(long, value_name = "I/N")]
@@ -400,6 +412,86 @@ pub struct SweepArgs {
     pub adapter: Option<String>,
 }
 
+#[derive(Args)]
+pub struct StudyArgs {
+    /// The design: a TOML file of arms, each a sweep (see studies/quantisation.toml).
+    pub design: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The design's reduced size (its [reduced] options), for CPU adapters.
+    #[arg(long)]
+    pub reduced: bool,
+    /// Train only these arms now (comma-separated names), e.g. to spread a study over several
+    /// machines or sessions; the report covers every arm trained so far.
+    #[arg(long, value_delimiter = ',')]
+    pub arms: Vec<String>,
+    /// Train at most K models at once, as for `sweep`.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    pub together: Option<u64>,
+    /// Retrain existing models, and replace another study in OUT.
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long)]
+    pub adapter: Option<String>,
+}
+
+/// An arm's options parsed as `sweep` would parse them.
+#[derive(Parser)]
+#[command(name = "arm", no_binary_name = true)]
+struct ArmOptions {
+    #[command(flatten)]
+    grid: SweepGrid,
+}
+
+impl StudyArgs {
+    /// Every arm's sweep, each validated, from the design file.
+    pub fn plan(&self) -> Result<StudyPlan> {
+        let design = Design::read(&self.design)?;
+        let mut arms = Vec::new();
+        for arm in &design.arms {
+            let args = design.arm_args(arm, self.reduced)?;
+            let parsed = ArmOptions::try_parse_from(&args).map_err(|e| {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or_default();
+                UsageError(format!(
+                    "{}: arm {:?}: {}",
+                    self.design.display(),
+                    arm.name,
+                    first.trim_start_matches("error: ")
+                ))
+            })?;
+            let spec = parsed.grid.spec().map_err(|e| {
+                UsageError(format!(
+                    "{}: arm {:?}: {e:#}",
+                    self.design.display(),
+                    arm.name
+                ))
+            })?;
+            arms.push(ArmPlan {
+                name: arm.name.clone(),
+                question: arm.question.clone(),
+                options: args.join(" "),
+                spec,
+            });
+        }
+        for name in &self.arms {
+            if !arms.iter().any(|a| &a.name == name) {
+                crate::usage_bail!(
+                    "--arms {name}: {} has no such arm (it has {})",
+                    self.design.display(),
+                    arms.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
+        Ok(StudyPlan {
+            title: design.title,
+            question: design.question,
+            reduced: self.reduced,
+            arms,
+        })
+    }
+}
+
 /// `values`, or the preset's `default` when none were given.
 fn or_preset<T: Clone>(values: &[T], default: T) -> Vec<T> {
     if values.is_empty() {
@@ -409,7 +501,7 @@ fn or_preset<T: Clone>(values: &[T], default: T) -> Vec<T> {
     }
 }
 
-impl SweepArgs {
+impl SweepGrid {
     /// The sweep's specification, every model's configuration validated.
     pub fn spec(&self) -> Result<SweepSpec> {
         let m = &self.model;

@@ -21,6 +21,7 @@ pub mod report;
 pub mod reproduce;
 pub mod run;
 pub mod run_lock;
+pub mod study;
 pub mod sweep;
 pub mod task;
 pub mod testvectors;

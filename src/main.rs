@@ -174,7 +174,7 @@ fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Sweep(args) => {
             // Every model's configuration is validated before the adapter is opened.
-            let spec = args.spec()?;
+            let spec = args.grid.spec()?;
             let shard = args.shard.unwrap_or(Shard::WHOLE);
             // Held until the sweep ends: one process writes a sweep directory at a time.
             let _lock = sweep::run::prepare_out_dir(&args.out, &spec, shard, args.force)?;
@@ -203,6 +203,26 @@ fn run(command: Command) -> Result<ExitCode> {
                 csv.display(),
                 args.out.display()
             );
+        }
+        Command::Study(args) => {
+            // Every arm's models are validated before the adapter is opened.
+            let plan = args.plan()?;
+            bitgrok::study::prepare_out_dir_for(&plan, &args.out, args.force)?;
+            let gpu = Gpu::new(args.adapter.as_deref())?;
+            eprintln!("adapter: {}", gpu.describe());
+            let stop = stop_on_signals()?;
+            let options = sweep::run::SweepOptions {
+                force: args.force,
+                together: args.together.map(|k| k as usize),
+                stop: Some(&stop),
+            };
+            let interrupted = bitgrok::study::run(&gpu, &plan, &args.out, &args.arms, options)?;
+            if interrupted {
+                eprintln!("interrupted; {}", sweep::run::continue_hint(args.force));
+                return Ok(ExitCode::from(INTERRUPTED));
+            }
+            let report = bitgrok::study::report::write(&args.out)?;
+            println!("report: {}", report.display());
         }
         Command::SweepMerge { shards, out } => {
             let merged = sweep::merge::merge(&shards, &out)?;

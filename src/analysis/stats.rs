@@ -1,7 +1,7 @@
-//! The statistics a sweep report needs: location and spread of a sample, and a rank test for
-//! whether two samples differ.
+//! The statistics a sweep report needs: location and spread of a sample, a rank test for
+//! whether two samples differ, and an exact test for whether two success rates do.
 
-use statrs::distribution::{ContinuousCDF, Normal};
+use statrs::distribution::{ContinuousCDF, Discrete, Hypergeometric, Normal};
 
 /// Mean, sample standard deviation and median of the finite values; NaN for an empty sample
 /// (and a standard deviation of 0 for one value).
@@ -104,6 +104,26 @@ pub fn bootstrap_median_difference(a: &[f64], b: &[f64], draws: usize, seed: u64
     (at(0.025), at(0.975))
 }
 
+/// Two-sided p-value of Fisher's exact test that `a_hits` of `a_n` and `b_hits` of `b_n` are
+/// draws of one success rate: the probability, given the margins, of every table no more
+/// likely than the one observed. NaN when either sample is empty.
+pub fn fisher_exact_p(a_hits: usize, a_n: usize, b_hits: usize, b_n: usize) -> f64 {
+    if a_n == 0 || b_n == 0 || a_hits > a_n || b_hits > b_n {
+        return f64::NAN;
+    }
+    let hits = a_hits + b_hits;
+    let tables = Hypergeometric::new((a_n + b_n) as u64, hits as u64, a_n as u64)
+        .expect("valid margins");
+    let observed = tables.pmf(a_hits as u64);
+    let lowest = hits.saturating_sub(b_n);
+    let p: f64 = (lowest..=hits.min(a_n))
+        .map(|x| tables.pmf(x as u64))
+        // Relative slack, so that tables as likely as the observed one count despite rounding.
+        .filter(|&q| q <= observed * (1.0 + 1e-7))
+        .sum();
+    p.min(1.0)
+}
+
 /// Holm's step-down adjustment of p-values for multiple comparisons (NaN stays NaN and does
 /// not count as a test): the adjusted p-values, in the input's order.
 pub fn holm(p: &[f64]) -> Vec<f64> {
@@ -143,6 +163,18 @@ mod tests {
         // Identical samples: no evidence of a difference.
         assert!((mann_whitney_p(&a, &a) - 1.0).abs() < 1e-12);
         assert!(mann_whitney_p(&[1.0], &[1.0]).is_nan());
+    }
+
+    #[test]
+    fn fisher_matches_known_tables() {
+        // scipy.stats.fisher_exact([[1, 3], [4, 0]]) -> p = 0.142857 (= 8/56);
+        // [[3, 1], [1, 3]] -> 0.485714; [[16, 0], [0, 16]] -> 2 / C(32, 16) = 3.327e-9.
+        assert!((fisher_exact_p(1, 4, 4, 4) - 8.0 / 56.0).abs() < 1e-9);
+        assert!((fisher_exact_p(3, 4, 1, 4) - 0.485_714_285_7).abs() < 1e-9);
+        let p = fisher_exact_p(16, 16, 0, 16);
+        assert!((p / 3.327_341_955e-9 - 1.0).abs() < 1e-8, "{p}");
+        assert!((fisher_exact_p(2, 4, 2, 4) - 1.0).abs() < 1e-12);
+        assert!(fisher_exact_p(0, 0, 1, 2).is_nan());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::report::{generalised, VariantStats};
 use crate::plot::{self, BarChart, Scatter};
 
 /// The figures' files and captions.
-pub(super) const FIGURES: [(&str, &str); 3] = [
+pub(crate) const FIGURES: [(&str, &str); 3] = [
     (
         "grokking_epochs.png",
         "Epoch each run first reached 99.9% test accuracy, per variant",
@@ -63,7 +63,7 @@ fn strip(
 }
 
 /// The strip plots and bar charts of `sweep-report`, per variant.
-pub(super) fn figures(variants: &[VariantStats], out: &Path) -> Result<()> {
+pub(crate) fn figures(variants: &[VariantStats], out: &Path) -> Result<()> {
     let any = variants.iter().any(|v| v.generalised > 0);
     let width = |per: u32| per * variants.len().max(4) as u32;
     if any {

@@ -6,7 +6,7 @@
 //! `sweep-report` turns the rows into statistics, figures and a verdict.
 
 pub mod axes;
-mod figures;
+pub(crate) mod figures;
 pub mod file;
 pub mod merge;
 pub mod report;
@@ -98,6 +98,22 @@ impl ModelSettings {
             number_name(self.weight_decay),
             number_name(self.lr)
         )
+    }
+}
+
+impl ModelSettings {
+    /// Every setting of the grid but the seed, as (option, value) in the plan's order of axes:
+    /// the factors a study compares.
+    pub fn factors(&self) -> Vec<(&'static str, String)> {
+        let mut f: Vec<(&'static str, String)> =
+            self.axes.iter().map(|s| (s.option(), s.to_string())).collect();
+        f.extend([
+            ("weights", name_of(self.weights)),
+            ("act-quant", name_of(self.act_quant)),
+            ("weight-decay", number_name(self.weight_decay)),
+            ("lr", number_name(self.lr)),
+        ]);
+        f
     }
 }
 

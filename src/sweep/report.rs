@@ -59,7 +59,7 @@ pub struct VariantStats {
     /// Compared with the reference variant (None for the reference itself).
     pub versus_reference: Option<Comparison>,
     #[serde(skip)]
-    pub(super) rows: Vec<SweepRow>,
+    pub(crate) rows: Vec<SweepRow>,
 }
 
 #[derive(Debug, Serialize)]
@@ -108,7 +108,7 @@ pub struct SweepReport {
 }
 
 /// "= 0.012", "< 0.001" or "n/a".
-fn p_text(p: f64) -> String {
+pub(crate) fn p_text(p: f64) -> String {
     if p.is_nan() {
         "n/a".into()
     } else if p < 1e-3 {
@@ -118,7 +118,7 @@ fn p_text(p: f64) -> String {
     }
 }
 
-pub(super) fn generalised(rows: &[SweepRow]) -> impl Iterator<Item = &SweepRow> {
+pub(crate) fn generalised(rows: &[SweepRow]) -> impl Iterator<Item = &SweepRow> {
     rows.iter().filter(|r| r.levels.generalised)
 }
 
@@ -139,7 +139,7 @@ const MEASURES: [Measure; 5] = [
 ];
 
 impl VariantStats {
-    fn new(variant: String, label: String, rows: Vec<SweepRow>) -> Self {
+    pub(crate) fn new(variant: String, label: String, rows: Vec<SweepRow>) -> Self {
         let n = generalised(&rows).count();
         let share = |ok: &dyn Fn(&SweepRow) -> bool| {
             if n == 0 {
@@ -189,7 +189,7 @@ impl VariantStats {
     }
 
     /// The effect of each measure against the reference, p-values not yet corrected.
-    fn effects(&self, reference: &VariantStats) -> Vec<Effect> {
+    pub(crate) fn effects(&self, reference: &VariantStats) -> Vec<Effect> {
         MEASURES
             .iter()
             .enumerate()
@@ -212,7 +212,7 @@ impl VariantStats {
 
     /// This variant against the reference, per level, by the criteria [`CRITERIA`] states;
     /// `effects` carry Holm-corrected p-values.
-    fn compare(&self, reference: &VariantStats, effects: Vec<Effect>) -> Comparison {
+    pub(crate) fn compare(&self, reference: &VariantStats, effects: Vec<Effect>) -> Comparison {
         let few = self.generalised < MIN_GENERALISED || reference.generalised < MIN_GENERALISED;
         let too_few = || {
             format!(
@@ -288,7 +288,7 @@ impl VariantStats {
 }
 
 /// The verdict's criteria, as the report states them.
-const CRITERIA: &str = "Criteria: the level measures are taken over the runs that generalised \
+pub(crate) const CRITERIA: &str = "Criteria: the level measures are taken over the runs that generalised \
 (reached 99.9% test accuracy; whether they held it is reported as relapses and the grokked \
 count), and a variant is compared only with at least 3 of them. **Features** agree when at least \
 80% of both variants' runs have a clear set of key frequencies. The **algorithm** agrees when at \
@@ -459,36 +459,15 @@ fn cell(s: &SpreadJson, scale: f64, digits: usize) -> String {
     )
 }
 
-fn markdown(file: &SweepFile, report: &SweepReport, out: &Path) -> String {
-    let mut md = String::from("# Sweep report\n\n");
-    let spec = &file.spec;
-    let _ = writeln!(
-        md,
-        "{} models: preset {}, p = {}, frac {}, d_model {}, d_mlp {}, up to {} epochs; seeds {:?}.\n",
-        file.rows.len(),
-        name_of(spec.preset),
-        spec.p,
-        spec.frac,
-        spec.d_model,
-        spec.d_mlp,
-        spec.epochs,
-        spec.seeds
-    );
-    for axis in &spec.axes {
-        let _ = writeln!(
-            md,
-            "Axis {}: {}.\n",
-            axis[0].option(),
-            axis.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
-        );
-    }
-    let _ = writeln!(md, "{}\n", report.answer);
-    md.push_str(
+/// One row per variant: runs, how many generalised and held it, and the level measures (mean ±
+/// sd, median) over the runs that generalised.
+pub(crate) fn variant_table(variants: &[VariantStats]) -> String {
+    let mut md = String::from(
         "| variant | runs | generalised / held | epoch reached | relapses | key frequencies | \
          clock form (%) | clustered pre-ReLU (%) | post-ReLU (%) | null (%) | kind |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    for v in &report.variants {
+    for v in variants {
         let _ = writeln!(
             md,
             "| {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -515,6 +494,34 @@ fn markdown(file: &SweepFile, report: &SweepReport, out: &Path) -> String {
             }
         );
     }
+    md
+}
+
+fn markdown(file: &SweepFile, report: &SweepReport, out: &Path) -> String {
+    let mut md = String::from("# Sweep report\n\n");
+    let spec = &file.spec;
+    let _ = writeln!(
+        md,
+        "{} models: preset {}, p = {}, frac {}, d_model {}, d_mlp {}, up to {} epochs; seeds {:?}.\n",
+        file.rows.len(),
+        name_of(spec.preset),
+        spec.p,
+        spec.frac,
+        spec.d_model,
+        spec.d_mlp,
+        spec.epochs,
+        spec.seeds
+    );
+    for axis in &spec.axes {
+        let _ = writeln!(
+            md,
+            "Axis {}: {}.\n",
+            axis[0].option(),
+            axis.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let _ = writeln!(md, "{}\n", report.answer);
+    md.push_str(&variant_table(&report.variants));
     md.push_str(
         "\nMean ± standard deviation (median) over the runs that generalised (reached 99.9% test \
          accuracy); held: grokked by the sustained rule. Clustered: neurons with ≥ 85% of their \
