@@ -301,7 +301,10 @@ impl ModelOptions {
                 [first, ..] => crate::usage_bail!(
                     "--{} {}: train takes one value (a sweep takes several)",
                     first.option(),
-                    list.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",")
+                    list.iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
                 ),
             }
         }
@@ -479,7 +482,10 @@ impl StudyArgs {
                 crate::usage_bail!(
                     "--arms {name}: {} has no such arm (it has {})",
                     self.design.display(),
-                    arms.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
+                    arms.iter()
+                        .map(|a| a.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
         }
@@ -606,5 +612,4 @@ impl TrainArgs {
         config.validate()?;
         Ok(config)
     }
-
 }

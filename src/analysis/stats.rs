@@ -112,8 +112,8 @@ pub fn fisher_exact_p(a_hits: usize, a_n: usize, b_hits: usize, b_n: usize) -> f
         return f64::NAN;
     }
     let hits = a_hits + b_hits;
-    let tables = Hypergeometric::new((a_n + b_n) as u64, hits as u64, a_n as u64)
-        .expect("valid margins");
+    let tables =
+        Hypergeometric::new((a_n + b_n) as u64, hits as u64, a_n as u64).expect("valid margins");
     let observed = tables.pmf(a_hits as u64);
     let lowest = hits.saturating_sub(b_n);
     let p: f64 = (lowest..=hits.min(a_n))

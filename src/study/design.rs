@@ -88,8 +88,8 @@ impl Design {
         }
         let mut args = Vec::new();
         for (name, value) in &merged {
-            let text = value_text(value)
-                .with_context(|| format!("arm {:?}: option {name}", arm.name))?;
+            let text =
+                value_text(value).with_context(|| format!("arm {:?}: option {name}", arm.name))?;
             args.push(format!("--{name}"));
             if let Some(text) = text {
                 args.push(text);
@@ -120,7 +120,9 @@ fn value_text(value: &toml::Value) -> Result<Option<String>> {
             texts.join(",")
         }
         Value::Boolean(false) | Value::Table(_) | Value::Datetime(_) => {
-            crate::usage_bail!("write a value (a word, a number or a list of them), or true for a flag")
+            crate::usage_bail!(
+                "write a value (a word, a number or a list of them), or true for a flag"
+            )
         }
     }))
 }

@@ -99,7 +99,12 @@ pub fn run(
         let models = arm.spec.plan()?;
         let selected = only.is_empty() || only.contains(&arm.name);
         let _lock = if selected {
-            Some(prepare_out_dir(&dir, &arm.spec, Shard::WHOLE, options.force)?)
+            Some(prepare_out_dir(
+                &dir,
+                &arm.spec,
+                Shard::WHOLE,
+                options.force,
+            )?)
         } else {
             None
         };

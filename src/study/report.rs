@@ -115,7 +115,13 @@ pub fn write(out: &Path) -> Result<PathBuf> {
             let levels: Vec<VariantStats> = factor
                 .levels
                 .iter()
-                .map(|l| VariantStats::new(l.stats.variant.clone(), l.value.clone(), l.stats.rows.clone()))
+                .map(|l| {
+                    VariantStats::new(
+                        l.stats.variant.clone(),
+                        l.value.clone(),
+                        l.stats.rows.clone(),
+                    )
+                })
                 .collect();
             figures(&levels, &dir)?;
         }
@@ -322,7 +328,8 @@ fn effects_table(factor: &Factor) -> String {
         let Some(Comparison { effects, .. }) = &level.stats.versus_reference else {
             continue;
         };
-        for e in effects {
+        // Measures neither level has a value of (no run generalised) are left out.
+        for e in effects.iter().filter(|e| e.median_difference.is_finite()) {
             let _ = writeln!(
                 md,
                 "| {} | {} | {:+.3} | {:+.3} to {:+.3} | {} | {} |",
@@ -388,24 +395,20 @@ fn markdown(report: &StudyReport, plan: &StudyPlan, out: &Path) -> String {
         md.push('\n');
         for factor in &arm.factors {
             let _ = writeln!(md, "### {}: {}\n", arm.name, factor.option);
-            md.push_str(&variant_table(
-                &factor
-                    .levels
-                    .iter()
-                    .map(|l| {
-                        VariantStats::new(
-                            l.stats.variant.clone(),
-                            format!("{} {}", factor.option, l.value),
-                            l.stats.rows.clone(),
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-            ));
-            md.push('\n');
-            md.push_str(&effects_table(factor));
-            md.push('\n');
+            // With one factor, its levels are the cells above.
+            if arm.factors.len() > 1 {
+                md.push_str(&level_table(factor));
+                md.push('\n');
+            }
+            let compared = |l: &Level| l.stats.generalised > 0;
+            if compared(&factor.levels[0]) && factor.levels[1..].iter().any(compared) {
+                md.push_str(&effects_table(factor));
+                md.push('\n');
+            }
             let dir = Path::new("figures").join(&arm.name).join(&factor.option);
-            for (name, caption) in FIGURES.iter().filter(|(n, _)| out.join(&dir).join(n).exists())
+            for (name, caption) in FIGURES
+                .iter()
+                .filter(|(n, _)| out.join(&dir).join(n).exists())
             {
                 let _ = writeln!(
                     md,
@@ -424,6 +427,22 @@ fn markdown(report: &StudyReport, plan: &StudyPlan, out: &Path) -> String {
     md
 }
 
+/// The levels of a factor, each pooled over the arm's other factors.
+fn level_table(factor: &Factor) -> String {
+    let levels: Vec<VariantStats> = factor
+        .levels
+        .iter()
+        .map(|l| {
+            VariantStats::new(
+                l.stats.variant.clone(),
+                format!("{} {}", factor.option, l.value),
+                l.stats.rows.clone(),
+            )
+        })
+        .collect();
+    variant_table(&levels)
+}
+
 fn count_tests(report: &StudyReport) -> usize {
     report
         .arms
@@ -438,4 +457,123 @@ fn count_tests(report: &StudyReport) -> usize {
                     .map_or(0, |c| c.effects.iter().filter(|e| !e.p.is_nan()).count())
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LinearNorm, Weights};
+    use crate::report::levels::LevelSummary;
+    use crate::sweep::axes::Setting;
+    use crate::sweep::{SplitMode, SweepSpec};
+
+    /// Weights f32/ternary × linear norm none/rms × 5 seeds, where exactly the f32 models
+    /// generalise.
+    fn arm() -> (ArmPlan, SweepFile) {
+        let spec = SweepSpec {
+            preset: crate::model::Preset::Nanda,
+            p: 7,
+            frac: 0.5,
+            d_model: 8,
+            n_heads: 2,
+            d_head: 4,
+            d_mlp: 16,
+            epochs: 10,
+            eval_every: 1,
+            checkpoint_every: 5,
+            stop_after_grok: None,
+            data_seed: 1,
+            split: SplitMode::Fixed,
+            overrides: Default::default(),
+            axes: vec![vec![
+                Setting::LinearNorm(LinearNorm::None),
+                Setting::LinearNorm(LinearNorm::Rms),
+            ]],
+            weights: vec![Weights::F32, Weights::Ternary],
+            act_quant: vec![crate::model::ActQuant::None],
+            weight_decay: vec![1.0],
+            lr: vec![1e-3],
+            seeds: (0..5).collect(),
+        };
+        let rows = spec
+            .plan()
+            .unwrap()
+            .into_iter()
+            .map(|(settings, _)| {
+                let generalised = settings.weights == Weights::F32;
+                let seed = settings.seed as f64;
+                SweepRow {
+                    run: settings.name.clone().into(),
+                    epochs: 10,
+                    memorised_at: Some(1),
+                    grokked_at: generalised.then_some(5),
+                    final_train_loss: 0.0,
+                    final_test_loss: 0.0,
+                    accuracy_all_pairs: 1.0,
+                    key_frequencies: vec![1],
+                    key_frequency_share: 0.9,
+                    clustered_fraction: 0.5,
+                    restricted_loss: 0.0,
+                    excluded_loss: 0.0,
+                    distance_irrelevance: 0.9,
+                    gradient_symmetricity: 0.1,
+                    levels: LevelSummary {
+                        generalised,
+                        reached_at: generalised.then_some(5),
+                        clustered_pre: 0.5 + 0.01 * seed,
+                        ..Default::default()
+                    },
+                    settings,
+                }
+            })
+            .collect();
+        let plan = ArmPlan {
+            name: "a".into(),
+            question: "q".into(),
+            options: String::new(),
+            spec: spec.clone(),
+        };
+        let file = SweepFile {
+            spec,
+            shard: crate::sweep::Shard::WHOLE,
+            rows,
+        };
+        (plan, file)
+    }
+
+    #[test]
+    fn factors_pool_the_other_factors_and_test_generalisation() {
+        let (plan, file) = arm();
+        let mut arms = vec![arm_report(&plan, &file).unwrap()];
+        correct(&mut arms);
+        let arm = &arms[0];
+        assert_eq!(arm.cells.len(), 4);
+        let options: Vec<&str> = arm.factors.iter().map(|f| f.option.as_str()).collect();
+        assert_eq!(options, ["linear-norm", "weights"]);
+        let rate = |f: usize| arm.factors[f].levels[1].rate.as_ref().unwrap();
+        // Linear norm: 5 of 10 against 5 of 10.
+        let norm = rate(0);
+        assert_eq!((norm.generalised, norm.runs), (5, 10));
+        assert_eq!((norm.reference_generalised, norm.reference_runs), (5, 10));
+        assert!((norm.p - 1.0).abs() < 1e-12);
+        // Ternary: 0 of 10 against 10 of 10, p = 2 / C(20, 10).
+        let ternary = rate(1);
+        assert_eq!(
+            (ternary.generalised, ternary.reference_generalised),
+            (0, 10)
+        );
+        assert!(
+            (ternary.p / (2.0 / 184_756.0) - 1.0).abs() < 1e-9,
+            "{}",
+            ternary.p
+        );
+        assert!(ternary.p_holm >= ternary.p && ternary.p_holm.is_finite());
+        let md = answer_lines(arm);
+        assert!(
+            md.contains(
+                "**weights ternary** against f32: generalised in 0 of 10 seeds against 10 of 10"
+            ),
+            "{md}"
+        );
+    }
 }

@@ -161,7 +161,12 @@ mod tests {
         ];
         let names: Vec<String> = combinations(&axes)
             .iter()
-            .map(|c| c.iter().map(Setting::name_part).collect::<Vec<_>>().join(" "))
+            .map(|c| {
+                c.iter()
+                    .map(Setting::name_part)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .collect();
         assert_eq!(
             names,

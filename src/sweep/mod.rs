@@ -105,8 +105,11 @@ impl ModelSettings {
     /// Every setting of the grid but the seed, as (option, value) in the plan's order of axes:
     /// the factors a study compares.
     pub fn factors(&self) -> Vec<(&'static str, String)> {
-        let mut f: Vec<(&'static str, String)> =
-            self.axes.iter().map(|s| (s.option(), s.to_string())).collect();
+        let mut f: Vec<(&'static str, String)> = self
+            .axes
+            .iter()
+            .map(|s| (s.option(), s.to_string()))
+            .collect();
         f.extend([
             ("weights", name_of(self.weights)),
             ("act-quant", name_of(self.act_quant)),

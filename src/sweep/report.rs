@@ -288,7 +288,8 @@ impl VariantStats {
 }
 
 /// The verdict's criteria, as the report states them.
-pub(crate) const CRITERIA: &str = "Criteria: the level measures are taken over the runs that generalised \
+pub(crate) const CRITERIA: &str =
+    "Criteria: the level measures are taken over the runs that generalised \
 (reached 99.9% test accuracy; whether they held it is reported as relapses and the grokked \
 count), and a variant is compared only with at least 3 of them. **Features** agree when at least \
 80% of both variants' runs have a clear set of key frequencies. The **algorithm** agrees when at \
@@ -517,7 +518,10 @@ fn markdown(file: &SweepFile, report: &SweepReport, out: &Path) -> String {
             md,
             "Axis {}: {}.\n",
             axis[0].option(),
-            axis.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+            axis.iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let _ = writeln!(md, "{}\n", report.answer);
