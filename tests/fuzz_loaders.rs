@@ -102,6 +102,7 @@ fn sweep_json() -> Vec<u8> {
         data_seed: c.data_seed,
         split: Default::default(),
         overrides: Default::default(),
+        axes: Vec::new(),
         weights: vec![Weights::F32, Weights::Ternary],
         act_quant: vec![c.model.act_quant],
         weight_decay: vec![1.0],

@@ -47,8 +47,7 @@ pub fn null_max_shares(
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut shares = Vec::new();
     let mut synthetic = DMatrix::<f64>::zeros(p * p, draws);
-    for m in 0..pre.ncols() {
-        let profile = &pre_profiles[m];
+    for (m, profile) in pre_profiles.iter().enumerate().take(pre.ncols()) {
         let Some(k) = profile.dominant else { continue };
         let q = purity.unwrap_or(profile.max_share).clamp(0.0, 1.0);
         let column: Vec<f64> = pre.column(m).iter().copied().collect();

@@ -274,36 +274,35 @@ pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
         )?;
     }
 
-    let threshold_curves =
-        |real: &dyn Fn(&super::levels::NeuronLevel) -> &Vec<f64>,
-         null: Option<&dyn Fn(&super::levels::NeuronLevel) -> &Vec<f64>>| {
-            let mut series = Vec::new();
-            for (i, (s, n)) in summaries.iter().zip(&names).enumerate() {
-                let nl = &s.neuron_level;
-                let points = |v: &Vec<f64>| {
-                    nl.thresholds
-                        .iter()
-                        .copied()
-                        .zip(v.iter().copied())
-                        .collect()
-                };
+    type Curve<'a> = &'a dyn Fn(&super::levels::NeuronLevel) -> &Vec<f64>;
+    let threshold_curves = |real: Curve, null: Option<Curve>| {
+        let mut series = Vec::new();
+        for (i, (s, n)) in summaries.iter().zip(&names).enumerate() {
+            let nl = &s.neuron_level;
+            let points = |v: &Vec<f64>| {
+                nl.thresholds
+                    .iter()
+                    .copied()
+                    .zip(v.iter().copied())
+                    .collect()
+            };
+            series.push(Series {
+                label: n.clone(),
+                points: points(real(nl)),
+                dashed: false,
+                colour: Some(i),
+            });
+            if let Some(null) = null {
                 series.push(Series {
-                    label: n.clone(),
-                    points: points(real(nl)),
-                    dashed: false,
+                    label: format!("{n} null"),
+                    points: points(null(nl)),
+                    dashed: true,
                     colour: Some(i),
                 });
-                if let Some(null) = null {
-                    series.push(Series {
-                        label: format!("{n} null"),
-                        points: points(null(nl)),
-                        dashed: true,
-                        colour: Some(i),
-                    });
-                }
             }
-            series
-        };
+        }
+        series
+    };
     let threshold_panel = |title: &str, series: Vec<Series>| LineChart {
         title: title.into(),
         x_label: "threshold (share of variance)".into(),
