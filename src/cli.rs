@@ -411,6 +411,10 @@ pub struct SweepArgs {
     /// Retrain models whose run directories exist, and replace another sweep in OUT.
     #[arg(long)]
     pub force: bool,
+    /// Keep of each finished model its analysed and last checkpoints only, and no analysis
+    /// figures (analysis.json, report.md and metrics.csv stay).
+    #[arg(long)]
+    pub compact: bool,
     #[arg(long)]
     pub adapter: Option<String>,
 }
@@ -434,6 +438,10 @@ pub struct StudyArgs {
     /// Retrain existing models, and replace another study in OUT.
     #[arg(long)]
     pub force: bool,
+    /// Keep every checkpoint and analysis figure of each model (by default a study keeps its
+    /// analysed and last checkpoints and analysis.json, as `sweep --compact`).
+    #[arg(long)]
+    pub keep_checkpoints: bool,
     #[arg(long)]
     pub adapter: Option<String>,
 }

@@ -185,6 +185,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 force: args.force,
                 together: args.together.map(|k| k as usize),
                 stop: Some(&stop),
+                compact: args.compact,
             };
             let outcome = sweep::run::sweep(&gpu, &spec, shard, &args.out, options)?;
             let csv = args.out.join(sweep::file::CSV_NAME);
@@ -215,6 +216,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 force: args.force,
                 together: args.together.map(|k| k as usize),
                 stop: Some(&stop),
+                compact: !args.keep_checkpoints,
             };
             let interrupted = bitgrok::study::run(&gpu, &plan, &args.out, &args.arms, options)?;
             if interrupted {

@@ -95,7 +95,7 @@ pub fn sweep(
         match pending_run(gpu, config, &dir, options.force)? {
             Some(run) => pending.push((i, run)),
             None => {
-                rows.insert(i, analysed_row(gpu, settings, &dir)?);
+                rows.insert(i, analysed_row(gpu, settings, &dir, options.compact)?);
             }
         }
     }
@@ -157,7 +157,7 @@ pub fn sweep(
             if summary.interrupted {
                 continue;
             }
-            let row = analysed_row(gpu, settings, &out.join(&settings.name))?;
+            let row = analysed_row(gpu, settings, &out.join(&settings.name), options.compact)?;
             println!(
                 "  {}: memorised at {}, grokked at {}; key frequencies {:?}, {:.0}% of neurons \
                  clustered pre-ReLU ({:.0}% post-ReLU), {}",
@@ -200,11 +200,49 @@ pub struct SweepOptions<'a> {
     pub together: Option<usize>,
     /// Set by a signal: checkpoint and stop.
     pub stop: Option<&'a AtomicBool>,
+    /// Keep of each finished model only what its row and a later analysis need ([`compact_run`]).
+    pub compact: bool,
 }
 
-/// The row of a trained model, analysing it first unless it has been.
-fn analysed_row(gpu: &Gpu, settings: &ModelSettings, dir: &Path) -> Result<SweepRow> {
+/// Removes from a finished, analysed run every checkpoint but the analysed one and the last
+/// (the analysis cache checks the one, `train --resume --epochs` extends from the other, and
+/// the analysed checkpoint stays the default choice: it was the latest of the best), and the
+/// analysis figures, which `bitgrok analyze` draws again. analysis.json, report.md,
+/// metrics.csv and the resume point stay.
+pub fn compact_run(dir: &Path, analysed: usize) -> Result<()> {
+    let run = RunDir::open(dir)?;
+    let epochs = run.checkpoint_epochs()?;
+    let last = epochs.last().copied();
+    for epoch in epochs {
+        if epoch != analysed && Some(epoch) != last {
+            let path = run.checkpoint_path(epoch);
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    let figures = dir.join("analysis");
+    for entry in
+        std::fs::read_dir(&figures).with_context(|| format!("reading {}", figures.display()))?
+    {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "png") {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The row of a trained model, analysing it first unless it has been (and compacting it when
+/// asked).
+fn analysed_row(
+    gpu: &Gpu,
+    settings: &ModelSettings,
+    dir: &Path,
+    compact: bool,
+) -> Result<SweepRow> {
     let summary = load_or_analyze(gpu, dir)?;
+    if compact {
+        compact_run(dir, summary.epoch)?;
+    }
     Ok(SweepRow::new(
         settings.clone(),
         PathBuf::from(&settings.name),
