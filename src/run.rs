@@ -13,9 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::bounded_read;
 use crate::error::UsageError;
 use crate::metrics::{self, EpochMetrics};
-use crate::model::{
-    params, Init, LinearNorm, ModelConfig, Params, Preset, QuantScope, WeightCentre, WeightScale,
-};
+use crate::model::{params, ModelConfig, Params, Preset};
 use crate::optim::{AdamW, OptimizerState};
 use crate::run_lock::{DirLock, LOCK_NAME};
 use crate::task::Split;
@@ -52,40 +50,6 @@ pub const DEFAULT_DATA_SEED: u64 = 598;
 pub const DEFAULT_EPOCHS: usize = 25_000;
 pub const DEFAULT_EVAL_EVERY: usize = 1;
 pub const DEFAULT_CHECKPOINT_EVERY: usize = 100;
-
-/// Architecture switches that override a preset's (None: the preset's own).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ModelOverrides {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quantize: Option<QuantScope>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weight_scale: Option<WeightScale>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weight_centre: Option<WeightCentre>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init: Option<Init>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub linear_norm: Option<LinearNorm>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pos_embed: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub causal: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub final_norm: Option<bool>,
-}
-
-impl ModelOverrides {
-    pub fn apply(&self, m: &mut ModelConfig) {
-        m.quantize = self.quantize.unwrap_or(m.quantize);
-        m.weight_scale = self.weight_scale.unwrap_or(m.weight_scale);
-        m.weight_centre = self.weight_centre.unwrap_or(m.weight_centre);
-        m.init = self.init.unwrap_or(m.init);
-        m.linear_norm = self.linear_norm.unwrap_or(m.linear_norm);
-        m.pos_embed = self.pos_embed.unwrap_or(m.pos_embed);
-        m.causal = self.causal.unwrap_or(m.causal);
-        m.final_norm = self.final_norm.unwrap_or(m.final_norm);
-    }
-}
 
 impl RunConfig {
     /// A preset's run with every default: its architecture at the default widths and modulus,

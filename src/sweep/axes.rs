@@ -6,8 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{name_of, Init, LinearNorm, QuantScope, WeightCentre, WeightScale};
-use crate::run::{ModelOverrides, RunConfig};
+use crate::model::{name_of, Init, LinearNorm, ModelConfig, QuantScope, WeightCentre, WeightScale};
+use crate::run::RunConfig;
 
 /// One value of one further axis: the `train` option it sets and its value.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -128,6 +128,40 @@ impl fmt::Display for Setting {
                 f.write_str(on_off(v))
             }
         }
+    }
+}
+
+/// A sweep's architecture switches over its preset's, for every model (None: the preset's own).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantize: Option<QuantScope>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_scale: Option<WeightScale>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_centre: Option<WeightCentre>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<Init>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear_norm: Option<LinearNorm>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pos_embed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causal: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_norm: Option<bool>,
+}
+
+impl ModelOverrides {
+    pub fn apply(&self, m: &mut ModelConfig) {
+        m.quantize = self.quantize.unwrap_or(m.quantize);
+        m.weight_scale = self.weight_scale.unwrap_or(m.weight_scale);
+        m.weight_centre = self.weight_centre.unwrap_or(m.weight_centre);
+        m.init = self.init.unwrap_or(m.init);
+        m.linear_norm = self.linear_norm.unwrap_or(m.linear_norm);
+        m.pos_embed = self.pos_embed.unwrap_or(m.pos_embed);
+        m.causal = self.causal.unwrap_or(m.causal);
+        m.final_norm = self.final_norm.unwrap_or(m.final_norm);
     }
 }
 

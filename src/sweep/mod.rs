@@ -11,6 +11,7 @@ pub mod file;
 pub mod merge;
 pub mod report;
 pub mod run;
+mod tables;
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,8 +20,8 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ActQuant, Preset, Weights};
-use crate::run::{ModelOverrides, RunConfig};
-use axes::{combinations, Setting};
+use crate::run::RunConfig;
+use axes::{combinations, ModelOverrides, Setting};
 
 /// What a sweep trains: the base configuration shared by every model and the axes of the grid.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
