@@ -226,6 +226,9 @@ fn run(command: Command) -> Result<ExitCode> {
             let report = bitgrok::study::report::write(&args.out)?;
             println!("report: {}", report.display());
         }
+        Command::StudyReport { dir } => {
+            println!("report: {}", bitgrok::study::report::write(&dir)?.display());
+        }
         Command::SweepMerge { shards, out } => {
             let merged = sweep::merge::merge(&shards, &out)?;
             println!(

@@ -165,6 +165,19 @@ fn a_tiny_study_runs_end_to_end_and_reports_its_runs() {
     );
     assert_eq!(std::fs::read_to_string(out.join("study.md")).unwrap(), md);
 
+    // The plan and the arms' sweep.json alone (what comes back from another machine) give the
+    // same report.
+    let bare = tmp.path().join("bare");
+    for arm in ["precision", "norm"] {
+        std::fs::create_dir_all(bare.join("arms").join(arm)).unwrap();
+        let json = Path::new("arms").join(arm).join("sweep.json");
+        std::fs::copy(out.join(&json), bare.join(&json)).unwrap();
+    }
+    std::fs::copy(out.join("study_plan.json"), bare.join("study_plan.json")).unwrap();
+    bitgrok_ok(&["study-report", bare.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(bare.join("study.md")).unwrap(), md);
+    assert!(!md.contains("unrecorded adapter"), "{md}");
+
     // Another design is refused over it without --force.
     std::fs::write(&design, DESIGN.replace("epochs = 150", "epochs = 100")).unwrap();
     let r = bitgrok(&["study", d, "--out", o]).output().unwrap();

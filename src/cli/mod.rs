@@ -86,6 +86,9 @@ pub enum Command {
     /// Run a study design (arms, each a sweep) into OUT/arms/ARM and write its report,
     /// OUT/study.md with study.json and figures. Running the same command again continues it.
     Study(StudyArgs),
+    /// Write a study's report again from DIR/study_plan.json and the arms' sweep.json alone
+    /// (no adapter needed), e.g. once arms trained on other machines are brought together.
+    StudyReport { dir: PathBuf },
     /// Join the shard directories of one sweep (`sweep --shard I/N`) into OUT.
     SweepMerge {
         #[arg(required = true, num_args = 1..)]

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::{ArmPlan, StudyPlan};
 use crate::analysis::stats::{fisher_exact_p, holm};
-use crate::run::{write_atomic, RunDir};
+use crate::run::write_atomic;
 use crate::sweep::figures::{figures, FIGURES};
 use crate::sweep::file::{SweepFile, SweepRow};
 use crate::sweep::report::{p_text, variant_table, Comparison, VariantStats, CRITERIA};
@@ -74,8 +74,8 @@ pub struct StudyReport {
 pub const MARKDOWN_NAME: &str = "study.md";
 pub const JSON_NAME: &str = "study.json";
 
-/// Writes the report of the study in `out` from every arm trained so far; returns the
-/// markdown's path.
+/// Writes the report of the study in `out` from every arm trained so far (its plan and the
+/// arms' sweep.json are all it reads); returns the markdown's path.
 pub fn write(out: &Path) -> Result<PathBuf> {
     let plan = StudyPlan::read(out)?;
     let mut arms = Vec::new();
@@ -87,11 +87,8 @@ pub fn write(out: &Path) -> Result<PathBuf> {
         }
         let file = SweepFile::read(&dir)?;
         for row in &file.rows {
-            if let Ok(config) = RunDir::open(&dir.join(&row.run)).and_then(|r| r.read_config()) {
-                let who = format!("{} (bitgrok {})", config.adapter, config.crate_version);
-                if !adapters.contains(&who) {
-                    adapters.push(who);
-                }
+            if !row.trained_on.is_empty() && !adapters.contains(&row.trained_on) {
+                adapters.push(row.trained_on.clone());
             }
         }
         arms.push(arm_report(arm, &file)?);
@@ -523,6 +520,7 @@ mod tests {
                         clustered_pre: 0.5 + 0.01 * seed,
                         ..Default::default()
                     },
+                    trained_on: String::new(),
                     settings,
                 }
             })

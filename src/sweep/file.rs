@@ -36,6 +36,9 @@ pub struct SweepRow {
     /// The run at each level (features, algorithm, implementation).
     #[serde(flatten)]
     pub levels: LevelSummary,
+    /// The adapter and bitgrok version that trained it (rows written before it: empty).
+    #[serde(default)]
+    pub trained_on: String,
 }
 
 impl SweepRow {
@@ -58,6 +61,7 @@ impl SweepRow {
             distance_irrelevance: s.distance_irrelevance,
             gradient_symmetricity: s.gradient_symmetricity,
             levels: LevelSummary::of(s),
+            trained_on: format!("{} (bitgrok {})", s.config.adapter, s.config.crate_version),
         }
     }
 }

@@ -539,6 +539,7 @@ mod tests {
                     clustered_post: c,
                     ..Default::default()
                 },
+                trained_on: String::new(),
             })
             .collect();
         VariantStats::new(format!("{weights:?}"), format!("{weights:?}"), rows)
