@@ -9,6 +9,7 @@
 
 mod adamw;
 mod backward;
+pub mod f16_split;
 mod forward;
 mod ops;
 pub mod quant;
