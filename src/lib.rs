@@ -10,6 +10,7 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod f16_split;
 pub mod interop;
 pub mod metrics;
 pub mod model;

@@ -5,6 +5,7 @@
 
 pub mod buffers;
 pub mod device;
+pub mod f16_tiles;
 pub mod kernels;
 pub mod layout;
 pub mod program;

@@ -9,7 +9,6 @@
 
 mod adamw;
 mod backward;
-pub mod f16_split;
 mod forward;
 mod ops;
 pub mod quant;

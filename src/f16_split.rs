@@ -1,5 +1,6 @@
-//! The arithmetic of matrix products on f16 tiles with f32 accumulation (tensor cores), as the
-//! f16 tile kernels do it (shaders/include/f16_tiles.wgsl), for checking them.
+//! The arithmetic of matrix products on f16 tiles with f32 accumulation (tensor cores): the
+//! split's constants, which the f16 tile kernels take from here (engine/f16_tiles.rs), and the
+//! products as the kernels compute them, for checking them.
 //!
 //! Integer operands (int8 activation codes, binary and ternary weight codes) are f16 values, and
 //! so is every product of two of them, so their products are exact whatever the order of the

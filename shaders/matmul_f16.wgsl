@@ -1,0 +1,29 @@
+// The f16 tile product of shaders/include/f16_tiles.wgsl in plain WGSL, one thread per output
+// element of a 16x16 tile: what a cooperative-matrix multiply-add computes, on any adapter with
+// f16 arithmetic (lavapipe has it), so that CI checks the tiles' arithmetic where no tensor
+// cores are.
+
+enable f16;
+
+@compute @workgroup_size(16, 16, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let tile_row = wg.y * T;
+    let tile_col = wg.x * T;
+    let e = lid.y * T + lid.x;
+    var high = 0.0;
+    var cross = 0.0;
+    for (var k0 = 0u; k0 < tp.k; k0 += T) {
+        load_tiles(e, TILE_ELEMENTS, tile_row, tile_col, k0);
+        workgroupBarrier();
+        for (var kk = 0u; kk < T; kk++) {
+            let ah = f32(a_hi[lid.y * T + kk]);
+            let bh = f32(b_hi[kk * T + lid.x]);
+            high += ah * bh;
+            if SPLIT {
+                cross += ah * f32(b_lo[kk * T + lid.x]) + f32(a_lo[lid.y * T + kk]) * bh;
+            }
+        }
+        workgroupBarrier();
+    }
+    store(tile_row, tile_col, e, high, cross);
+}
