@@ -48,6 +48,22 @@ pub struct Factor {
     pub levels: Vec<Level>,
 }
 
+impl Factor {
+    /// Its levels' statistics, each labelled with the option and the level.
+    fn level_stats(&self) -> Vec<VariantStats> {
+        self.levels
+            .iter()
+            .map(|l| {
+                VariantStats::new(
+                    l.stats.variant.clone(),
+                    l.stats.label.clone(),
+                    l.stats.rows.clone(),
+                )
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct ArmReport {
     pub name: String,
@@ -109,18 +125,7 @@ pub fn write(out: &Path) -> Result<PathBuf> {
         for factor in &arm.factors {
             let dir = figures_dir.join(&arm.name).join(&factor.option);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let levels: Vec<VariantStats> = factor
-                .levels
-                .iter()
-                .map(|l| {
-                    VariantStats::new(
-                        l.stats.variant.clone(),
-                        l.value.clone(),
-                        l.stats.rows.clone(),
-                    )
-                })
-                .collect();
-            figures(&levels, &dir)?;
+            figures(&factor.level_stats(), &dir)?;
         }
     }
     write_atomic(
@@ -184,14 +189,14 @@ fn arm_report(arm: &ArmPlan, file: &SweepFile) -> Result<ArmReport> {
             };
             let reference = VariantStats::new(
                 format!("{option}={}", values[0]),
-                values[0].clone(),
+                format!("{option} {}", values[0]),
                 level_rows(&values[0]),
             );
             let mut levels = Vec::new();
             for value in &values[1..] {
                 let mut stats = VariantStats::new(
                     format!("{option}={value}"),
-                    value.clone(),
+                    format!("{option} {value}"),
                     level_rows(value),
                 );
                 let effects = stats.effects(&reference);
@@ -394,7 +399,7 @@ fn markdown(report: &StudyReport, plan: &StudyPlan, out: &Path) -> String {
             let _ = writeln!(md, "### {}: {}\n", arm.name, factor.option);
             // With one factor, its levels are the cells above.
             if arm.factors.len() > 1 {
-                md.push_str(&level_table(factor));
+                md.push_str(&variant_table(&factor.level_stats()));
                 md.push('\n');
             }
             let compared = |l: &Level| l.stats.generalised > 0;
@@ -422,22 +427,6 @@ fn markdown(report: &StudyReport, plan: &StudyPlan, out: &Path) -> String {
          arm's sweep.csv; every statistic and effect is in study.json.\n",
     );
     md
-}
-
-/// The levels of a factor, each pooled over the arm's other factors.
-fn level_table(factor: &Factor) -> String {
-    let levels: Vec<VariantStats> = factor
-        .levels
-        .iter()
-        .map(|l| {
-            VariantStats::new(
-                l.stats.variant.clone(),
-                format!("{} {}", factor.option, l.value),
-                l.stats.rows.clone(),
-            )
-        })
-        .collect();
-    variant_table(&levels)
 }
 
 fn count_tests(report: &StudyReport) -> usize {
@@ -468,29 +457,13 @@ mod tests {
     /// generalise.
     fn arm() -> (ArmPlan, SweepFile) {
         let spec = SweepSpec {
-            preset: crate::model::Preset::Nanda,
-            p: 7,
-            frac: 0.5,
-            d_model: 8,
-            n_heads: 2,
-            d_head: 4,
-            d_mlp: 16,
-            epochs: 10,
-            eval_every: 1,
-            checkpoint_every: 5,
-            stop_after_grok: None,
-            data_seed: 1,
-            split: SplitMode::Fixed,
-            overrides: Default::default(),
             axes: vec![vec![
                 Setting::LinearNorm(LinearNorm::None),
                 Setting::LinearNorm(LinearNorm::Rms),
             ]],
             weights: vec![Weights::F32, Weights::Ternary],
-            act_quant: vec![crate::model::ActQuant::None],
-            weight_decay: vec![1.0],
-            lr: vec![1e-3],
             seeds: (0..5).collect(),
+            ..SweepSpec::tiny(SplitMode::Fixed)
         };
         let rows = spec
             .plan()

@@ -222,6 +222,35 @@ impl SweepSpec {
     }
 }
 
+#[cfg(test)]
+impl SweepSpec {
+    /// A grid of one f32 `nanda` model at p = 7, seeds 0 and 3 (data seed 598), for tests.
+    pub(crate) fn tiny(split: SplitMode) -> SweepSpec {
+        SweepSpec {
+            preset: Preset::Nanda,
+            p: 7,
+            frac: 0.5,
+            d_model: 8,
+            n_heads: 2,
+            d_head: 4,
+            d_mlp: 16,
+            epochs: 10,
+            eval_every: 1,
+            checkpoint_every: 5,
+            stop_after_grok: None,
+            data_seed: 598,
+            split,
+            overrides: Default::default(),
+            axes: Vec::new(),
+            weights: vec![Weights::F32],
+            act_quant: vec![ActQuant::None],
+            weight_decay: vec![1.0],
+            lr: vec![1e-3],
+            seeds: vec![0, 3],
+        }
+    }
+}
+
 /// Slice `index` (from 0) of `count` of a sweep: the models whose position in the plan is
 /// `index` modulo `count`, so slices stay balanced across the grid's axes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -326,28 +355,7 @@ mod tests {
 
     #[test]
     fn a_fixed_split_holds_the_data_seed_while_seeds_vary_the_initialisation() {
-        let spec = |split| SweepSpec {
-            preset: Preset::Nanda,
-            p: 7,
-            frac: 0.5,
-            d_model: 8,
-            n_heads: 2,
-            d_head: 4,
-            d_mlp: 16,
-            epochs: 10,
-            eval_every: 1,
-            checkpoint_every: 5,
-            stop_after_grok: None,
-            data_seed: 598,
-            split,
-            overrides: Default::default(),
-            axes: Vec::new(),
-            weights: vec![Weights::F32],
-            act_quant: vec![ActQuant::None],
-            weight_decay: vec![1.0],
-            lr: vec![1e-3],
-            seeds: vec![0, 3],
-        };
+        let spec = SweepSpec::tiny;
         let seeds = |split| -> Vec<(u64, u64)> {
             spec(split)
                 .plan()
