@@ -1,14 +1,22 @@
 #!/usr/bin/env python3
 """The study's own kind of code, timed: one full-batch training epoch of the same models in
-PyTorch eager mode, to set beside `bitgrok bench` on the same machine.
+PyTorch, to set beside `bitgrok bench` on the same machine, in the configurations a user would
+pick: eager mode, torch.compile (default, "reduce-overhead" which CUDA-graphs the step, and
+"max-autotune"), and K models trained together as one stacked model through torch.func
+(stack_module_state + vmap), as a bitgrok sweep trains them.
 
 Models (as bitgrok's presets): `nanda` (full precision, positional embedding, causal attention)
 and `seed-bitnet` (BitLinear: per-token RMS norm and int8 absmax activations, ternary or binary
 weights with straight-through gradients, no positional embedding, bidirectional attention,
 final RMSNorm with gain). Every position goes through the model, as in the study's code; the loss
-is the cross-entropy of the last position. AdamW lr 1e-3, weight decay 1, betas (0.9, 0.98).
+is the cross-entropy of the last position. AdamW lr 1e-3, weight decay 1, betas (0.9, 0.98)
+(fused on CUDA). K stacked models share the data and sum their losses, so each gets its own
+gradient and AdamW (element-wise) treats each as if alone. `--tf32` lets CUDA's float32 products
+use TF32 tensor cores (a user would; it is labelled in the output).
 
-usage: pytorch_step.py [--p 113] [--frac 0.3] [--epochs 10] [--device cpu|cuda] [--json]
+usage: pytorch_step.py [--p 113] [--frac 0.3] [--epochs 10] [--device cpu|cuda] [--tf32]
+                       [--modes eager,compile,reduce-overhead,max-autotune] [--models 1,8,64]
+                       [--variants nanda:f32,seed-bitnet:ternary,seed-bitnet:binary] [--json]
 """
 import argparse
 import json
@@ -17,6 +25,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call, stack_module_state
 
 D_MODEL, N_HEADS, D_HEAD, D_MLP = 128, 4, 32, 512
 EPS = 1e-5
@@ -101,30 +110,63 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def time_epochs(p, frac, preset, weights, epochs, device):
-    torch.manual_seed(0)
-    model = Model(p, preset, weights).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98))
+def stacked(p, preset, weights, k, device):
+    """K models (seeds 0 .. K-1) as one: their parameters stacked along a new first axis, and
+    the forward pass of one model mapped over it."""
+    models = []
+    for seed in range(k):
+        torch.manual_seed(seed)
+        models.append(Model(p, preset, weights).to(device))
+    if k == 1:
+        return models[0], list(models[0].parameters())
+    params, buffers = stack_module_state(models)
+    params = {name: torch.nn.Parameter(t) for name, t in params.items()}
+    base = models[0]
+
+    def one(ps, bs, tokens):
+        return functional_call(base, (ps, bs), (tokens,))
+
+    every = torch.vmap(one, in_dims=(0, 0, None))
+    return (lambda tokens: every(params, buffers, tokens)), list(params.values())
+
+
+def time_epochs(p, frac, preset, weights, epochs, device, mode, k):
+    forward, params = stacked(p, preset, weights, k, device)
+    fused = device == "cuda"
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98), fused=fused)
     train_x, train_y, test_x, test_y = data(p, frac, device)
 
+    def loss_of(tokens, labels):
+        logits = forward(tokens)
+        if k > 1:
+            # [K, n, p]: the sum of each model's mean loss.
+            return F.cross_entropy(logits.flatten(0, 1), labels.repeat(k), reduction="sum") / len(labels)
+        return F.cross_entropy(logits, labels)
+
+    if mode != "eager":
+        loss_of = torch.compile(loss_of, mode=None if mode == "compile" else mode)
+
     def step(evaluate):
-        loss = F.cross_entropy(model(train_x), train_y)
+        loss = loss_of(train_x, train_y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if evaluate:
             with torch.no_grad():
-                F.cross_entropy(model(test_x), test_y)
+                loss_of(test_x, test_y)
 
     result = {}
     for name, evaluate in [("ms_per_epoch", True), ("ms_per_train_step", False)]:
-        step(evaluate)  # warm-up
+        # Warm-up: compilation (and CUDA-graph recording) happens in the first calls.
+        for _ in range(3 if mode != "eager" else 1):
+            step(evaluate)
         sync(device)
         start = time.perf_counter()
         for _ in range(epochs):
             step(evaluate)
         sync(device)
         result[name] = (time.perf_counter() - start) * 1e3 / epochs
+    result["model_epochs_per_s"] = k * 1e3 / result["ms_per_epoch"]
     return result
 
 
@@ -134,20 +176,31 @@ def main():
     args.add_argument("--frac", type=float, default=0.3)
     args.add_argument("--epochs", type=int, default=10)
     args.add_argument("--device", default="cpu")
+    args.add_argument("--tf32", action="store_true")
+    args.add_argument("--modes", default="eager")
+    args.add_argument("--models", default="1")
+    args.add_argument("--variants", default="nanda:f32,seed-bitnet:ternary,seed-bitnet:binary")
     args.add_argument("--json", action="store_true")
     a = args.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = a.tf32
+    torch.backends.cudnn.allow_tf32 = a.tf32
     rows = []
-    for preset, weights in [("nanda", "f32"), ("seed-bitnet", "ternary"), ("seed-bitnet", "binary")]:
-        r = time_epochs(a.p, a.frac, preset, weights, a.epochs, a.device)
-        rows.append({"preset": preset, "weights": weights, "p": a.p, "device": a.device,
-                     "threads": torch.get_num_threads(), "torch": torch.__version__, **r})
+    for variant in a.variants.split(","):
+        preset, weights = variant.split(":")
+        for mode in a.modes.split(","):
+            for k in (int(x) for x in a.models.split(",")):
+                r = time_epochs(a.p, a.frac, preset, weights, a.epochs, a.device, mode, k)
+                rows.append({"preset": preset, "weights": weights, "p": a.p, "device": a.device,
+                             "mode": mode, "models": k, "tf32": a.tf32,
+                             "threads": torch.get_num_threads(), "torch": torch.__version__, **r})
+                if not a.json:
+                    print(f"{preset:<12} {weights:<8} {mode:<16} K={k:<3} p={a.p} {a.device}"
+                          f"{' tf32' if a.tf32 else ''} ({torch.get_num_threads()} threads, torch "
+                          f"{torch.__version__}): {r['ms_per_epoch']:.2f} ms/epoch, "
+                          f"{r['ms_per_train_step']:.2f} ms/train step, "
+                          f"{r['model_epochs_per_s']:.0f} model-epochs/s", flush=True)
     if a.json:
         print(json.dumps(rows, indent=2))
-    else:
-        for r in rows:
-            print(f"{r['preset']:<12} {r['weights']:<8} p={r['p']} {r['device']} "
-                  f"({r['threads']} threads, torch {r['torch']}): {r['ms_per_epoch']:.1f} ms/epoch "
-                  f"(train step + test eval), {r['ms_per_train_step']:.1f} ms/train step")
 
 
 if __name__ == "__main__":
