@@ -321,7 +321,9 @@ fn answer_lines(arm: &ArmReport) -> String {
     text
 }
 
-fn effects_table(factor: &Factor) -> String {
+/// The effects of the levels compared with the reference (None when none could be).
+fn effects_table(factor: &Factor) -> Option<String> {
+    let mut rows = 0;
     let mut md = String::from(
         "| level | measure | difference of medians | 95% CI | p | Holm-corrected p |\n\
          |---|---|---|---|---|---|\n",
@@ -330,8 +332,9 @@ fn effects_table(factor: &Factor) -> String {
         let Some(Comparison { effects, .. }) = &level.stats.versus_reference else {
             continue;
         };
-        // Measures neither level has a value of (no run generalised) are left out.
+        // Measures not compared (too few generalised runs) are left out.
         for e in effects.iter().filter(|e| e.median_difference.is_finite()) {
+            rows += 1;
             let _ = writeln!(
                 md,
                 "| {} | {} | {:+.3} | {:+.3} to {:+.3} | {} | {} |",
@@ -345,7 +348,7 @@ fn effects_table(factor: &Factor) -> String {
             );
         }
     }
-    md
+    (rows > 0).then_some(md)
 }
 
 fn markdown(report: &StudyReport, plan: &StudyPlan, out: &Path) -> String {
@@ -402,9 +405,8 @@ fn markdown(report: &StudyReport, plan: &StudyPlan, out: &Path) -> String {
                 md.push_str(&variant_table(&factor.level_stats()));
                 md.push('\n');
             }
-            let compared = |l: &Level| l.stats.generalised > 0;
-            if compared(&factor.levels[0]) && factor.levels[1..].iter().any(compared) {
-                md.push_str(&effects_table(factor));
+            if let Some(table) = effects_table(factor) {
+                md.push_str(&table);
                 md.push('\n');
             }
             let dir = Path::new("figures").join(&arm.name).join(&factor.option);

@@ -190,11 +190,23 @@ impl VariantStats {
     }
 
     /// The effect of each measure against the reference, p-values not yet corrected.
+    /// Below [`MIN_GENERALISED`] generalised runs on either side nothing is tested (NaN, which
+    /// Holm's correction does not count), as the verdicts compare nothing there.
     pub(crate) fn effects(&self, reference: &VariantStats) -> Vec<Effect> {
+        let few = self.generalised < MIN_GENERALISED || reference.generalised < MIN_GENERALISED;
         MEASURES
             .iter()
             .enumerate()
             .map(|(i, (name, f))| {
+                if few {
+                    return Effect {
+                        measure: name.to_string(),
+                        median_difference: f64::NAN,
+                        ci95: (f64::NAN, f64::NAN),
+                        p: f64::NAN,
+                        p_holm: f64::NAN,
+                    };
+                }
                 let (a, b) = (values(&self.rows, f), values(&reference.rows, f));
                 let (a, b): (Vec<f64>, Vec<f64>) = (
                     a.into_iter().filter(|x| x.is_finite()).collect(),
