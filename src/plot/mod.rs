@@ -105,6 +105,9 @@ pub struct Scatter {
     pub points: Vec<(f64, f64)>,
     /// Empty, or one text per point drawn beside it.
     pub labels: Vec<String>,
+    /// Empty (every point filled), or per point whether it is drawn hollow (e.g. a run that
+    /// did not generalise beside those that did).
+    pub hollow: Vec<bool>,
     /// Categorical x axis: labels at these positions (e.g. a strip plot's groups at 0, 1, ...);
     /// empty: round numbers.
     pub x_ticks: Vec<(f64, String)>,

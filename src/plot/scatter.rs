@@ -25,6 +25,12 @@ impl Panel for Scatter {
             self.labels.len(),
             self.points.len()
         );
+        ensure!(
+            self.hollow.is_empty() || self.hollow.len() == self.points.len(),
+            "{} hollow marks for {} points",
+            self.hollow.len(),
+            self.points.len()
+        );
         Ok(())
     }
 
@@ -74,8 +80,16 @@ impl Panel for Scatter {
         let plot = chart.plotting_area();
 
         let radius = (theme.tick / 4.0).round().max(2.0) as i32;
-        for &p in shown() {
-            plot.draw(&Circle::new(p, radius, BASE.mix(0.8).filled()))?;
+        for (i, &p) in self.points.iter().enumerate() {
+            if !finite(&&p) {
+                continue;
+            }
+            let style = if self.hollow.get(i).copied().unwrap_or(false) {
+                BASE.mix(0.8).stroke_width(1)
+            } else {
+                BASE.mix(0.8).filled()
+            };
+            plot.draw(&Circle::new(p, radius, style))?;
         }
         if !self.labels.is_empty() {
             let style = Theme::font(theme.tick * 0.8).pos(Pos::new(HPos::Left, VPos::Bottom));

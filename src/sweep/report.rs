@@ -39,6 +39,9 @@ pub struct VariantStats {
     pub generalised: usize,
     /// Held it (the sustained rule).
     pub grokked: usize,
+    /// Accuracy on all p² pairs at the analysed checkpoint, over every run (at small p one wrong
+    /// test pair keeps a run under 99.9%).
+    pub accuracy_all_pairs: SpreadJson,
     /// First epoch at 99.9%, over the runs that generalised.
     pub generalisation_epoch: SpreadJson,
     pub memorisation_epoch: SpreadJson,
@@ -155,6 +158,13 @@ impl VariantStats {
             runs: rows.len(),
             generalised: n,
             grokked: rows.iter().filter(|r| r.grokked_at.is_some()).count(),
+            accuracy_all_pairs: spread(
+                &rows
+                    .iter()
+                    .map(|r| r.accuracy_all_pairs)
+                    .collect::<Vec<_>>(),
+            )
+            .into(),
             generalisation_epoch: of(MEASURES[0].1),
             memorisation_epoch: spread(
                 &rows
@@ -497,7 +507,7 @@ fn markdown(file: &SweepFile, report: &SweepReport, out: &Path) -> String {
          (difference of medians, bootstrap 95% interval, p before and after Holm's correction) in \
          sweep_report.json.\n\n",
     );
-    // The strip plots exist only once some run has grokked.
+    // The strip plot of generalisation epochs exists only once some run has generalised.
     for (name, caption) in FIGURES.iter().filter(|(name, _)| out.join(name).exists()) {
         let _ = writeln!(md, "![{caption}]({name})\n\n{caption}.\n");
     }

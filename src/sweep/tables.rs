@@ -16,22 +16,24 @@ fn cell(s: &SpreadJson, scale: f64, digits: usize) -> String {
     )
 }
 
-/// One row per variant: runs, how many generalised and held it, and the level measures (mean ±
-/// sd, median) over the runs that generalised.
+/// One row per variant: runs, how many generalised and held it, the accuracy on all pairs of
+/// every run, and the level measures (mean ± sd, median) over the runs that generalised.
 pub(crate) fn variant_table(variants: &[VariantStats]) -> String {
     let mut md = String::from(
-        "| variant | runs | generalised / held | epoch reached | relapses | key frequencies | \
-         clock form (%) | clustered pre-ReLU (%) | post-ReLU (%) | null (%) | kind |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| variant | runs | generalised / held | all-pairs accuracy (%), every run | epoch reached | \
+         relapses | key frequencies | clock form (%) | clustered pre-ReLU (%) | post-ReLU (%) | \
+         null (%) | kind |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for v in variants {
         let _ = writeln!(
             md,
-            "| {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             v.label,
             v.runs,
             v.generalised,
             v.grokked,
+            cell(&v.accuracy_all_pairs, 100.0, 1),
             cell(&v.generalisation_epoch, 1.0, 0),
             cell(&v.relapses, 1.0, 1),
             cell(&v.key_frequencies, 1.0, 1),

@@ -58,6 +58,7 @@ pub(super) fn principal_components(an: &Analysis) -> Drawn {
         y_label: format!("PC {}", j + 1),
         points: (0..p).map(|t| (pcs[(t, i)], pcs[(t, j)])).collect(),
         labels: (0..p).map(|t| t.to_string()).collect(),
+        hollow: Vec::new(),
         ..Default::default()
     };
     let mut pc_panels = vec![pc_panel(0, 1)];
