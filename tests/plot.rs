@@ -858,6 +858,8 @@ fn render_examples() {
                     .map(|&(x, y)| ((x > 0.0) as u8 as f64, y))
                     .collect(),
                 labels: vec![],
+                // Hollow markers, as a sweep's runs that did not generalise.
+                hollow: embed.iter().map(|&(_, y)| y < 0.0).collect(),
                 x_ticks: vec![
                     (0.0, "left".into()),
                     (1.0, "right".into()),
