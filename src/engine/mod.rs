@@ -7,6 +7,7 @@ pub mod buffers;
 pub mod device;
 pub mod kernels;
 pub mod layout;
+mod planner;
 pub mod program;
 mod uniforms;
 
@@ -232,7 +233,7 @@ impl<'g> Engine<'g> {
             one: stack.repeated("one", &[1.0f32]),
             split_partials: stack.zeros(
                 "split_partials",
-                program::split_partials_len(gpu.parallelism.split_target),
+                planner::split_partials_len(gpu.parallelism.split_target),
             ),
         };
         let kernels = Kernels::new(device, models, gpu.parallelism.products);
@@ -745,7 +746,7 @@ fn buffer_sizes(gpu: &Gpu, c: &ModelConfig, max_batch: usize) -> [(usize, &'stat
             "logits (examples × outputs, that is p or p + 1)",
         ),
         (
-            program::split_partials_len(gpu.parallelism.split_target),
+            planner::split_partials_len(gpu.parallelism.split_target),
             "split-K partial sums",
         ),
     ]

@@ -6,8 +6,9 @@ use anyhow::Result;
 
 use super::buffers::{Batch, Int8Rows, LinearInput, Tables};
 use super::device::{Parallelism, Products};
-use super::kernels::{groups_1d, groups_2d, Dispatch, Kernel, Kernels, LaneForm, Specialisation};
+use super::kernels::{groups_1d, groups_2d, Dispatch, Kernel, Kernels};
 use super::layout::ParamLayout;
+use super::planner::{self, Reads, Shape};
 use super::uniforms::{
     AttnParams, EmbedParams, LossParams, MatmulParams, NormParams, OperandParams,
 };
@@ -41,37 +42,9 @@ pub struct Shared {
     pub split_partials: wgpu::Buffer,
 }
 
-/// Contraction steps per tile of shaders/matmul.wgsl (TK), and its output tile (TILE x TILE).
-const MATMUL_TK: usize = 16;
-const MATMUL_TILE: usize = 64;
-/// Output rows and columns of a workgroup of shaders/matmul_lanes.wgsl (WG_SIZE * ROWS, COLS).
-const LANE_ROWS: usize = 128;
-const LANE_COLS: usize = 16;
 /// Threads of a workgroup that reduces rows or columns together (SUM_THREADS in
 /// shaders/include/workgroup_reduce.wgsl).
 const REDUCE_THREADS: usize = 64;
-/// Floats the split-K scratch needs for a split target: a product is split into at most
-/// `target / tiles` chunks, each a partial product of at most `tiles` full tiles.
-pub fn split_partials_len(split_target: usize) -> usize {
-    (split_target * MATMUL_TILE * MATMUL_TILE).max(1)
-}
-
-/// Chunks a product of `tiles` output tiles and contraction length k runs as, and the length
-/// of each: enough to bring its workgroups up to the split target, within the limits of
-/// `parallelism`, each chunk a whole number of tile steps. (1, k) when it is not split, as
-/// products in lanes never are.
-fn split_k(parallelism: &Parallelism, tiles: usize, k: usize) -> (usize, usize) {
-    if parallelism.products == Products::Lanes {
-        return (1, k);
-    }
-    let wanted = (parallelism.split_target / tiles).min(k / parallelism.min_split_chunk.max(1));
-    if wanted < parallelism.min_splits.max(2) {
-        return (1, k);
-    }
-    let chunk = k.div_ceil(wanted).next_multiple_of(MATMUL_TK);
-    (k.div_ceil(chunk), chunk)
-}
-
 /// Columns of the metrics buffer (shaders/loss.wgsl).
 pub const METRIC_COLUMNS: usize = 6;
 
@@ -81,10 +54,6 @@ pub enum Metric {
     Train = 0,
     Test = 2,
 }
-
-const MM_ADD_RESIDUAL: u32 = 1;
-const MM_ACCUMULATE: u32 = 2;
-const MM_ADD_BIAS: u32 = 4;
 
 const NORM_RELU_INPUT: u32 = 1;
 const NORM_RMS: u32 = 2;
@@ -231,6 +200,19 @@ impl<'a> Product<'a> {
         self.int8 = int8;
         self
     }
+
+    fn shape(&self) -> Shape {
+        let (batch, m, n, k) = (self.batch, self.m, self.n, self.k);
+        Shape { batch, m, n, k }
+    }
+
+    fn flags(&self) -> u32 {
+        planner::product_flags(
+            self.residual.is_some(),
+            self.accumulate,
+            self.bias.is_some(),
+        )
+    }
 }
 
 /// Records the programs of one model.
@@ -341,72 +323,23 @@ impl Recorder<'_> {
         }
     }
 
-    /// What product `p` adds to its sums (PRODUCT_FLAGS of shaders/include/matmul_operands.wgsl).
-    fn product_flags(p: &Product) -> u32 {
-        let mut flags = 0;
-        if p.residual.is_some() {
-            flags |= MM_ADD_RESIDUAL;
-        }
-        if p.accumulate {
-            flags |= MM_ACCUMULATE;
-        }
-        if p.bias.is_some() {
-            flags |= MM_ADD_BIAS;
-        }
-        flags
-    }
-
-    /// The pipeline of a product with `flags` in the adapter's implementation: the tiled entry
-    /// point `tiles`, or the lane kernel for operands of `form`.
-    fn product_kernel(
-        &self,
-        tiles: Kernel,
-        form: LaneForm,
-        flags: u32,
-    ) -> (Kernel, Specialisation) {
-        match self.parallelism.products {
-            Products::Tiles => (tiles, Specialisation { flags, form: None }),
-            Products::Lanes => (
-                Kernel::LaneMatmul,
-                Specialisation {
-                    flags,
-                    form: Some(form),
-                },
-            ),
-        }
-    }
-
-    /// Workgroups of product `p` with `z` output batches (chunks included).
-    fn product_grid(&self, p: &Product, z: usize) -> [u32; 3] {
-        let (rows, cols) = match self.parallelism.products {
-            Products::Tiles => (MATMUL_TILE, MATMUL_TILE),
-            Products::Lanes => (LANE_ROWS, LANE_COLS),
-        };
-        [
-            p.n.div_ceil(cols) as u32,
-            p.m.div_ceil(rows) as u32,
-            z as u32,
-        ]
-    }
-
     fn product(&self, out: &mut Vec<Dispatch>, p: Product) {
         let qp = &self.shared.qparams;
-        if let Some(int8) = p.int8.filter(|_| self.packed_operand(&p.b).b_packed != 0) {
+        let packed = self.packed_operand(&p.b).b_packed != 0;
+        if let Some(int8) = p.int8.filter(|_| packed) {
             return self.integer_product(out, &p, int8);
         }
+        let reads = match p.int8 {
+            Some(_) => Reads::Codes,
+            None => Reads::Floats {
+                packed: packed.then_some((p.b.row, p.b.col)),
+                k_split: p.k_split.is_some(),
+            },
+        };
+        let plan = planner::plan(&self.parallelism, p.shape(), reads, p.flags());
         // An unused residual binding still needs a buffer; A's is always valid to read.
         let r = p.residual.unwrap_or(p.a);
-        let tiles = p.batch * p.m.div_ceil(MATMUL_TILE) * p.n.div_ceil(MATMUL_TILE);
-        let (splits, k_chunk) = split_k(&self.parallelism, tiles, p.k);
-        let mut params = self.product_params(&p, r, (splits, k_chunk));
-        let packed = params.b_packed != 0;
-        let mut tiles_kernel = Kernel::Matmul;
-        let mut form = match (packed, p.b.col, p.b.row) {
-            (false, _, _) => LaneForm::Floats,
-            (true, 1, _) => LaneForm::PackedRows,
-            (true, _, 1) if p.k_split.is_none() => LaneForm::PackedCols,
-            (true, _, _) => LaneForm::Packed,
-        };
+        let mut params = self.product_params(&p, r, (plan.splits, plan.k_chunk));
         // Unused int8 bindings need buffers too.
         let (mut codes, mut steps) = (&self.shared.one, &self.shared.one);
         if let Some(int8) = p.int8 {
@@ -416,25 +349,24 @@ impl Recorder<'_> {
                 "products in lanes read codes as a float operand only transposed, times floats"
             );
             params = int8.apply(params);
-            (tiles_kernel, form) = (Kernel::MatmulCodes, LaneForm::Codes);
             (codes, steps) = (&int8.rows.codes, &int8.rows.steps);
         }
         let partials = &self.shared.split_partials;
         // Unsplit, the product itself; split, the chunks' plain partial products into the
         // scratch, then their sums into C.
-        let flags = Self::product_flags(&p);
-        let (main_params, main_flags, c, z) = if splits == 1 {
-            (params, flags, p.c.buf, p.batch)
-        } else {
-            let chunks = MatmulParams {
-                c: op(partials, 0, p.m * p.n, p.n, 1).params(),
-                ..params
-            };
-            (chunks, 0, partials, p.batch * splits)
+        let (main_params, c) = match plan.reduce {
+            None => (params, p.c.buf),
+            Some(_) => {
+                let chunks = MatmulParams {
+                    c: op(partials, 0, p.m * p.n, p.n, 1).params(),
+                    ..params
+                };
+                (chunks, partials)
+            }
         };
         let mut dispatch = self.kernels.dispatch_product(
             self.device,
-            self.product_kernel(tiles_kernel, form, main_flags),
+            plan.kernel,
             Some(bytemuck::bytes_of(&main_params)),
             &[
                 (1, p.a.buf),
@@ -447,29 +379,28 @@ impl Recorder<'_> {
                 (9, codes),
                 (10, steps),
             ],
-            self.product_grid(&p, z),
+            plan.grid,
         );
         dispatch.flops = 2 * (self.kernels.models() * p.batch * p.m * p.n * p.k) as u64;
         out.push(dispatch);
-        if splits == 1 {
-            return;
+        if let Some((reduce, grid)) = plan.reduce {
+            out.push(self.kernels.dispatch_product(
+                self.device,
+                reduce,
+                Some(bytemuck::bytes_of(&params)),
+                &[(3, p.c.buf), (4, r.buf), (5, qp), (6, partials)],
+                grid,
+            ));
         }
-        out.push(self.kernels.dispatch_product(
-            self.device,
-            (Kernel::ReduceSplit, Specialisation { flags, form: None }),
-            Some(bytemuck::bytes_of(&params)),
-            &[(3, p.c.buf), (4, r.buf), (5, qp), (6, partials)],
-            [(p.m * p.n).div_ceil(256) as u32, 1, p.batch as u32],
-        ));
     }
 
-    /// [`Self::product`] of int8 codes and a packed weight matrix: exact integer sums, never
-    /// split (a split would add scaled partial sums in floating point).
+    /// [`Self::product`] of int8 codes and a packed weight matrix: exact integer sums.
     fn integer_product(&self, out: &mut Vec<Dispatch>, p: &Product, int8: Int8Operand) {
         // An unused residual binding still needs a buffer that is not C.
         let qp = &self.shared.qparams;
         let r = p.residual.unwrap_or(op(qp, 0, 0, 0, 0));
-        let params = int8.apply(self.product_params(p, r, (1, p.k)));
+        let plan = planner::plan(&self.parallelism, p.shape(), Reads::Int8, p.flags());
+        let params = int8.apply(self.product_params(p, r, (plan.splits, plan.k_chunk)));
         assert!(
             !int8.transposed && p.k_split.is_none() && !p.accumulate,
             "an integer product multiplies int8 rows by a packed weight matrix"
@@ -497,10 +428,10 @@ impl Recorder<'_> {
         }
         let mut dispatch = self.kernels.dispatch_product(
             self.device,
-            self.product_kernel(Kernel::MatmulInt8, LaneForm::Int8, Self::product_flags(p)),
+            plan.kernel,
             Some(bytemuck::bytes_of(&params)),
             &buffers,
-            self.product_grid(p, p.batch),
+            plan.grid,
         );
         dispatch.flops = 2 * (self.kernels.models() * p.batch * p.m * p.n * p.k) as u64;
         out.push(dispatch);
