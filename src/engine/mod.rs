@@ -8,6 +8,7 @@ pub mod device;
 pub mod kernels;
 pub mod layout;
 mod planner;
+mod products;
 pub mod program;
 mod uniforms;
 

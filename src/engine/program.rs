@@ -5,13 +5,11 @@
 use anyhow::Result;
 
 use super::buffers::{Batch, Int8Rows, LinearInput, Tables};
-use super::device::{Parallelism, Products};
+use super::device::Parallelism;
 use super::kernels::{groups_1d, groups_2d, Dispatch, Kernel, Kernels};
 use super::layout::ParamLayout;
-use super::planner::{self, Reads, Shape};
-use super::uniforms::{
-    AttnParams, EmbedParams, LossParams, MatmulParams, NormParams, OperandParams,
-};
+use super::products::{int8_rows, Int8Operand, Op, Product};
+use super::uniforms::{AttnParams, EmbedParams, LossParams, NormParams};
 use crate::model::{ActQuant, LinearNorm, ModelConfig, ParamId, WeightCentre, Weights};
 
 /// Buffers shared by every program (one slice per model, as every buffer).
@@ -62,159 +60,6 @@ const NORM_GAIN: u32 = 8;
 const NORM_ADD_BASE: u32 = 16;
 const NORM_PACK: u32 = 32;
 
-/// A matrix operand: buffer, element offset and strides (batch, row, column).
-#[derive(Clone, Copy)]
-struct Op<'a> {
-    buf: &'a wgpu::Buffer,
-    off: usize,
-    batch: usize,
-    row: usize,
-    col: usize,
-}
-
-fn op(buf: &wgpu::Buffer, off: usize, batch: usize, row: usize, col: usize) -> Op<'_> {
-    Op {
-        buf,
-        off,
-        batch,
-        row,
-        col,
-    }
-}
-
-impl Op<'_> {
-    fn params(&self) -> OperandParams {
-        OperandParams {
-            off: self.off as u32,
-            s_batch: self.batch as u32,
-            s_row: self.row as u32,
-            s_col: self.col as u32,
-        }
-    }
-}
-
-/// One product `C (+)= A @ B (+ R)` of `batch` matrices, m x k times k x n.
-struct Product<'a> {
-    batch: usize,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: Op<'a>,
-    b: Op<'a>,
-    c: Op<'a>,
-    residual: Option<Op<'a>>,
-    /// A bias row of the effective parameters: (offset, batch stride).
-    bias: Option<(usize, usize)>,
-    accumulate: bool,
-    /// Contraction split `k = hi * div + lo` with (div, A's hi stride, B's hi stride); A's column
-    /// stride and B's row stride then apply to `lo`.
-    k_split: Option<(usize, usize, usize)>,
-    /// A is read from these int8 codes instead: an integer product (`int8_main`) when B is a
-    /// packed weight matrix, else a float product of code * step.
-    int8: Option<Int8Operand<'a>>,
-}
-
-/// The int8 form of a product's A operand: rows `first, first + stride, ...` of `rows`
-/// (stride 0 repeats one row), or their transpose (A's columns).
-#[derive(Clone, Copy)]
-struct Int8Operand<'a> {
-    rows: &'a Int8Rows,
-    first: usize,
-    stride: usize,
-    transposed: bool,
-}
-
-/// The int8 operand of a `Linear` input's rows `first, first + stride, ...`, when its products
-/// read int8 codes (`rows`: [`LinearInput::forms`]).
-fn int8_rows(rows: Option<&Int8Rows>, first: usize, stride: usize) -> Option<Int8Operand<'_>> {
-    rows.map(|rows| Int8Operand {
-        rows,
-        first,
-        stride,
-        transposed: false,
-    })
-}
-
-impl Int8Operand<'_> {
-    fn transposed(self) -> Self {
-        Int8Operand {
-            transposed: true,
-            ..self
-        }
-    }
-
-    /// `params` with A read from the codes (counted in bytes), and the `a_steps_*` fields.
-    fn apply(&self, params: MatmulParams) -> MatmulParams {
-        let row_bytes = 4 * self.rows.row_words;
-        let (off, along) = (self.first * row_bytes, self.stride * row_bytes);
-        let (s_row, s_col, steps_row, steps_col) = if self.transposed {
-            (1, along, 0, self.stride)
-        } else {
-            (along, 1, self.stride, 0)
-        };
-        MatmulParams {
-            a: op(&self.rows.codes, off, 0, s_row, s_col).params(),
-            a_steps_off: self.first as u32,
-            a_steps_row: steps_row as u32,
-            a_steps_col: steps_col as u32,
-            ..params
-        }
-    }
-}
-
-impl<'a> Product<'a> {
-    fn new(batch: usize, m: usize, n: usize, k: usize, a: Op<'a>, b: Op<'a>, c: Op<'a>) -> Self {
-        Product {
-            batch,
-            m,
-            n,
-            k,
-            a,
-            b,
-            c,
-            residual: None,
-            bias: None,
-            accumulate: false,
-            k_split: None,
-            int8: None,
-        }
-    }
-    fn residual(mut self, r: Op<'a>) -> Self {
-        self.residual = Some(r);
-        self
-    }
-    fn bias(mut self, bias: Option<(usize, usize)>) -> Self {
-        self.bias = bias;
-        self
-    }
-    fn accumulate(mut self) -> Self {
-        self.accumulate = true;
-        self
-    }
-    fn k_split(mut self, div: usize, a_hi: usize, b_hi: usize) -> Self {
-        self.k_split = Some((div, a_hi, b_hi));
-        self
-    }
-    /// Reads A from `int8` instead when it is given.
-    fn int8(mut self, int8: Option<Int8Operand<'a>>) -> Self {
-        self.int8 = int8;
-        self
-    }
-
-    fn shape(&self) -> Shape {
-        let (batch, m, n, k) = (self.batch, self.m, self.n, self.k);
-        Shape { batch, m, n, k }
-    }
-
-    fn flags(&self) -> u32 {
-        planner::product_flags(
-            self.residual.is_some(),
-            self.accumulate,
-            self.bias.is_some(),
-        )
-    }
-}
-
 /// Records the programs of one model.
 pub struct Recorder<'a> {
     pub device: &'a wgpu::Device,
@@ -227,294 +72,8 @@ pub struct Recorder<'a> {
 }
 
 impl Recorder<'_> {
-    fn off(&self, id: ParamId) -> usize {
+    pub(super) fn off(&self, id: ParamId) -> usize {
         self.layout.offset(id) as usize
-    }
-
-    /// The bias operand of `id` (offset, batch stride) when the model has biases.
-    fn bias_of(&self, id: ParamId, batch_stride: usize) -> Option<(usize, usize)> {
-        self.config.biases.then(|| (self.off(id), batch_stride))
-    }
-
-    /// `grads[id] (+)= column sums of the rows x cols matrix dy` (per batch): the gradient of a
-    /// bias added to every row, when the model has biases.
-    fn bias_backward(
-        &self,
-        out: &mut Vec<Dispatch>,
-        id: ParamId,
-        dy: Op,
-        shape: (usize, usize, usize),
-    ) {
-        if !self.config.biases {
-            return;
-        }
-        let (batch, rows, cols) = shape;
-        let ones = op(&self.shared.one, 0, 0, 0, 0);
-        let gr = &self.shared.grads;
-        let db = op(gr, self.off(id), cols, 0, 1);
-        self.product(out, Product::new(batch, 1, cols, rows, ones, dy, db));
-    }
-
-    /// The packed-weight fields of a product whose B operand is a quantised weight matrix of
-    /// the effective parameters (its codes are all there is of it on the GPU), else zeros.
-    fn packed_operand(&self, b: &Op) -> MatmulParams {
-        let none = MatmulParams::default();
-        if *b.buf != self.shared.qparams || self.config.weights == Weights::F32 {
-            return none;
-        }
-        let entries = self.layout.entries();
-        let Some(index) = entries
-            .iter()
-            .position(|&(_, off, len)| (off..off + len).contains(&b.off))
-        else {
-            return none;
-        };
-        let (id, off, _) = entries[index];
-        let Some((b_packed, b_packed_off, b_scale)) = self.packed_location(id) else {
-            return none;
-        };
-        MatmulParams {
-            b_packed,
-            b_param_off: off as u32,
-            b_packed_off,
-            b_scale,
-            ..none
-        }
-    }
-
-    /// Where the GPU holds the quantised matrix `id`: its packing (shaders/include/
-    /// packed_codes.wgsl), the first word of its codes and the index of its scale; None when
-    /// the model does not quantise it.
-    fn packed_location(&self, id: ParamId) -> Option<(u32, u32, u32)> {
-        let index = self.layout.entries().iter().position(|e| e.0 == id)?;
-        let packing = super::quant_mode(id, self.config);
-        (packing != 0).then(|| {
-            let codes = self.shared.packed_offsets[index] as u32;
-            (packing, codes, index as u32)
-        })
-    }
-
-    /// The uniform of product `p` with residual operand `r` (a buffer to fill the binding when
-    /// `p` has none), run as `splits` chunks of `k_chunk`.
-    fn product_params(
-        &self,
-        p: &Product,
-        r: Op,
-        (splits, k_chunk): (usize, usize),
-    ) -> MatmulParams {
-        let (k_div, a_hi, b_hi) = p.k_split.unwrap_or((p.k.max(1), 0, 0));
-        let (bias_off, bias_s_batch) = p.bias.unwrap_or((0, 0));
-        MatmulParams {
-            m: p.m as u32,
-            n: p.n as u32,
-            k: p.k as u32,
-            k_div: k_div as u32,
-            a: p.a.params(),
-            b: p.b.params(),
-            c: p.c.params(),
-            r: r.params(),
-            a_k_hi: a_hi as u32,
-            b_k_hi: b_hi as u32,
-            bias_off: bias_off as u32,
-            bias_s_batch: bias_s_batch as u32,
-            k_splits: splits as u32,
-            k_chunk: k_chunk as u32,
-            ..self.packed_operand(&p.b)
-        }
-    }
-
-    fn product(&self, out: &mut Vec<Dispatch>, p: Product) {
-        let qp = &self.shared.qparams;
-        let packed = self.packed_operand(&p.b).b_packed != 0;
-        if let Some(int8) = p.int8.filter(|_| packed) {
-            return self.integer_product(out, &p, int8);
-        }
-        let reads = match p.int8 {
-            Some(_) => Reads::Codes,
-            None => Reads::Floats {
-                packed: packed.then_some((p.b.row, p.b.col)),
-                k_split: p.k_split.is_some(),
-            },
-        };
-        let plan = planner::plan(&self.parallelism, p.shape(), reads, p.flags());
-        // An unused residual binding still needs a buffer; A's is always valid to read.
-        let r = p.residual.unwrap_or(p.a);
-        let mut params = self.product_params(&p, r, (plan.splits, plan.k_chunk));
-        // Unused int8 bindings need buffers too.
-        let (mut codes, mut steps) = (&self.shared.one, &self.shared.one);
-        if let Some(int8) = p.int8 {
-            assert!(p.k_split.is_none(), "int8 codes with a split contraction");
-            assert!(
-                (int8.transposed && !packed) || self.parallelism.products == Products::Tiles,
-                "products in lanes read codes as a float operand only transposed, times floats"
-            );
-            params = int8.apply(params);
-            (codes, steps) = (&int8.rows.codes, &int8.rows.steps);
-        }
-        let partials = &self.shared.split_partials;
-        // Unsplit, the product itself; split, the chunks' plain partial products into the
-        // scratch, then their sums into C.
-        let (main_params, c) = match plan.reduce {
-            None => (params, p.c.buf),
-            Some(_) => {
-                let chunks = MatmulParams {
-                    c: op(partials, 0, p.m * p.n, p.n, 1).params(),
-                    ..params
-                };
-                (chunks, partials)
-            }
-        };
-        let mut dispatch = self.kernels.dispatch_product(
-            self.device,
-            plan.kernel,
-            Some(bytemuck::bytes_of(&main_params)),
-            &[
-                (1, p.a.buf),
-                (2, p.b.buf),
-                (3, c),
-                (4, r.buf),
-                (5, qp),
-                (7, &self.shared.packed),
-                (8, &self.shared.scales),
-                (9, codes),
-                (10, steps),
-            ],
-            plan.grid,
-        );
-        dispatch.flops = 2 * (self.kernels.models() * p.batch * p.m * p.n * p.k) as u64;
-        out.push(dispatch);
-        if let Some((reduce, grid)) = plan.reduce {
-            out.push(self.kernels.dispatch_product(
-                self.device,
-                reduce,
-                Some(bytemuck::bytes_of(&params)),
-                &[(3, p.c.buf), (4, r.buf), (5, qp), (6, partials)],
-                grid,
-            ));
-        }
-    }
-
-    /// [`Self::product`] of int8 codes and a packed weight matrix: exact integer sums.
-    fn integer_product(&self, out: &mut Vec<Dispatch>, p: &Product, int8: Int8Operand) {
-        // An unused residual binding still needs a buffer that is not C.
-        let qp = &self.shared.qparams;
-        let r = p.residual.unwrap_or(op(qp, 0, 0, 0, 0));
-        let plan = planner::plan(&self.parallelism, p.shape(), Reads::Int8, p.flags());
-        let params = int8.apply(self.product_params(p, r, (plan.splits, plan.k_chunk)));
-        assert!(
-            !int8.transposed && p.k_split.is_none() && !p.accumulate,
-            "an integer product multiplies int8 rows by a packed weight matrix"
-        );
-        // The lane kernel sums the integers in f32 (exact while they stay below 2^24) and reads
-        // the weights a row at a time.
-        assert!(
-            p.k * 127 < 1 << 24 && p.b.col == 1,
-            "an integer product of length {} (weight column stride {}) in lanes",
-            p.k,
-            p.b.col
-        );
-        let mut buffers = vec![
-            (3, p.c.buf),
-            (4, r.buf),
-            (5, qp),
-            (7, &self.shared.packed),
-            (8, &self.shared.scales),
-            (9, &int8.rows.codes),
-            (10, &int8.rows.steps),
-        ];
-        if self.parallelism.products == Products::Lanes {
-            // Its one entry point names the float operands' bindings too.
-            buffers.extend([(1, &self.shared.one), (2, &self.shared.one)]);
-        }
-        let mut dispatch = self.kernels.dispatch_product(
-            self.device,
-            plan.kernel,
-            Some(bytemuck::bytes_of(&params)),
-            &buffers,
-            plan.grid,
-        );
-        dispatch.flops = 2 * (self.kernels.models() * p.batch * p.m * p.n * p.k) as u64;
-        out.push(dispatch);
-    }
-
-    /// `y = a @ W (+ residual) (+ b)` for a row-major `rows x k` input and the `k x n` parameter
-    /// `w` with its bias `b`; an integer product when `a` comes with its int8 codes (its
-    /// products read them: `w` is quantised and the activations int8).
-    #[allow(clippy::too_many_arguments)]
-    fn linear_forward(
-        &self,
-        out: &mut Vec<Dispatch>,
-        (rows, k, n): (usize, usize, usize),
-        (a, a_int8): (&wgpu::Buffer, Option<&Int8Rows>),
-        (w, b): (ParamId, ParamId),
-        y: &wgpu::Buffer,
-        residual: Option<Op>,
-    ) {
-        let qp = &self.shared.qparams;
-        let p = Product::new(
-            1,
-            rows,
-            n,
-            k,
-            op(a, 0, 0, k, 1),
-            op(qp, self.off(w), 0, n, 1),
-            op(y, 0, 0, n, 1),
-        )
-        .bias(self.bias_of(b, 0))
-        .int8(int8_rows(a_int8, 0, 1));
-        self.product(
-            out,
-            if let Some(r) = residual {
-                p.residual(r)
-            } else {
-                p
-            },
-        );
-    }
-
-    /// Backward of [`Self::linear_forward`]: `dW = a^T dy` into the gradient buffer (the
-    /// straight-through gradient of the latent weight) and `da = dy W^T (+ plus)` with the
-    /// effective W.
-    #[allow(clippy::too_many_arguments)]
-    fn linear_backward(
-        &self,
-        out: &mut Vec<Dispatch>,
-        (rows, k, n): (usize, usize, usize),
-        (a, a_int8): (&wgpu::Buffer, Option<&Int8Rows>),
-        w: ParamId,
-        dy: &wgpu::Buffer,
-        (da, plus): (&wgpu::Buffer, Option<&wgpu::Buffer>),
-    ) {
-        let (qp, gr) = (&self.shared.qparams, &self.shared.grads);
-        self.product(
-            out,
-            Product::new(
-                1,
-                k,
-                n,
-                rows,
-                op(a, 0, 0, 1, k),
-                op(dy, 0, 0, n, 1),
-                op(gr, self.off(w), 0, n, 1),
-            )
-            .int8(int8_rows(a_int8, 0, 1).map(Int8Operand::transposed)),
-        );
-        let input_grad = Product::new(
-            1,
-            rows,
-            k,
-            n,
-            op(dy, 0, 0, n, 1),
-            op(qp, self.off(w), 0, 1, n),
-            op(da, 0, 0, k, 1),
-        );
-        self.product(
-            out,
-            match plus {
-                Some(r) => input_grad.residual(op(r, 0, 0, k, 1)),
-                None => input_grad,
-            },
-        );
     }
 
     /// Flags of the `Linear` input transform `Qa(N(.))`.
@@ -746,9 +305,9 @@ impl Recorder<'_> {
                     rows,
                     dh,
                     d,
-                    op(&t.a0.float, 0, 0, d, 1),
-                    op(qp, self.off(w), d * dh, dh, 1),
-                    op(dst, 0, rows * dh, dh, 1),
+                    Op::matrix(&t.a0.float, 0, d),
+                    Op::batched(qp, self.off(w), d * dh, dh),
+                    Op::batched(dst, 0, rows * dh, dh),
                 )
                 .bias(self.bias_of(b, dh))
                 .int8(int8_rows(t.a0.forms().1, 0, 1)),
@@ -761,9 +320,9 @@ impl Recorder<'_> {
                 1,
                 dh,
                 d,
-                op(&t.a0.float, (rows - 1) * d, 0, 0, 1),
-                op(qp, self.off(ParamId::WQ), d * dh, dh, 1),
-                op(&t.q, 0, dh, 0, 1),
+                Op::row(&t.a0.float, (rows - 1) * d),
+                Op::batched(qp, self.off(ParamId::WQ), d * dh, dh),
+                Op::batched_row(&t.q, 0, dh),
             )
             .bias(self.bias_of(ParamId::BQ, dh))
             .int8(int8_rows(t.a0.forms().1, rows - 1, 0)),
@@ -796,14 +355,14 @@ impl Recorder<'_> {
         ));
         self.linear_input(&mut out, (n, a, lin), &b.z, &b.az);
         // x1 = x0(=) + Linear(z, W_O): the residual is the table's `=` row, broadcast.
-        let eq_row = op(&t.x0, (t.rows - 1) * d, 0, 0, 1);
+        let eq_row = Op::row(&t.x0, (t.rows - 1) * d);
         let w_o = (ParamId::WO, ParamId::BO);
         self.linear_forward(&mut out, (n, a, d), b.az.forms(), w_o, &b.x1, Some(eq_row));
         self.linear_input(&mut out, (n, d, lin), &b.x1, &b.a1);
         let w_in = (ParamId::WIn, ParamId::BIn);
         self.linear_forward(&mut out, (n, d, m), b.a1.forms(), w_in, &b.pre, None);
         self.linear_input(&mut out, (n, m, lin | NORM_RELU_INPUT), &b.pre, &b.a2);
-        let x1 = op(&b.x1, 0, 0, d, 1);
+        let x1 = Op::matrix(&b.x1, 0, d);
         let w_out = (ParamId::WOut, ParamId::BOut);
         self.linear_forward(&mut out, (n, m, d), b.a2.forms(), w_out, &b.x2, Some(x1));
         let unembed_in = if c.final_norm {
@@ -888,7 +447,7 @@ impl Recorder<'_> {
 
         // Unembedding and final norm.
         let unembed_in = if c.final_norm { &b.x2n } else { &b.x2 };
-        let by_row = |buf, width| op(buf, 0, 0, width, 1);
+        let by_row = |buf, width| Op::matrix(buf, 0, width);
         self.bias_backward(
             &mut out,
             ParamId::BU,
@@ -1039,12 +598,22 @@ impl Recorder<'_> {
 
         // Their biases: column sums of the table gradients per head, and the query's gradient.
         for (bias, dt) in [(ParamId::BK, &t.dk), (ParamId::BV, &t.dv)] {
-            self.bias_backward(&mut out, bias, op(dt, 0, rows * dh, dh, 1), (h, rows, dh));
+            self.bias_backward(
+                &mut out,
+                bias,
+                Op::batched(dt, 0, rows * dh, dh),
+                (h, rows, dh),
+            );
         }
-        self.bias_backward(&mut out, ParamId::BQ, op(&t.dq, 0, dh, 0, 1), (h, 1, dh));
+        self.bias_backward(
+            &mut out,
+            ParamId::BQ,
+            Op::batched_row(&t.dq, 0, dh),
+            (h, 1, dh),
+        );
         // W_K, W_V, W_Q from the table gradients (one product per head, batched).
         for (w, dt) in [(ParamId::WK, &t.dk), (ParamId::WV, &t.dv)] {
-            let dw = op(gr, self.off(w), d * dh, dh, 1);
+            let dw = Op::batched(gr, self.off(w), d * dh, dh);
             self.product(
                 &mut out,
                 Product::new(
@@ -1052,14 +621,14 @@ impl Recorder<'_> {
                     d,
                     dh,
                     rows,
-                    op(&t.a0.float, 0, 0, 1, d),
-                    op(dt, 0, rows * dh, dh, 1),
+                    Op::transposed(&t.a0.float, 0, d),
+                    Op::batched(dt, 0, rows * dh, dh),
                     dw,
                 )
                 .int8(int8_rows(t.a0.forms().1, 0, 1).map(Int8Operand::transposed)),
             );
         }
-        let dwq = op(gr, self.off(ParamId::WQ), d * dh, dh, 1);
+        let dwq = Op::batched(gr, self.off(ParamId::WQ), d * dh, dh);
         self.product(
             &mut out,
             Product::new(
@@ -1067,8 +636,8 @@ impl Recorder<'_> {
                 d,
                 dh,
                 1,
-                op(&t.a0.float, eq, 0, 1, 0),
-                op(&t.dq, 0, dh, 0, 1),
+                Op::column(&t.a0.float, eq),
+                Op::batched_row(&t.dq, 0, dh),
                 dwq,
             )
             .int8(int8_rows(t.a0.forms().1, rows - 1, 0).map(Int8Operand::transposed)),
@@ -1080,16 +649,24 @@ impl Recorder<'_> {
             .into_iter()
             .enumerate()
         {
-            let wt = op(qp, self.off(w), 0, 1, dh);
-            let prod = Product::new(1, rows, d, a, op(dt, 0, 0, dh, 1), wt, op(da0, 0, 0, d, 1))
-                .k_split(dh, rows * dh, d * dh);
+            let wt = Op::transposed(qp, self.off(w), dh);
+            let prod = Product::new(
+                1,
+                rows,
+                d,
+                a,
+                Op::matrix(dt, 0, dh),
+                wt,
+                Op::matrix(da0, 0, d),
+            )
+            .k_split(dh, rows * dh, d * dh);
             self.product(&mut out, if i == 0 { prod } else { prod.accumulate() });
         }
-        let wqt = op(qp, self.off(ParamId::WQ), 0, 1, dh);
-        let da0_eq = op(da0, eq, 0, 0, 1);
+        let wqt = Op::transposed(qp, self.off(ParamId::WQ), dh);
+        let da0_eq = Op::row(da0, eq);
         self.product(
             &mut out,
-            Product::new(1, 1, d, a, op(&t.dq, 0, 0, 0, 1), wqt, da0_eq)
+            Product::new(1, 1, d, a, Op::row(&t.dq, 0), wqt, da0_eq)
                 .k_split(dh, dh, d * dh)
                 .accumulate(),
         );
@@ -1104,11 +681,11 @@ impl Recorder<'_> {
             );
         }
         // The `=` row also feeds x1 directly through the residual: add the column sum of dx1.
-        let ones = op(&self.shared.one, 0, 0, 0, 0);
-        let dx0_eq = op(&t.dx0, eq, 0, 0, 1);
+        let ones = Op::scalar(&self.shared.one);
+        let dx0_eq = Op::row(&t.dx0, eq);
         self.product(
             &mut out,
-            Product::new(1, 1, d, n, ones, op(&g.dx1, 0, 0, d, 1), dx0_eq).accumulate(),
+            Product::new(1, 1, d, n, ones, Op::matrix(&g.dx1, 0, d), dx0_eq).accumulate(),
         );
         let embed = self.embed_params();
         out.push(self.kernels.dispatch(
