@@ -7,6 +7,7 @@ pub mod buffers;
 pub mod device;
 pub mod kernels;
 pub mod layout;
+mod passes;
 mod planner;
 mod products;
 pub mod program;

@@ -481,11 +481,12 @@ impl Recorder<'_> {
         out: &mut Vec<Dispatch>,
         (rows, k, n): (usize, usize, usize),
         (a, a_int8): (&wgpu::Buffer, Option<&Int8Rows>),
-        w: ParamId,
+        (w, b): (ParamId, ParamId),
         dy: &wgpu::Buffer,
         (da, plus): (&wgpu::Buffer, Option<&wgpu::Buffer>),
     ) {
         let (qp, gr) = (&self.shared.qparams, &self.shared.grads);
+        self.bias_backward(out, b, Op::matrix(dy, 0, n), (1, rows, n));
         self.product(
             out,
             Product::new(

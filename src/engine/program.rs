@@ -2,14 +2,11 @@
 //! replayed every epoch. Shapes: n examples, D d_model, A = H*Dh, M d_mlp, P = p classes,
 //! R = 2p + 1 table rows (row 2p is `=`).
 
-use anyhow::Result;
-
-use super::buffers::{Batch, Int8Rows, LinearInput, Tables};
+use super::buffers::{Int8Rows, LinearInput, Tables};
 use super::device::Parallelism;
-use super::kernels::{groups_1d, groups_2d, Dispatch, Kernel, Kernels};
+use super::kernels::{groups_2d, Dispatch, Kernel, Kernels};
 use super::layout::ParamLayout;
-use super::products::{int8_rows, Int8Operand, Op, Product};
-use super::uniforms::{AttnParams, EmbedParams, LossParams, NormParams};
+use super::uniforms::{AttnParams, EmbedParams, NormParams};
 use crate::model::{ActQuant, LinearNorm, ModelConfig, ParamId, WeightCentre, Weights};
 
 /// Buffers shared by every program (one slice per model, as every buffer).
@@ -53,10 +50,10 @@ pub enum Metric {
     Test = 2,
 }
 
-const NORM_RELU_INPUT: u32 = 1;
-const NORM_RMS: u32 = 2;
+pub(super) const NORM_RELU_INPUT: u32 = 1;
+pub(super) const NORM_RMS: u32 = 2;
 const NORM_INT8: u32 = 4;
-const NORM_GAIN: u32 = 8;
+pub(super) const NORM_GAIN: u32 = 8;
 const NORM_ADD_BASE: u32 = 16;
 const NORM_PACK: u32 = 32;
 
@@ -77,7 +74,7 @@ impl Recorder<'_> {
     }
 
     /// Flags of the `Linear` input transform `Qa(N(.))`.
-    fn linear_flags(&self) -> u32 {
+    pub(super) fn linear_flags(&self) -> u32 {
         let mut flags = 0;
         if self.config.linear_norm == LinearNorm::Rms {
             flags |= NORM_RMS;
@@ -89,7 +86,7 @@ impl Recorder<'_> {
     }
 
     /// Uniforms of the row-wise kernels; the gain, when used, is the final norm's.
-    fn norm_params(&self, rows: usize, width: usize, flags: u32) -> NormParams {
+    pub(super) fn norm_params(&self, rows: usize, width: usize, flags: u32) -> NormParams {
         NormParams {
             rows: rows as u32,
             width: width as u32,
@@ -101,7 +98,7 @@ impl Recorder<'_> {
     }
 
     /// Workgroups of a row-wise kernel over `rows` rows.
-    fn row_groups(&self, rows: usize) -> [u32; 3] {
+    pub(super) fn row_groups(&self, rows: usize) -> [u32; 3] {
         Self::lane_groups(rows, self.parallelism.row_lanes)
     }
 
@@ -115,7 +112,7 @@ impl Recorder<'_> {
     }
 
     /// `Qa(N(x))` into a `Linear` input; nothing for the identity, whose input is `x` itself.
-    fn linear_input(
+    pub(super) fn linear_input(
         &self,
         out: &mut Vec<Dispatch>,
         shape: (usize, usize, u32),
@@ -132,7 +129,7 @@ impl Recorder<'_> {
 
     /// `y = N(x)`, keeping `inv`; stored as the int8 codes `int8` instead when given (a `Linear`
     /// input whose products read codes).
-    fn norm_forward(
+    pub(super) fn norm_forward(
         &self,
         out: &mut Vec<Dispatch>,
         (rows, width, flags): (usize, usize, u32),
@@ -163,7 +160,7 @@ impl Recorder<'_> {
 
     /// `dx = (base +) N'(x)^T dy` for `rows x width`; `x`, `inv` are the forward input and its
     /// inverse RMS.
-    fn norm_backward(
+    pub(super) fn norm_backward(
         &self,
         out: &mut Vec<Dispatch>,
         (rows, width, flags): (usize, usize, u32),
@@ -190,7 +187,23 @@ impl Recorder<'_> {
         ));
     }
 
-    fn embed_params(&self) -> EmbedParams {
+    /// Backward of [`Self::linear_input`]: `dx = (base +) N'(x)^T d_input`, `x` the forward
+    /// input; nothing for the identity, whose gradient the input-gradient product writes.
+    pub(super) fn linear_input_backward(
+        &self,
+        out: &mut Vec<Dispatch>,
+        shape: (usize, usize, u32),
+        d_input: &wgpu::Buffer,
+        (x, input): (&wgpu::Buffer, &LinearInput),
+        base: Option<&wgpu::Buffer>,
+        dx: &wgpu::Buffer,
+    ) {
+        if !input.identity {
+            self.norm_backward(out, shape, d_input, (x, &input.inv), base, dx);
+        }
+    }
+
+    pub(super) fn embed_params(&self) -> EmbedParams {
         let (packing, w_e_codes, w_e_scale) = self.packed_location(ParamId::WE).unwrap_or_default();
         let (_, w_pos_codes, w_pos_scale) = self.packed_location(ParamId::WPos).unwrap_or_default();
         EmbedParams {
@@ -208,7 +221,7 @@ impl Recorder<'_> {
         }
     }
 
-    fn attn_params(&self, n: usize) -> AttnParams {
+    pub(super) fn attn_params(&self, n: usize) -> AttnParams {
         AttnParams {
             n: n as u32,
             p: self.config.p as u32,
@@ -230,7 +243,7 @@ impl Recorder<'_> {
     }
 
     /// Workgroups of the attention's kernels over `n` examples.
-    fn pair_groups(&self, n: usize) -> [u32; 3] {
+    pub(super) fn pair_groups(&self, n: usize) -> [u32; 3] {
         Self::lane_groups(n * self.config.n_heads, self.head_lanes())
     }
 
@@ -246,7 +259,7 @@ impl Recorder<'_> {
     }
 
     /// `qparams = Qw(params)` for every parameter.
-    fn quantize(&self) -> Dispatch {
+    pub(super) fn quantize(&self) -> Dispatch {
         self.kernels.dispatch(
             self.device,
             Kernel::Quantize,
@@ -260,442 +273,6 @@ impl Recorder<'_> {
             ],
             [self.layout.entries().len() as u32, 1, 1],
         )
-    }
-
-    /// What every forward pass of the current parameters shares: the effective weights
-    /// (full-precision ones are their own, in the same buffer) and the tables.
-    pub fn prepare(&self) -> Result<Vec<Dispatch>> {
-        let mut out = Vec::new();
-        if self.config.weights != Weights::F32 {
-            out.push(self.quantize());
-        }
-        out.extend(self.tables()?);
-        Ok(out)
-    }
-
-    /// Embedding table, its `Linear` input, the K and V tables and the query of `=`.
-    fn tables(&self) -> Result<Vec<Dispatch>> {
-        let c = self.config;
-        let t = self.tables;
-        let (d, dh, h, rows) = (c.d_model, c.d_head, c.n_heads, t.rows);
-        let qp = &self.shared.qparams;
-        let mut out = Vec::new();
-        let embed = self.embed_params();
-        out.push(self.kernels.dispatch(
-            self.device,
-            Kernel::BuildTable,
-            Some(bytemuck::bytes_of(&embed)),
-            &[
-                (1, qp),
-                (2, &t.x0),
-                (5, &self.shared.packed),
-                (6, &self.shared.scales),
-            ],
-            groups_1d(rows * d, 64)?,
-        ));
-        self.linear_input(&mut out, (rows, d, self.linear_flags()), &t.x0, &t.a0);
-        for (w, b, dst) in [
-            (ParamId::WK, ParamId::BK, &t.k),
-            (ParamId::WV, ParamId::BV, &t.v),
-        ] {
-            self.product(
-                &mut out,
-                Product::new(
-                    h,
-                    rows,
-                    dh,
-                    d,
-                    Op::matrix(&t.a0.float, 0, d),
-                    Op::batched(qp, self.off(w), d * dh, dh),
-                    Op::batched(dst, 0, rows * dh, dh),
-                )
-                .bias(self.bias_of(b, dh))
-                .int8(int8_rows(t.a0.forms().1, 0, 1)),
-            );
-        }
-        self.product(
-            &mut out,
-            Product::new(
-                h,
-                1,
-                dh,
-                d,
-                Op::row(&t.a0.float, (rows - 1) * d),
-                Op::batched(qp, self.off(ParamId::WQ), d * dh, dh),
-                Op::batched_row(&t.q, 0, dh),
-            )
-            .bias(self.bias_of(ParamId::BQ, dh))
-            .int8(int8_rows(t.a0.forms().1, rows - 1, 0)),
-        );
-        Ok(out)
-    }
-
-    /// Forward pass of a batch through the loss (and its gradient when the batch has grads),
-    /// writing mean loss and accuracy to the `metric` columns of the metrics buffer.
-    pub fn forward(&self, b: &Batch, metric: Metric) -> Result<Vec<Dispatch>> {
-        let c = self.config;
-        let t = self.tables;
-        let (n, d, a, m, outputs) = (b.n, c.d_model, c.d_attn(), c.d_mlp, c.d_vocab_out());
-        let lin = self.linear_flags();
-        let mut out = Vec::new();
-        let attn = self.attn_params(n);
-        out.push(self.kernels.dispatch(
-            self.device,
-            Kernel::AttnForward,
-            Some(bytemuck::bytes_of(&attn)),
-            &[
-                (1, &b.examples),
-                (2, &t.k),
-                (3, &t.v),
-                (4, &t.q),
-                (5, &b.pattern),
-                (6, &b.z),
-            ],
-            self.pair_groups(n),
-        ));
-        self.linear_input(&mut out, (n, a, lin), &b.z, &b.az);
-        // x1 = x0(=) + Linear(z, W_O): the residual is the table's `=` row, broadcast.
-        let eq_row = Op::row(&t.x0, (t.rows - 1) * d);
-        let w_o = (ParamId::WO, ParamId::BO);
-        self.linear_forward(&mut out, (n, a, d), b.az.forms(), w_o, &b.x1, Some(eq_row));
-        self.linear_input(&mut out, (n, d, lin), &b.x1, &b.a1);
-        let w_in = (ParamId::WIn, ParamId::BIn);
-        self.linear_forward(&mut out, (n, d, m), b.a1.forms(), w_in, &b.pre, None);
-        self.linear_input(&mut out, (n, m, lin | NORM_RELU_INPUT), &b.pre, &b.a2);
-        let x1 = Op::matrix(&b.x1, 0, d);
-        let w_out = (ParamId::WOut, ParamId::BOut);
-        self.linear_forward(&mut out, (n, m, d), b.a2.forms(), w_out, &b.x2, Some(x1));
-        let unembed_in = if c.final_norm {
-            self.norm_forward(
-                &mut out,
-                (n, d, NORM_RMS | NORM_GAIN),
-                [&b.x2, &b.x2n, &b.inv_f],
-                None,
-            );
-            &b.x2n
-        } else {
-            &b.x2
-        };
-        self.linear_forward(
-            &mut out,
-            (n, d, outputs),
-            (unembed_in, None),
-            (ParamId::WU, ParamId::BU),
-            &b.logits,
-            None,
-        );
-        let loss = LossParams {
-            n: n as u32,
-            p: outputs as u32,
-            metric: metric as u32,
-            with_grad: b.grads.is_some() as u32,
-            inv_n: 1.0 / n as f32,
-            metric_slots: self.shared.metric_slots as u32,
-            lanes: self.parallelism.row_lanes as u32,
-            _pad: 0,
-        };
-        out.push(self.kernels.dispatch(
-            self.device,
-            Kernel::ExampleLoss,
-            Some(bytemuck::bytes_of(&loss)),
-            &[
-                (1, &b.logits),
-                (2, &b.labels),
-                (3, &b.per_example),
-                (4, &b.dlogits),
-            ],
-            self.row_groups(n),
-        ));
-        out.push(self.kernels.dispatch(
-            self.device,
-            Kernel::ReduceMetrics,
-            Some(bytemuck::bytes_of(&loss)),
-            &[
-                (5, &b.per_example),
-                (6, &self.shared.state),
-                (7, &self.shared.metrics),
-                (8, &b.groups),
-            ],
-            [1, 1, 1],
-        ));
-        Ok(out)
-    }
-
-    /// Backward pass of a batch whose forward has run: writes every parameter's gradient.
-    pub fn backward(&self, b: &Batch) -> Result<Vec<Dispatch>> {
-        let c = self.config;
-        let t = self.tables;
-        let g = b
-            .grads
-            .as_ref()
-            .expect("backward needs a batch with gradient buffers");
-        let (n, d, a, m, outputs, h, dh, rows) = (
-            b.n,
-            c.d_model,
-            c.d_attn(),
-            c.d_mlp,
-            c.d_vocab_out(),
-            c.n_heads,
-            c.d_head,
-            t.rows,
-        );
-        let eq = (rows - 1) * d;
-        let qp = &self.shared.qparams;
-        let gr = &self.shared.grads;
-        let lin = self.linear_flags();
-        let mut out = Vec::new();
-
-        // Unembedding and final norm.
-        let unembed_in = if c.final_norm { &b.x2n } else { &b.x2 };
-        let by_row = |buf, width| Op::matrix(buf, 0, width);
-        self.bias_backward(
-            &mut out,
-            ParamId::BU,
-            by_row(&b.dlogits, outputs),
-            (1, n, outputs),
-        );
-        self.linear_backward(
-            &mut out,
-            (n, d, outputs),
-            (unembed_in, None),
-            ParamId::WU,
-            &b.dlogits,
-            (&g.dx2n, None),
-        );
-        let dx2 = if c.final_norm { &g.dx2 } else { &g.dx2n };
-        if c.final_norm {
-            self.norm_backward(
-                &mut out,
-                (n, d, NORM_RMS | NORM_GAIN),
-                &g.dx2n,
-                (&b.x2, &b.inv_f),
-                None,
-                &g.dx2,
-            );
-            let params = self.norm_params(n, d, 0);
-            out.push(self.kernels.dispatch(
-                self.device,
-                Kernel::GainGrad,
-                Some(bytemuck::bytes_of(&params)),
-                &[(1, &b.x2), (5, &g.dx2n), (7, gr), (8, &b.inv_f)],
-                [d as u32, 1, 1],
-            ));
-        }
-
-        // MLP, then the attention output; dx1 collects the residual's dx2.
-        self.bias_backward(&mut out, ParamId::BOut, by_row(dx2, d), (1, n, d));
-        self.linear_backward(
-            &mut out,
-            (n, m, d),
-            b.a2.forms(),
-            ParamId::WOut,
-            dx2,
-            (&g.da2, None),
-        );
-        self.norm_backward(
-            &mut out,
-            (n, m, lin | NORM_RELU_INPUT),
-            &g.da2,
-            (&b.pre, &b.a2.inv),
-            None,
-            &g.dpre,
-        );
-        self.bias_backward(&mut out, ParamId::BIn, by_row(&g.dpre, m), (1, n, m));
-        // dx1 = dx2 + N'(x1)^T da1; the input-gradient product writes it directly when the
-        // input is x1 itself.
-        let da1 = if b.a1.identity {
-            (&g.dx1, Some(dx2))
-        } else {
-            (&g.da1, None)
-        };
-        self.linear_backward(
-            &mut out,
-            (n, d, m),
-            b.a1.forms(),
-            ParamId::WIn,
-            &g.dpre,
-            da1,
-        );
-        if !b.a1.identity {
-            self.norm_backward(
-                &mut out,
-                (n, d, lin),
-                &g.da1,
-                (&b.x1, &b.a1.inv),
-                Some(dx2),
-                &g.dx1,
-            );
-        }
-        self.bias_backward(&mut out, ParamId::BO, by_row(&g.dx1, d), (1, n, d));
-        let daz = if b.az.identity { &g.dz } else { &g.daz };
-        self.linear_backward(
-            &mut out,
-            (n, a, d),
-            b.az.forms(),
-            ParamId::WO,
-            &g.dx1,
-            (daz, None),
-        );
-        if !b.az.identity {
-            self.norm_backward(
-                &mut out,
-                (n, a, lin),
-                &g.daz,
-                (&b.z, &b.az.inv),
-                None,
-                &g.dz,
-            );
-        }
-
-        // Attention pattern, then the K, V tables and the query.
-        let attn = self.attn_params(n);
-        let attn = Some(bytemuck::bytes_of(&attn));
-        out.push(self.kernels.dispatch(
-            self.device,
-            Kernel::ScoreGrad,
-            attn,
-            &[
-                (1, &b.examples),
-                (3, &t.v),
-                (7, &b.pattern),
-                (8, &g.dz),
-                (9, &g.ds),
-            ],
-            self.pair_groups(n),
-        ));
-        let table_grad = [
-            (4, &t.q),
-            (7, &b.pattern),
-            (8, &g.dz),
-            (10, &g.ds),
-            (13, &t.dk),
-            (14, &t.dv),
-            (16, &t.row_ds),
-        ];
-        let mut csr = table_grad.to_vec();
-        csr.extend([(11, &g.csr_start), (12, &g.csr_items)]);
-        out.push(self.kernels.dispatch(
-            self.device,
-            Kernel::TableGrad,
-            attn,
-            &csr,
-            groups_1d(h * rows * dh, 64)?,
-        ));
-        out.push(self.kernels.dispatch(
-            self.device,
-            Kernel::EqRowGrad,
-            attn,
-            &table_grad,
-            [(h * dh) as u32, 1, 1],
-        ));
-        out.push(self.kernels.dispatch(
-            self.device,
-            Kernel::QueryGrad,
-            attn,
-            &[(2, &t.k), (15, &t.dq), (17, &t.row_ds)],
-            self.row_groups(a),
-        ));
-
-        // Their biases: column sums of the table gradients per head, and the query's gradient.
-        for (bias, dt) in [(ParamId::BK, &t.dk), (ParamId::BV, &t.dv)] {
-            self.bias_backward(
-                &mut out,
-                bias,
-                Op::batched(dt, 0, rows * dh, dh),
-                (h, rows, dh),
-            );
-        }
-        self.bias_backward(
-            &mut out,
-            ParamId::BQ,
-            Op::batched_row(&t.dq, 0, dh),
-            (h, 1, dh),
-        );
-        // W_K, W_V, W_Q from the table gradients (one product per head, batched).
-        for (w, dt) in [(ParamId::WK, &t.dk), (ParamId::WV, &t.dv)] {
-            let dw = Op::batched(gr, self.off(w), d * dh, dh);
-            self.product(
-                &mut out,
-                Product::new(
-                    h,
-                    d,
-                    dh,
-                    rows,
-                    Op::transposed(&t.a0.float, 0, d),
-                    Op::batched(dt, 0, rows * dh, dh),
-                    dw,
-                )
-                .int8(int8_rows(t.a0.forms().1, 0, 1).map(Int8Operand::transposed)),
-            );
-        }
-        let dwq = Op::batched(gr, self.off(ParamId::WQ), d * dh, dh);
-        self.product(
-            &mut out,
-            Product::new(
-                h,
-                d,
-                dh,
-                1,
-                Op::column(&t.a0.float, eq),
-                Op::batched_row(&t.dq, 0, dh),
-                dwq,
-            )
-            .int8(int8_rows(t.a0.forms().1, rows - 1, 0).map(Int8Operand::transposed)),
-        );
-        // d a0 = sum over heads of dK_h W_K[h]^T + dV_h W_V[h]^T (+ dq_h W_Q[h]^T on the `=` row):
-        // the contraction runs over (head, d_head) pairs. It is d x0 itself when a0 is x0.
-        let da0 = if t.a0.identity { &t.dx0 } else { &t.da0 };
-        for (i, (w, dt)) in [(ParamId::WK, &t.dk), (ParamId::WV, &t.dv)]
-            .into_iter()
-            .enumerate()
-        {
-            let wt = Op::transposed(qp, self.off(w), dh);
-            let prod = Product::new(
-                1,
-                rows,
-                d,
-                a,
-                Op::matrix(dt, 0, dh),
-                wt,
-                Op::matrix(da0, 0, d),
-            )
-            .k_split(dh, rows * dh, d * dh);
-            self.product(&mut out, if i == 0 { prod } else { prod.accumulate() });
-        }
-        let wqt = Op::transposed(qp, self.off(ParamId::WQ), dh);
-        let da0_eq = Op::row(da0, eq);
-        self.product(
-            &mut out,
-            Product::new(1, 1, d, a, Op::row(&t.dq, 0), wqt, da0_eq)
-                .k_split(dh, dh, d * dh)
-                .accumulate(),
-        );
-        if !t.a0.identity {
-            self.norm_backward(
-                &mut out,
-                (rows, d, lin),
-                &t.da0,
-                (&t.x0, &t.a0.inv),
-                None,
-                &t.dx0,
-            );
-        }
-        // The `=` row also feeds x1 directly through the residual: add the column sum of dx1.
-        let ones = Op::scalar(&self.shared.one);
-        let dx0_eq = Op::row(&t.dx0, eq);
-        self.product(
-            &mut out,
-            Product::new(1, 1, d, n, ones, Op::matrix(&g.dx1, 0, d), dx0_eq).accumulate(),
-        );
-        let embed = self.embed_params();
-        out.push(self.kernels.dispatch(
-            self.device,
-            Kernel::EmbedGrad,
-            Some(bytemuck::bytes_of(&embed)),
-            &[(3, &t.dx0), (4, gr)],
-            groups_1d((c.d_vocab() + 3) * d, 64)?,
-        ));
-        Ok(out)
     }
 
     /// `g - mean g` for the gradient of every centred matrix (`--weight-centre mean`); nothing
