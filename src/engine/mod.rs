@@ -3,6 +3,7 @@
 //! train several models of one shape together (a sweep's seeds and settings): every dispatch
 //! then runs once for all of them (shaders/include/model_axis.wgsl).
 
+pub mod bindings;
 pub mod buffers;
 pub mod device;
 pub mod kernels;
@@ -11,7 +12,7 @@ mod passes;
 mod planner;
 mod products;
 pub mod program;
-mod uniforms;
+pub mod uniforms;
 
 use anyhow::{bail, Result};
 

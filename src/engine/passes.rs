@@ -5,6 +5,7 @@
 
 use anyhow::Result;
 
+use super::bindings::{attention, embed, loss, norm};
 use super::buffers::{Batch, BatchGrads};
 use super::kernels::{groups_1d, Dispatch, Kernel};
 use super::products::{int8_rows, Int8Operand, Op, Product};
@@ -65,10 +66,10 @@ impl Recorder<'_> {
             Kernel::BuildTable,
             Some(bytemuck::bytes_of(&embed)),
             &[
-                (1, &self.shared.qparams),
-                (2, &t.x0),
-                (5, &self.shared.packed),
-                (6, &self.shared.scales),
+                (embed::QPARAMS, &self.shared.qparams),
+                (embed::TABLE, &t.x0),
+                (embed::PACKED, &self.shared.packed),
+                (embed::SCALES, &self.shared.scales),
             ],
             groups_1d(t.rows * self.config.d_model, 64)?,
         ));
@@ -127,12 +128,12 @@ impl Recorder<'_> {
             Kernel::AttnForward,
             Some(bytemuck::bytes_of(&attn)),
             &[
-                (1, &b.examples),
-                (2, &t.k),
-                (3, &t.v),
-                (4, &t.q),
-                (5, &b.pattern),
-                (6, &b.z),
+                (attention::EXAMPLES, &b.examples),
+                (attention::K_TAB, &t.k),
+                (attention::V_TAB, &t.v),
+                (attention::Q, &t.q),
+                (attention::PATTERN, &b.pattern),
+                (attention::Z, &b.z),
             ],
             self.pair_groups(b.n),
         ));
@@ -197,10 +198,10 @@ impl Recorder<'_> {
             Kernel::ExampleLoss,
             Some(bytemuck::bytes_of(&loss)),
             &[
-                (1, &b.logits),
-                (2, &b.labels),
-                (3, &b.per_example),
-                (4, &b.dlogits),
+                (loss::LOGITS, &b.logits),
+                (loss::LABELS, &b.labels),
+                (loss::PER_EXAMPLE, &b.per_example),
+                (loss::DLOGITS, &b.dlogits),
             ],
             self.row_groups(n),
         ));
@@ -209,10 +210,10 @@ impl Recorder<'_> {
             Kernel::ReduceMetrics,
             Some(bytemuck::bytes_of(&loss)),
             &[
-                (5, &b.per_example),
-                (6, &self.shared.state),
-                (7, &self.shared.metrics),
-                (8, &b.groups),
+                (loss::PER_EXAMPLE_IN, &b.per_example),
+                (loss::STATE, &self.shared.state),
+                (loss::METRICS, &self.shared.metrics),
+                (loss::GROUPS, &b.groups),
             ],
             [1, 1, 1],
         ));
@@ -253,10 +254,10 @@ impl Recorder<'_> {
             Kernel::GainGrad,
             Some(bytemuck::bytes_of(&params)),
             &[
-                (1, &b.x2),
-                (5, &g.dx2n),
-                (7, &self.shared.grads),
-                (8, &b.inv_f),
+                (norm::X, &b.x2),
+                (norm::DY, &g.dx2n),
+                (norm::DX, &self.shared.grads),
+                (norm::INV_RMS_IN, &b.inv_f),
             ],
             [d as u32, 1, 1],
         ));
@@ -305,25 +306,28 @@ impl Recorder<'_> {
             Kernel::ScoreGrad,
             attn,
             &[
-                (1, &b.examples),
-                (3, &t.v),
-                (7, &b.pattern),
-                (8, &g.dz),
-                (9, &g.ds),
+                (attention::EXAMPLES, &b.examples),
+                (attention::V_TAB, &t.v),
+                (attention::PATTERN_IN, &b.pattern),
+                (attention::DZ, &g.dz),
+                (attention::DS, &g.ds),
             ],
             self.pair_groups(b.n),
         ));
         let table_grad = [
-            (4, &t.q),
-            (7, &b.pattern),
-            (8, &g.dz),
-            (10, &g.ds),
-            (13, &t.dk),
-            (14, &t.dv),
-            (16, &t.row_ds),
+            (attention::Q, &t.q),
+            (attention::PATTERN_IN, &b.pattern),
+            (attention::DZ, &g.dz),
+            (attention::DS_IN, &g.ds),
+            (attention::DK_TAB, &t.dk),
+            (attention::DV_TAB, &t.dv),
+            (attention::ROW_DS, &t.row_ds),
         ];
         let mut csr = table_grad.to_vec();
-        csr.extend([(11, &g.csr_start), (12, &g.csr_items)]);
+        csr.extend([
+            (attention::CSR_START, &g.csr_start),
+            (attention::CSR_ITEMS, &g.csr_items),
+        ]);
         let (h, dh) = (c.n_heads, c.d_head);
         out.push(self.kernels.dispatch(
             self.device,
@@ -343,7 +347,11 @@ impl Recorder<'_> {
             self.device,
             Kernel::QueryGrad,
             attn,
-            &[(2, &t.k), (15, &t.dq), (17, &t.row_ds)],
+            &[
+                (attention::K_TAB, &t.k),
+                (attention::DQ, &t.dq),
+                (attention::ROW_DS_IN, &t.row_ds),
+            ],
             self.row_groups(c.d_attn()),
         ));
         Ok(())
@@ -428,7 +436,7 @@ impl Recorder<'_> {
             self.device,
             Kernel::EmbedGrad,
             Some(bytemuck::bytes_of(&embed)),
-            &[(3, &t.dx0), (4, &self.shared.grads)],
+            &[(embed::DTABLE, &t.dx0), (embed::GRADS, &self.shared.grads)],
             groups_1d((self.config.d_vocab() + 3) * d, 64)?,
         ));
         Ok(())

@@ -1,6 +1,7 @@
 //! The matrix products of the programs: their operands, and the recording of a product as
 //! the planner (planner.rs) lays it out.
 
+use super::bindings::matmul;
 use super::buffers::Int8Rows;
 use super::device::Products;
 use super::kernels::Dispatch;
@@ -369,15 +370,15 @@ impl Recorder<'_> {
             plan.kernel,
             Some(bytemuck::bytes_of(&main_params)),
             &[
-                (1, p.a.buf),
-                (2, p.b.buf),
-                (3, c),
-                (4, r.buf),
-                (5, qp),
-                (7, &self.shared.packed),
-                (8, &self.shared.scales),
-                (9, codes),
-                (10, steps),
+                (matmul::A_BUF, p.a.buf),
+                (matmul::B_BUF, p.b.buf),
+                (matmul::C_BUF, c),
+                (matmul::R_BUF, r.buf),
+                (matmul::BIAS_BUF, qp),
+                (matmul::PACKED, &self.shared.packed),
+                (matmul::SCALES, &self.shared.scales),
+                (matmul::A_CODES, codes),
+                (matmul::A_STEPS, steps),
             ],
             plan.grid,
         );
@@ -388,7 +389,12 @@ impl Recorder<'_> {
                 self.device,
                 reduce,
                 Some(bytemuck::bytes_of(&params)),
-                &[(3, p.c.buf), (4, r.buf), (5, qp), (6, partials)],
+                &[
+                    (matmul::C_BUF, p.c.buf),
+                    (matmul::R_BUF, r.buf),
+                    (matmul::BIAS_BUF, qp),
+                    (matmul::PARTIALS, partials),
+                ],
                 grid,
             ));
         }
@@ -414,17 +420,20 @@ impl Recorder<'_> {
             p.b.col
         );
         let mut buffers = vec![
-            (3, p.c.buf),
-            (4, r.buf),
-            (5, qp),
-            (7, &self.shared.packed),
-            (8, &self.shared.scales),
-            (9, &int8.rows.codes),
-            (10, &int8.rows.steps),
+            (matmul::C_BUF, p.c.buf),
+            (matmul::R_BUF, r.buf),
+            (matmul::BIAS_BUF, qp),
+            (matmul::PACKED, &self.shared.packed),
+            (matmul::SCALES, &self.shared.scales),
+            (matmul::A_CODES, &int8.rows.codes),
+            (matmul::A_STEPS, &int8.rows.steps),
         ];
         if self.parallelism.products == Products::Lanes {
             // Its one entry point names the float operands' bindings too.
-            buffers.extend([(1, &self.shared.one), (2, &self.shared.one)]);
+            buffers.extend([
+                (matmul::A_BUF, &self.shared.one),
+                (matmul::B_BUF, &self.shared.one),
+            ]);
         }
         let mut dispatch = self.kernels.dispatch_product(
             self.device,

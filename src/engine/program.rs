@@ -2,6 +2,7 @@
 //! replayed every epoch. Shapes: n examples, D d_model, A = H*Dh, M d_mlp, P = p classes,
 //! R = 2p + 1 table rows (row 2p is `=`).
 
+use super::bindings::{norm, optimizer, quantize};
 use super::buffers::{Int8Rows, LinearInput, Tables};
 use super::device::Parallelism;
 use super::kernels::{groups_2d, Dispatch, Kernel, Kernels};
@@ -147,12 +148,12 @@ impl Recorder<'_> {
             Kernel::NormForward,
             Some(bytemuck::bytes_of(&params)),
             &[
-                (1, x),
-                (2, y),
-                (3, inv),
-                (4, &self.shared.qparams),
-                (9, codes),
-                (10, steps),
+                (norm::X, x),
+                (norm::Y, y),
+                (norm::INV_RMS, inv),
+                (norm::GAIN, &self.shared.qparams),
+                (norm::CODES, codes),
+                (norm::STEPS, steps),
             ],
             self.row_groups(rows),
         ));
@@ -176,12 +177,12 @@ impl Recorder<'_> {
             Kernel::NormBackward,
             Some(bytemuck::bytes_of(&params)),
             &[
-                (1, x),
-                (4, &self.shared.qparams),
-                (5, dy),
-                (6, base.unwrap_or(dy)),
-                (7, dx),
-                (8, inv),
+                (norm::X, x),
+                (norm::GAIN, &self.shared.qparams),
+                (norm::DY, dy),
+                (norm::BASE, base.unwrap_or(dy)),
+                (norm::DX, dx),
+                (norm::INV_RMS_IN, inv),
             ],
             self.row_groups(rows),
         ));
@@ -253,7 +254,7 @@ impl Recorder<'_> {
             self.device,
             Kernel::BeginStep,
             None,
-            &[(1, &self.shared.state)],
+            &[(optimizer::STATE, &self.shared.state)],
             [1, 1, 1],
         )
     }
@@ -265,11 +266,11 @@ impl Recorder<'_> {
             Kernel::Quantize,
             None,
             &[
-                (0, &self.shared.quant_descs),
-                (1, &self.shared.params),
-                (2, &self.shared.qparams),
-                (3, &self.shared.packed),
-                (4, &self.shared.scales),
+                (quantize::DESCS, &self.shared.quant_descs),
+                (quantize::PARAMS, &self.shared.params),
+                (quantize::QPARAMS, &self.shared.qparams),
+                (quantize::PACKED, &self.shared.packed),
+                (quantize::SCALES, &self.shared.scales),
             ],
             [self.layout.entries().len() as u32, 1, 1],
         )
@@ -285,7 +286,10 @@ impl Recorder<'_> {
                 self.device,
                 Kernel::CentreGrads,
                 None,
-                &[(0, &self.shared.quant_descs), (5, &self.shared.grads)],
+                &[
+                    (quantize::DESCS, &self.shared.quant_descs),
+                    (quantize::GRADS, &self.shared.grads),
+                ],
                 [self.layout.entries().len() as u32, 1, 1],
             )
         })
@@ -299,12 +303,12 @@ impl Recorder<'_> {
             Kernel::AdamW,
             None,
             &[
-                (0, &s.hypers),
-                (1, &s.state),
-                (2, &s.params),
-                (3, &s.grads),
-                (4, &s.m),
-                (5, &s.v),
+                (optimizer::HYPERS, &s.hypers),
+                (optimizer::STATE, &s.state),
+                (optimizer::PARAMS, &s.params),
+                (optimizer::GRADS, &s.grads),
+                (optimizer::M, &s.m),
+                (optimizer::V, &s.v),
             ],
             groups_2d(self.layout.total(), 256),
         )
