@@ -31,7 +31,8 @@ struct Params {
 @group(0) @binding(DK_TAB_BINDING) var<storage, read_write> dk_tab: array<f32>;
 @group(0) @binding(DV_TAB_BINDING) var<storage, read_write> dv_tab: array<f32>;
 @group(0) @binding(DQ_BINDING) var<storage, read_write> dq: array<f32>;
-@group(0) @binding(ROW_DS_BINDING) var<storage, read_write> row_ds: array<f32>; // [H, 2p+1]: d score summed per row
+// [H, 2p+1]: d score summed per row
+@group(0) @binding(ROW_DS_BINDING) var<storage, read_write> row_ds: array<f32>;
 @group(0) @binding(ROW_DS_IN_BINDING) var<storage, read> row_ds_in: array<f32>;
 
 fn table_row(n: u32, slot: u32) -> u32 {
@@ -56,12 +57,14 @@ fn table_rows(n: u32) -> vec3<u32> {
 // Element e of head h's K table, and of its V table, at the three rows.
 fn keys(h: u32, rows: vec3<u32>, e: u32) -> vec3<f32> {
     return vec3<f32>(k_tab[at(K_TAB_BINDING) + tab_index(h, rows.x, e)],
-        k_tab[at(K_TAB_BINDING) + tab_index(h, rows.y, e)], k_tab[at(K_TAB_BINDING) + tab_index(h, rows.z, e)]);
+        k_tab[at(K_TAB_BINDING) + tab_index(h, rows.y, e)],
+        k_tab[at(K_TAB_BINDING) + tab_index(h, rows.z, e)]);
 }
 
 fn values(h: u32, rows: vec3<u32>, e: u32) -> vec3<f32> {
     return vec3<f32>(v_tab[at(V_TAB_BINDING) + tab_index(h, rows.x, e)],
-        v_tab[at(V_TAB_BINDING) + tab_index(h, rows.y, e)], v_tab[at(V_TAB_BINDING) + tab_index(h, rows.z, e)]);
+        v_tab[at(V_TAB_BINDING) + tab_index(h, rows.y, e)],
+        v_tab[at(V_TAB_BINDING) + tab_index(h, rows.z, e)]);
 }
 
 // Each (example, head) gets `head_lanes` threads that split its d_head elements and sum their
@@ -103,7 +106,8 @@ fn forward(
     let x = pair(wg, nwg, lid);
     var parts = vec3<f32>(0.0);
     for (var e = x.lane; e < x.d_head; e += prm.head_lanes) {
-        parts = fma(vec3<f32>(q[at(Q_BINDING) + x.h * prm.d_head + e]), keys(x.h, x.rows, e), parts);
+        parts = fma(vec3<f32>(q[at(Q_BINDING) + x.h * prm.d_head + e]), keys(x.h, x.rows, e),
+            parts);
     }
     let s = pair_sum(parts, lid) * prm.scale;
     let w = exp(s - max(s.x, max(s.y, s.z)));
@@ -132,11 +136,13 @@ fn score_grad(
     let t = x.nh;
     var parts = vec3<f32>(0.0);
     for (var e = x.lane; e < x.d_head; e += prm.head_lanes) {
-        parts = fma(vec3<f32>(dz[at(DZ_BINDING) + t * prm.d_head + e]), values(x.h, x.rows, e), parts);
+        parts = fma(vec3<f32>(dz[at(DZ_BINDING) + t * prm.d_head + e]), values(x.h, x.rows, e),
+            parts);
     }
     let dp = pair_sum(parts, lid);
     if (x.in_range && x.lane == 0u) {
-        let p = vec3<f32>(pattern_in[at(PATTERN_IN_BINDING) + t * 3u], pattern_in[at(PATTERN_IN_BINDING) + t * 3u + 1u],
+        let p = vec3<f32>(pattern_in[at(PATTERN_IN_BINDING) + t * 3u],
+            pattern_in[at(PATTERN_IN_BINDING) + t * 3u + 1u],
             pattern_in[at(PATTERN_IN_BINDING) + t * 3u + 2u]);
         let ds_nh = p * (dp - fma(p.z, dp.z, fma(p.y, dp.y, p.x * dp.x)));
         ds[at(DS_BINDING) + t * 3u] = ds_nh.x;
@@ -168,7 +174,8 @@ fn table_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
         let n = item / 3u;
         let i = (n * prm.n_heads + h) * 3u + item % 3u;
         sum_ds += ds_in[at(DS_IN_BINDING) + i];
-        sum_dv = fma(pattern_in[at(PATTERN_IN_BINDING) + i], dz[at(DZ_BINDING) + n * width + h * prm.d_head + e], sum_dv);
+        sum_dv = fma(pattern_in[at(PATTERN_IN_BINDING) + i],
+            dz[at(DZ_BINDING) + n * width + h * prm.d_head + e], sum_dv);
     }
     write_table_grad(h, row, e, sum_ds, sum_dv);
 }
@@ -198,7 +205,8 @@ fn eq_row_grad(
     for (var n = lid.x; n < prm.n; n += SUM_THREADS) {
         let i = (n * prm.n_heads + h) * 3u + 2u;
         sum_ds += ds_in[at(DS_IN_BINDING) + i];
-        sum_dv = fma(pattern_in[at(PATTERN_IN_BINDING) + i], dz[at(DZ_BINDING) + n * width + h * prm.d_head + e], sum_dv);
+        sum_dv = fma(pattern_in[at(PATTERN_IN_BINDING) + i],
+            dz[at(DZ_BINDING) + n * width + h * prm.d_head + e], sum_dv);
     }
     let total_ds = workgroup_sum(sum_ds, lid.x);
     let total_dv = workgroup_sum(sum_dv, lid.x);

@@ -36,7 +36,8 @@ fn embedding(off: u32, e: u32, codes: u32, scale: u32) -> f32 {
     }
     let per_word = packed_codes_per_word(prm.packing);
     let word = packed[at(PACKED_BINDING) + codes + e / per_word];
-    return f32(packed_code_in_word(prm.packing, word, e % per_word)) * scales[at(SCALES_BINDING) + scale];
+    return f32(packed_code_in_word(prm.packing, word, e % per_word))
+        * scales[at(SCALES_BINDING) + scale];
 }
 
 @compute @workgroup_size(64)

@@ -18,12 +18,14 @@ struct Params {
 @group(0) @binding(UNIFORM_BINDING) var<uniform> prm: Params;
 @group(0) @binding(LOGITS_BINDING) var<storage, read> logits: array<f32>;
 @group(0) @binding(LABELS_BINDING) var<storage, read> labels: array<u32>;
-@group(0) @binding(PER_EXAMPLE_BINDING) var<storage, read_write> per_example: array<f32>; // [n, 2] = (loss, correct)
+// [n, 2] = (loss, correct)
+@group(0) @binding(PER_EXAMPLE_BINDING) var<storage, read_write> per_example: array<f32>;
 @group(0) @binding(DLOGITS_BINDING) var<storage, read_write> dlogits: array<f32>;
 // reduction
 @group(0) @binding(PER_EXAMPLE_IN_BINDING) var<storage, read> per_example_in: array<f32>;
 @group(0) @binding(STATE_BINDING) var<storage, read> state: array<u32>;        // [0] = step
-@group(0) @binding(METRICS_BINDING) var<storage, read_write> metrics: array<f32>; // [slots, METRIC_COLUMNS]
+// [slots, METRIC_COLUMNS]
+@group(0) @binding(METRICS_BINDING) var<storage, read_write> metrics: array<f32>;
 // Per example: 1 when the transposed pair (b, a) is in the train set. A model symmetric in a and
 // b gets those right by memorisation, so accuracy is also reported for each group (columns 4, 5).
 @group(0) @binding(GROUPS_BINDING) var<storage, read> groups: array<u32>;
@@ -156,7 +158,8 @@ fn reduce(
         workgroupBarrier();
     }
     if (lid == 0u) {
-        let row = at(METRICS_BINDING) + ((state[at(STATE_BINDING)] - 1u) % prm.metric_slots) * METRIC_COLUMNS;
+        let slot = (state[at(STATE_BINDING)] - 1u) % prm.metric_slots;
+        let row = at(METRICS_BINDING) + slot * METRIC_COLUMNS;
         metrics[row + prm.metric] = red_loss[0] / f32(prm.n);
         metrics[row + prm.metric + 1u] = fraction(red_correct[0], f32(prm.n));
         if (prm.metric == 2u) {

@@ -142,7 +142,8 @@ fn backward(
     let t = row_lane(wg, nwg, lid, prm.rows, prm.lanes);
     let base_i = t.row * prm.width;
     let width = select(0u, prm.width, t.in_range);
-    let inv = select(0.0, inv_rms_in[at(INV_RMS_IN_BINDING) + min(t.row, prm.rows - 1u)], t.in_range);
+    let inv = select(0.0, inv_rms_in[at(INV_RMS_IN_BINDING) + min(t.row, prm.rows - 1u)],
+        t.in_range);
     // For y = x * inv: dx = inv * dy - inv^3 * x * mean(dy * x).
     var dot = 0.0;
     if (has(RMS)) {
@@ -178,7 +179,8 @@ fn gain_grad(
     var s = 0.0;
     for (var r = lid.x; r < prm.rows; r += SUM_THREADS) {
         let i = r * prm.width + j;
-        s = fma(dy[at(DY_BINDING) + i], x[at(X_BINDING) + i] * inv_rms_in[at(INV_RMS_IN_BINDING) + r], s);
+        s = fma(dy[at(DY_BINDING) + i], x[at(X_BINDING) + i] * inv_rms_in[at(INV_RMS_IN_BINDING) + r],
+            s);
     }
     let total = workgroup_sum(s, lid.x);
     if (lid.x == 0u) {

@@ -119,7 +119,8 @@ fn a_code(e: u32) -> i32 {
 }
 
 fn a_step(i: u32, k: u32) -> f32 {
-    return a_steps[at(A_STEPS_BINDING) + prm.a_steps_off + i * prm.a_steps_row + k * prm.a_steps_col];
+    return a_steps[at(A_STEPS_BINDING) + prm.a_steps_off + i * prm.a_steps_row
+        + k * prm.a_steps_col];
 }
 
 // The element of B at index e of b_buf, or its code when B is a packed weight matrix (whose
@@ -171,12 +172,14 @@ fn store_row(batch: u32, i: u32, j0: u32, acc: vec4<f32>) {
 fn store(batch: u32, i: u32, j: u32, product: f32) {
     var v = product;
     if ((PRODUCT_FLAGS & ADD_RESIDUAL) != 0u) {
-        v += r_buf[at(R_BUF_BINDING) + prm.r.off + batch * prm.r.s_batch + i * prm.r.s_row + j * prm.r.s_col];
+        v += r_buf[at(R_BUF_BINDING) + prm.r.off + batch * prm.r.s_batch + i * prm.r.s_row
+            + j * prm.r.s_col];
     }
     if ((PRODUCT_FLAGS & ADD_BIAS) != 0u) {
         v += bias_buf[at(BIAS_BUF_BINDING) + prm.bias_off + batch * prm.bias_s_batch + j];
     }
-    let ci = at(C_BUF_BINDING) + prm.c.off + batch * prm.c.s_batch + i * prm.c.s_row + j * prm.c.s_col;
+    let ci = at(C_BUF_BINDING) + prm.c.off + batch * prm.c.s_batch + i * prm.c.s_row
+        + j * prm.c.s_col;
     if ((PRODUCT_FLAGS & ACCUMULATE) != 0u) {
         v += c_buf[ci];
     }

@@ -195,8 +195,9 @@ impl<'a> Product<'a> {
             int8: None,
         }
     }
-    pub(super) fn residual(mut self, r: Op<'a>) -> Self {
-        self.residual = Some(r);
+    /// Adds `r` when it is given.
+    pub(super) fn residual(mut self, r: Option<Op<'a>>) -> Self {
+        self.residual = r;
         self
     }
     pub(super) fn bias(mut self, bias: Option<(usize, usize)>) -> Self {
@@ -470,15 +471,9 @@ impl Recorder<'_> {
             Op::matrix(y, 0, n),
         )
         .bias(self.bias_of(b, 0))
-        .int8(int8_rows(a_int8, 0, 1));
-        self.product(
-            out,
-            if let Some(r) = residual {
-                p.residual(r)
-            } else {
-                p
-            },
-        );
+        .int8(int8_rows(a_int8, 0, 1))
+        .residual(residual);
+        self.product(out, p);
     }
 
     /// Backward of [`Self::linear_forward`]: `dW = a^T dy` into the gradient buffer (the
@@ -517,13 +512,8 @@ impl Recorder<'_> {
             Op::matrix(dy, 0, n),
             Op::transposed(qp, self.off(w), n),
             Op::matrix(da, 0, k),
-        );
-        self.product(
-            out,
-            match plus {
-                Some(r) => input_grad.residual(Op::matrix(r, 0, k)),
-                None => input_grad,
-            },
-        );
+        )
+        .residual(plus.map(|r| Op::matrix(r, 0, k)));
+        self.product(out, input_grad);
     }
 }
