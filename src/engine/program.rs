@@ -1,6 +1,8 @@
-//! The dispatch sequences of one training epoch and of one evaluation, recorded once and
-//! replayed every epoch. Shapes: n examples, D d_model, A = H*Dh, M d_mlp, P = p classes,
-//! R = 2p + 1 table rows (row 2p is `=`).
+//! The recorder of the programs (the dispatch sequences of one training epoch and of one
+//! evaluation, recorded once and replayed every epoch): the buffers they share, the row-wise
+//! kernels and the optimiser's. The model's passes are in passes.rs, its matrix products in
+//! products.rs. Shapes: n examples, D d_model, A = H*Dh, M d_mlp, P = p classes, R = 2p + 1
+//! table rows (row 2p is `=`).
 
 use super::bindings::{norm, optimizer, quantize};
 use super::buffers::{Int8Rows, LinearInput, Tables};
@@ -34,7 +36,7 @@ pub struct Shared {
     pub packed_offsets: Vec<usize>,
     /// A single 1.0, for column sums as products.
     pub one: wgpu::Buffer,
-    /// Partial products of split-K products ([`split_partials_len`] floats).
+    /// Partial products of split-K products ([`super::planner::split_partials_len`] floats).
     pub split_partials: wgpu::Buffer,
 }
 
