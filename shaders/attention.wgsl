@@ -14,32 +14,33 @@ struct Params {
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> prm: Params;
-@group(0) @binding(1) var<storage, read> examples: array<u32>; // [n, 2] = (a, b)
-@group(0) @binding(2) var<storage, read> k_tab: array<f32>;
-@group(0) @binding(3) var<storage, read> v_tab: array<f32>;
-@group(0) @binding(4) var<storage, read> q: array<f32>;
-@group(0) @binding(5) var<storage, read_write> pattern: array<f32>; // [n, H, 3]
-@group(0) @binding(6) var<storage, read_write> z: array<f32>;       // [n, H * Dh]
+@group(0) @binding(UNIFORM_BINDING) var<uniform> prm: Params;
+@group(0) @binding(EXAMPLES_BINDING) var<storage, read> examples: array<u32>; // [n, 2] = (a, b)
+@group(0) @binding(K_TAB_BINDING) var<storage, read> k_tab: array<f32>;
+@group(0) @binding(V_TAB_BINDING) var<storage, read> v_tab: array<f32>;
+@group(0) @binding(Q_BINDING) var<storage, read> q: array<f32>;
+@group(0) @binding(PATTERN_BINDING) var<storage, read_write> pattern: array<f32>; // [n, H, 3]
+@group(0) @binding(Z_BINDING) var<storage, read_write> z: array<f32>;       // [n, H * Dh]
 // backward
-@group(0) @binding(7) var<storage, read> pattern_in: array<f32>;
-@group(0) @binding(8) var<storage, read> dz: array<f32>;
-@group(0) @binding(9) var<storage, read_write> ds: array<f32>;      // [n, H, 3] d score
-@group(0) @binding(10) var<storage, read> ds_in: array<f32>;
-@group(0) @binding(11) var<storage, read> csr_start: array<u32>;    // [2p + 1]
-@group(0) @binding(12) var<storage, read> csr_items: array<u32>;    // n * 3 + slot
-@group(0) @binding(13) var<storage, read_write> dk_tab: array<f32>;
-@group(0) @binding(14) var<storage, read_write> dv_tab: array<f32>;
-@group(0) @binding(15) var<storage, read_write> dq: array<f32>;
-@group(0) @binding(16) var<storage, read_write> row_ds: array<f32>; // [H, 2p+1]: d score summed per row
-@group(0) @binding(17) var<storage, read> row_ds_in: array<f32>;
+@group(0) @binding(PATTERN_IN_BINDING) var<storage, read> pattern_in: array<f32>;
+@group(0) @binding(DZ_BINDING) var<storage, read> dz: array<f32>;
+@group(0) @binding(DS_BINDING) var<storage, read_write> ds: array<f32>;      // [n, H, 3] d score
+@group(0) @binding(DS_IN_BINDING) var<storage, read> ds_in: array<f32>;
+@group(0) @binding(CSR_START_BINDING) var<storage, read> csr_start: array<u32>;    // [2p + 1]
+@group(0) @binding(CSR_ITEMS_BINDING) var<storage, read> csr_items: array<u32>;    // n * 3 + slot
+@group(0) @binding(DK_TAB_BINDING) var<storage, read_write> dk_tab: array<f32>;
+@group(0) @binding(DV_TAB_BINDING) var<storage, read_write> dv_tab: array<f32>;
+@group(0) @binding(DQ_BINDING) var<storage, read_write> dq: array<f32>;
+// [H, 2p+1]: d score summed per row
+@group(0) @binding(ROW_DS_BINDING) var<storage, read_write> row_ds: array<f32>;
+@group(0) @binding(ROW_DS_IN_BINDING) var<storage, read> row_ds_in: array<f32>;
 
 fn table_row(n: u32, slot: u32) -> u32 {
     if (slot == 0u) {
-        return examples[at(1u) + 2u * n];
+        return examples[at(EXAMPLES_BINDING) + 2u * n];
     }
     if (slot == 1u) {
-        return prm.p + examples[at(1u) + 2u * n + 1u];
+        return prm.p + examples[at(EXAMPLES_BINDING) + 2u * n + 1u];
     }
     return 2u * prm.p;
 }
@@ -55,13 +56,15 @@ fn table_rows(n: u32) -> vec3<u32> {
 
 // Element e of head h's K table, and of its V table, at the three rows.
 fn keys(h: u32, rows: vec3<u32>, e: u32) -> vec3<f32> {
-    return vec3<f32>(k_tab[at(2u) + tab_index(h, rows.x, e)],
-        k_tab[at(2u) + tab_index(h, rows.y, e)], k_tab[at(2u) + tab_index(h, rows.z, e)]);
+    return vec3<f32>(k_tab[at(K_TAB_BINDING) + tab_index(h, rows.x, e)],
+        k_tab[at(K_TAB_BINDING) + tab_index(h, rows.y, e)],
+        k_tab[at(K_TAB_BINDING) + tab_index(h, rows.z, e)]);
 }
 
 fn values(h: u32, rows: vec3<u32>, e: u32) -> vec3<f32> {
-    return vec3<f32>(v_tab[at(3u) + tab_index(h, rows.x, e)],
-        v_tab[at(3u) + tab_index(h, rows.y, e)], v_tab[at(3u) + tab_index(h, rows.z, e)]);
+    return vec3<f32>(v_tab[at(V_TAB_BINDING) + tab_index(h, rows.x, e)],
+        v_tab[at(V_TAB_BINDING) + tab_index(h, rows.y, e)],
+        v_tab[at(V_TAB_BINDING) + tab_index(h, rows.z, e)]);
 }
 
 // Each (example, head) gets `head_lanes` threads that split its d_head elements and sum their
@@ -103,21 +106,22 @@ fn forward(
     let x = pair(wg, nwg, lid);
     var parts = vec3<f32>(0.0);
     for (var e = x.lane; e < x.d_head; e += prm.head_lanes) {
-        parts = fma(vec3<f32>(q[at(4u) + x.h * prm.d_head + e]), keys(x.h, x.rows, e), parts);
+        parts = fma(vec3<f32>(q[at(Q_BINDING) + x.h * prm.d_head + e]), keys(x.h, x.rows, e),
+            parts);
     }
     let s = pair_sum(parts, lid) * prm.scale;
     let w = exp(s - max(s.x, max(s.y, s.z)));
     let pattern_nh = w / (w.x + w.y + w.z);
     let t = x.nh;
     if (x.in_range && x.lane == 0u) {
-        pattern[at(5u) + t * 3u] = pattern_nh.x;
-        pattern[at(5u) + t * 3u + 1u] = pattern_nh.y;
-        pattern[at(5u) + t * 3u + 2u] = pattern_nh.z;
+        pattern[at(PATTERN_BINDING) + t * 3u] = pattern_nh.x;
+        pattern[at(PATTERN_BINDING) + t * 3u + 1u] = pattern_nh.y;
+        pattern[at(PATTERN_BINDING) + t * 3u + 2u] = pattern_nh.z;
     }
     for (var e = x.lane; e < x.d_head; e += prm.head_lanes) {
         let v = values(x.h, x.rows, e);
         let mixed = fma(pattern_nh.z, v.z, fma(pattern_nh.y, v.y, pattern_nh.x * v.x));
-        z[at(6u) + t * prm.d_head + e] = mixed;
+        z[at(Z_BINDING) + t * prm.d_head + e] = mixed;
     }
 }
 
@@ -132,16 +136,18 @@ fn score_grad(
     let t = x.nh;
     var parts = vec3<f32>(0.0);
     for (var e = x.lane; e < x.d_head; e += prm.head_lanes) {
-        parts = fma(vec3<f32>(dz[at(8u) + t * prm.d_head + e]), values(x.h, x.rows, e), parts);
+        parts = fma(vec3<f32>(dz[at(DZ_BINDING) + t * prm.d_head + e]), values(x.h, x.rows, e),
+            parts);
     }
     let dp = pair_sum(parts, lid);
     if (x.in_range && x.lane == 0u) {
-        let p = vec3<f32>(pattern_in[at(7u) + t * 3u], pattern_in[at(7u) + t * 3u + 1u],
-            pattern_in[at(7u) + t * 3u + 2u]);
+        let p = vec3<f32>(pattern_in[at(PATTERN_IN_BINDING) + t * 3u],
+            pattern_in[at(PATTERN_IN_BINDING) + t * 3u + 1u],
+            pattern_in[at(PATTERN_IN_BINDING) + t * 3u + 2u]);
         let ds_nh = p * (dp - fma(p.z, dp.z, fma(p.y, dp.y, p.x * dp.x)));
-        ds[at(9u) + t * 3u] = ds_nh.x;
-        ds[at(9u) + t * 3u + 1u] = ds_nh.y;
-        ds[at(9u) + t * 3u + 2u] = ds_nh.z;
+        ds[at(DS_BINDING) + t * 3u] = ds_nh.x;
+        ds[at(DS_BINDING) + t * 3u + 1u] = ds_nh.y;
+        ds[at(DS_BINDING) + t * 3u + 2u] = ds_nh.z;
     }
 }
 
@@ -162,23 +168,24 @@ fn table_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
     let width = prm.n_heads * prm.d_head;
     var sum_ds = 0.0;
     var sum_dv = 0.0;
-    let start = at(11u) + row;
+    let start = at(CSR_START_BINDING) + row;
     for (var c = csr_start[start]; c < csr_start[start + 1u]; c++) {
-        let item = csr_items[at(12u) + c];
+        let item = csr_items[at(CSR_ITEMS_BINDING) + c];
         let n = item / 3u;
         let i = (n * prm.n_heads + h) * 3u + item % 3u;
-        sum_ds += ds_in[at(10u) + i];
-        sum_dv = fma(pattern_in[at(7u) + i], dz[at(8u) + n * width + h * prm.d_head + e], sum_dv);
+        sum_ds += ds_in[at(DS_IN_BINDING) + i];
+        sum_dv = fma(pattern_in[at(PATTERN_IN_BINDING) + i],
+            dz[at(DZ_BINDING) + n * width + h * prm.d_head + e], sum_dv);
     }
     write_table_grad(h, row, e, sum_ds, sum_dv);
 }
 
 fn write_table_grad(h: u32, row: u32, e: u32, sum_ds: f32, sum_dv: f32) {
     let t = tab_index(h, row, e);
-    dk_tab[at(13u) + t] = sum_ds * q[at(4u) + h * prm.d_head + e] * prm.scale;
-    dv_tab[at(14u) + t] = sum_dv;
+    dk_tab[at(DK_TAB_BINDING) + t] = sum_ds * q[at(Q_BINDING) + h * prm.d_head + e] * prm.scale;
+    dv_tab[at(DV_TAB_BINDING) + t] = sum_dv;
     if (e == 0u) {
-        row_ds[at(16u) + h * (2u * prm.p + 1u) + row] = sum_ds;
+        row_ds[at(ROW_DS_BINDING) + h * (2u * prm.p + 1u) + row] = sum_ds;
     }
 }
 
@@ -197,8 +204,9 @@ fn eq_row_grad(
     var sum_dv = 0.0;
     for (var n = lid.x; n < prm.n; n += SUM_THREADS) {
         let i = (n * prm.n_heads + h) * 3u + 2u;
-        sum_ds += ds_in[at(10u) + i];
-        sum_dv = fma(pattern_in[at(7u) + i], dz[at(8u) + n * width + h * prm.d_head + e], sum_dv);
+        sum_ds += ds_in[at(DS_IN_BINDING) + i];
+        sum_dv = fma(pattern_in[at(PATTERN_IN_BINDING) + i],
+            dz[at(DZ_BINDING) + n * width + h * prm.d_head + e], sum_dv);
     }
     let total_ds = workgroup_sum(sum_ds, lid.x);
     let total_dv = workgroup_sum(sum_dv, lid.x);
@@ -223,11 +231,11 @@ fn query_grad(
     let rows = select(0u, 2u * prm.p + 1u, t.in_range);
     var acc = 0.0;
     for (var row = t.lane; row < rows; row += prm.lanes) {
-        let row_ds_h = row_ds_in[at(17u) + h * (2u * prm.p + 1u) + row];
-        acc = fma(row_ds_h, k_tab[at(2u) + tab_index(h, row, e)], acc);
+        let row_ds_h = row_ds_in[at(ROW_DS_IN_BINDING) + h * (2u * prm.p + 1u) + row];
+        acc = fma(row_ds_h, k_tab[at(K_TAB_BINDING) + tab_index(h, row, e)], acc);
     }
     let total = segment_reduce(acc, lid, prm.lanes, false);
     if (t.in_range && t.lane == 0u) {
-        dq[at(15u) + t.row] = total * prm.scale;
+        dq[at(DQ_BINDING) + t.row] = total * prm.scale;
     }
 }

@@ -21,22 +21,23 @@ struct Params {
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> prm: Params;
-@group(0) @binding(1) var<storage, read> qparams: array<f32>;
-@group(0) @binding(2) var<storage, read_write> table: array<f32>;
-@group(0) @binding(3) var<storage, read> dtable: array<f32>;
-@group(0) @binding(4) var<storage, read_write> grads: array<f32>;
-@group(0) @binding(5) var<storage, read> packed: array<u32>;
-@group(0) @binding(6) var<storage, read> scales: array<f32>;
+@group(0) @binding(UNIFORM_BINDING) var<uniform> prm: Params;
+@group(0) @binding(QPARAMS_BINDING) var<storage, read> qparams: array<f32>;
+@group(0) @binding(TABLE_BINDING) var<storage, read_write> table: array<f32>;
+@group(0) @binding(DTABLE_BINDING) var<storage, read> dtable: array<f32>;
+@group(0) @binding(GRADS_BINDING) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(PACKED_BINDING) var<storage, read> packed: array<u32>;
+@group(0) @binding(SCALES_BINDING) var<storage, read> scales: array<f32>;
 
 // Element e of an embedding matrix (its float at `off`, or its code times its scale).
 fn embedding(off: u32, e: u32, codes: u32, scale: u32) -> f32 {
     if (prm.packing == 0u) {
-        return qparams[at(1u) + off + e];
+        return qparams[at(QPARAMS_BINDING) + off + e];
     }
     let per_word = packed_codes_per_word(prm.packing);
-    let word = packed[at(5u) + codes + e / per_word];
-    return f32(packed_code_in_word(prm.packing, word, e % per_word)) * scales[at(6u) + scale];
+    let word = packed[at(PACKED_BINDING) + codes + e / per_word];
+    return f32(packed_code_in_word(prm.packing, word, e % per_word))
+        * scales[at(SCALES_BINDING) + scale];
 }
 
 @compute @workgroup_size(64)
@@ -55,7 +56,7 @@ fn build_table(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (prm.has_pos != 0u) {
         v += embedding(prm.w_pos, pos * prm.d_model + j, prm.w_pos_codes, prm.w_pos_scale);
     }
-    table[at(2u) + i] = v;
+    table[at(TABLE_BINDING) + i] = v;
 }
 
 // Gradients of W_E and W_pos from the gradient of the table (one thread per output scalar).
@@ -63,8 +64,8 @@ fn build_table(@builtin(global_invocation_id) gid: vec3<u32>) {
 fn embed_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
     enter_model(gid.z);
     let p = prm.p;
-    let g = at(4u) + prm.w_e;
-    let dt = at(3u);
+    let g = at(GRADS_BINDING) + prm.w_e;
+    let dt = at(DTABLE_BINDING);
     let d = prm.d_model;
     let i = gid.x;
     let n_we = (p + 1u) * d;
@@ -84,7 +85,7 @@ fn embed_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let pos = k / d;
     let j = k % d;
-    let g_pos = at(4u) + prm.w_pos + k;
+    let g_pos = at(GRADS_BINDING) + prm.w_pos + k;
     if (pos == 2u) {
         grads[g_pos] = dtable[dt + 2u * p * d + j];
         return;

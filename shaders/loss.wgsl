@@ -15,18 +15,20 @@ struct Params {
     _pad0: u32,
 }
 
-@group(0) @binding(0) var<uniform> prm: Params;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
-@group(0) @binding(2) var<storage, read> labels: array<u32>;
-@group(0) @binding(3) var<storage, read_write> per_example: array<f32>; // [n, 2] = (loss, correct)
-@group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(UNIFORM_BINDING) var<uniform> prm: Params;
+@group(0) @binding(LOGITS_BINDING) var<storage, read> logits: array<f32>;
+@group(0) @binding(LABELS_BINDING) var<storage, read> labels: array<u32>;
+// [n, 2] = (loss, correct)
+@group(0) @binding(PER_EXAMPLE_BINDING) var<storage, read_write> per_example: array<f32>;
+@group(0) @binding(DLOGITS_BINDING) var<storage, read_write> dlogits: array<f32>;
 // reduction
-@group(0) @binding(5) var<storage, read> per_example_in: array<f32>;
-@group(0) @binding(6) var<storage, read> state: array<u32>;        // [0] = step
-@group(0) @binding(7) var<storage, read_write> metrics: array<f32>; // [slots, METRIC_COLUMNS]
+@group(0) @binding(PER_EXAMPLE_IN_BINDING) var<storage, read> per_example_in: array<f32>;
+@group(0) @binding(STATE_BINDING) var<storage, read> state: array<u32>;        // [0] = step
+// [slots, METRIC_COLUMNS]
+@group(0) @binding(METRICS_BINDING) var<storage, read_write> metrics: array<f32>;
 // Per example: 1 when the transposed pair (b, a) is in the train set. A model symmetric in a and
 // b gets those right by memorisation, so accuracy is also reported for each group (columns 4, 5).
-@group(0) @binding(8) var<storage, read> groups: array<u32>;
+@group(0) @binding(GROUPS_BINDING) var<storage, read> groups: array<u32>;
 
 const METRIC_COLUMNS: u32 = 6u;
 
@@ -51,10 +53,10 @@ fn per_example_loss(
     let n = t.row;
     // Threads past the last example loop over nothing.
     let classes = select(0u, prm.p, t.in_range);
-    let base_i = at(1u) + n * prm.p;
+    let base_i = at(LOGITS_BINDING) + n * prm.p;
     var label = 0u;
     if (t.in_range) {
-        label = labels[at(2u) + n];
+        label = labels[at(LABELS_BINDING) + n];
     }
     // The largest logit, and the first class that has it (as one thread scanning in order
     // finds it): the smallest of the lanes' first classes holding it.
@@ -85,7 +87,7 @@ fn per_example_loss(
     rest_label = segment_reduce(rest_label, lid, prm.lanes, false);
     let total = 1.0 + rest_max;
     if (t.in_range && t.lane == 0u) {
-        let out = at(3u) + 2u * n;
+        let out = at(PER_EXAMPLE_BINDING) + 2u * n;
         per_example[out] = (m - logits[base_i + label]) + log1p_f32(rest_max);
         per_example[out + 1u] = select(0.0, 1.0, arg == label);
     }
@@ -97,7 +99,7 @@ fn per_example_loss(
             } else {
                 g = exp(logits[base_i + j] - m) / total;
             }
-            dlogits[at(4u) + n * prm.p + j] = g * prm.inv_n;
+            dlogits[at(DLOGITS_BINDING) + n * prm.p + j] = g * prm.inv_n;
         }
     }
 }
@@ -134,10 +136,10 @@ fn reduce(
     var group_correct = 0.0;
     var group_size = 0.0;
     for (var n = lid; n < prm.n; n += 256u) {
-        loss += per_example_in[at(5u) + 2u * n];
-        let c = per_example_in[at(5u) + 2u * n + 1u];
+        loss += per_example_in[at(PER_EXAMPLE_IN_BINDING) + 2u * n];
+        let c = per_example_in[at(PER_EXAMPLE_IN_BINDING) + 2u * n + 1u];
         correct += c;
-        let g = f32(groups[at(8u) + n]);
+        let g = f32(groups[at(GROUPS_BINDING) + n]);
         group_correct += g * c;
         group_size += g;
     }
@@ -156,7 +158,8 @@ fn reduce(
         workgroupBarrier();
     }
     if (lid == 0u) {
-        let row = at(7u) + ((state[at(6u)] - 1u) % prm.metric_slots) * METRIC_COLUMNS;
+        let slot = (state[at(STATE_BINDING)] - 1u) % prm.metric_slots;
+        let row = at(METRICS_BINDING) + slot * METRIC_COLUMNS;
         metrics[row + prm.metric] = red_loss[0] / f32(prm.n);
         metrics[row + prm.metric + 1u] = fraction(red_correct[0], f32(prm.n));
         if (prm.metric == 2u) {

@@ -15,7 +15,7 @@ const TILE: u32 = 64u;
 const TK: u32 = 16u;
 
 // reduce_split only: the chunks' partial products, [batch * k_splits + chunk, m, n].
-@group(0) @binding(6) var<storage, read> partials: array<f32>;
+@group(0) @binding(PARTIALS_BINDING) var<storage, read> partials: array<f32>;
 
 // The tiles of A and B, one after the other: tiles[kk * 16 + g] holds rows 4g..4g+3 of A's tile
 // at contraction step kk, tiles[B_TILE + kk * 16 + g] columns 4g..4g+3 of B's.
@@ -91,7 +91,7 @@ fn tiled_product(wg: vec3<u32>, lid: vec3<u32>, codes: bool) {
         workgroupBarrier();
     }
     if (prm.b_packed != 0u) {
-        let scale = scales[at(8u) + prm.b_scale];
+        let scale = scales[at(SCALES_BINDING) + prm.b_scale];
         acc0 *= scale;
         acc1 *= scale;
         acc2 *= scale;
@@ -195,7 +195,7 @@ fn reduce_split(
     }
     var v = 0.0;
     for (var s = 0u; s < prm.k_splits; s++) {
-        v += partials[at(6u) + (batch * prm.k_splits + s) * prm.m * prm.n + idx];
+        v += partials[at(PARTIALS_BINDING) + (batch * prm.k_splits + s) * prm.m * prm.n + idx];
     }
     store(batch, idx / prm.n, idx % prm.n, v);
 }
@@ -241,7 +241,7 @@ fn int8_main(
         let k = k0 + 4u * w;
         var a = 0u;
         if (row0 + r < prm.m && k < prm.k) {
-            a = a_codes[at(9u) + (a_row + k) / 4u];
+            a = a_codes[at(A_CODES_BINDING) + (a_row + k) / 4u];
         }
         a_words[w * TILE + r] = a;
         b_words[w * TILE + r] = weight_word(b_base, k, col0 + r);
@@ -257,7 +257,7 @@ fn int8_main(
         }
         workgroupBarrier();
     }
-    let scale = scales[at(8u) + prm.b_scale];
+    let scale = scales[at(SCALES_BINDING) + prm.b_scale];
     store_int_row(batch, row0 + 4u * ty, col0 + 4u * tx, acc0, scale);
     store_int_row(batch, row0 + 4u * ty + 1u, col0 + 4u * tx, acc1, scale);
     store_int_row(batch, row0 + 4u * ty + 2u, col0 + 4u * tx, acc2, scale);

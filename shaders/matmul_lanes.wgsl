@@ -101,7 +101,7 @@ fn main(
     }
     var scale = 1.0;
     if (prm.b_packed != 0u) {
-        scale = scales[at(8u) + prm.b_scale];
+        scale = scales[at(SCALES_BINDING) + prm.b_scale];
     }
     store_cols(batch, i0, j0, acc.r0, scale);
     store_cols(batch, i0 + 1u, j0, acc.r1, scale);
@@ -140,7 +140,7 @@ fn b_value(base: u32, k: u32, off: u32, j: u32) -> f32 {
 // The codes of weights e..e + 15 (relative to the matrix: row k, columns j0..j0 + 15).
 fn packed_cols(e: u32, k: u32, j0: u32) -> Cols {
     let per_word = codes_per_word();
-    let first = at(7u) + prm.b_packed_off + e / per_word;
+    let first = at(PACKED_BINDING) + prm.b_packed_off + e / per_word;
     let words = vec2<u32>(packed[first], packed[first + 1u]);
     let shift = e % per_word;
     return Cols(
@@ -193,7 +193,7 @@ fn column_words(first: u32, j: u32) -> vec2<u32> {
         return vec2<u32>(0u);
     }
     let per_word = codes_per_word();
-    let w = at(7u) + prm.b_packed_off + (first + j * prm.b.s_col) / per_word;
+    let w = at(PACKED_BINDING) + prm.b_packed_off + (first + j * prm.b.s_col) / per_word;
     return vec2<u32>(packed[w], packed[w + 1u]);
 }
 
@@ -240,7 +240,7 @@ fn code_words(base: u32, i: u32, k0: u32) -> vec2<u32> {
     if (i >= prm.m) {
         return vec2<u32>(0u);
     }
-    let w = at(9u) + (base + i * prm.a.s_row + k0) / 4u;
+    let w = at(A_CODES_BINDING) + (base + i * prm.a.s_row + k0) / 4u;
     return vec2<u32>(a_codes[w], select(0u, a_codes[w + 1u], k0 + 4u < prm.k));
 }
 
@@ -268,7 +268,7 @@ fn transposed_codes(e: u32, i0: u32, k: u32) -> vec4<f32> {
     if (k >= prm.k) {
         return vec4<f32>(0.0);
     }
-    let word = bitcast<i32>(a_codes[at(9u) + (e + i0) / 4u]);
+    let word = bitcast<i32>(a_codes[at(A_CODES_BINDING) + (e + i0) / 4u]);
     let codes = vec4<i32>(extractBits(word, 0u, 8u), extractBits(word, 8u, 8u),
         extractBits(word, 16u, 8u), extractBits(word, 24u, 8u));
     let live = vec4<u32>(i0, i0 + 1u, i0 + 2u, i0 + 3u) < vec4<u32>(prm.m);

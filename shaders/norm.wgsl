@@ -28,26 +28,26 @@ const GAIN: u32 = 8u;
 const ADD_BASE: u32 = 16u;
 const PACK: u32 = 32u;
 
-@group(0) @binding(0) var<uniform> prm: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<storage, read_write> inv_rms: array<f32>;
-@group(0) @binding(4) var<storage, read> gain: array<f32>;
+@group(0) @binding(UNIFORM_BINDING) var<uniform> prm: Params;
+@group(0) @binding(X_BINDING) var<storage, read> x: array<f32>;
+@group(0) @binding(Y_BINDING) var<storage, read_write> y: array<f32>;
+@group(0) @binding(INV_RMS_BINDING) var<storage, read_write> inv_rms: array<f32>;
+@group(0) @binding(GAIN_BINDING) var<storage, read> gain: array<f32>;
 // backward
-@group(0) @binding(5) var<storage, read> dy: array<f32>;
-@group(0) @binding(6) var<storage, read> base: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(8) var<storage, read> inv_rms_in: array<f32>;
+@group(0) @binding(DY_BINDING) var<storage, read> dy: array<f32>;
+@group(0) @binding(BASE_BINDING) var<storage, read> base: array<f32>;
+@group(0) @binding(DX_BINDING) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(INV_RMS_IN_BINDING) var<storage, read> inv_rms_in: array<f32>;
 // forward with PACK: [rows, ceil(width / 4)] packed codes and [rows] steps (1 / scale).
-@group(0) @binding(9) var<storage, read_write> codes: array<u32>;
-@group(0) @binding(10) var<storage, read_write> steps: array<f32>;
+@group(0) @binding(CODES_BINDING) var<storage, read_write> codes: array<u32>;
+@group(0) @binding(STEPS_BINDING) var<storage, read_write> steps: array<f32>;
 
 fn has(flag: u32) -> bool {
     return (prm.flags & flag) != 0u;
 }
 
 fn input(i: u32) -> f32 {
-    return activation(x[at(1u) + i]);
+    return activation(x[at(X_BINDING) + i]);
 }
 
 fn activation(v: f32) -> f32 {
@@ -59,7 +59,7 @@ fn activation(v: f32) -> f32 {
 
 fn gain_at(j: u32) -> f32 {
     if (has(GAIN)) {
-        return gain[at(4u) + prm.gain_off + j];
+        return gain[at(GAIN_BINDING) + prm.gain_off + j];
     }
     return 1.0;
 }
@@ -98,7 +98,7 @@ fn forward(
         inv = inverseSqrt(row_sum(ss, lid) / f32(prm.width) + NORM_EPS);
     }
     if (t.in_range && t.lane == 0u) {
-        inv_rms[at(3u) + t.row] = inv;
+        inv_rms[at(INV_RMS_BINDING) + t.row] = inv;
     }
     var scale = 1.0;
     if (has(INT8)) {
@@ -112,10 +112,10 @@ fn forward(
                 let code = int8_code(input(base_i + j) * inv, scale);
                 bits |= (u32(i32(code)) & 0xffu) << (8u * (j % 4u));
             }
-            codes[at(9u) + t.row * words + w] = bits;
+            codes[at(CODES_BINDING) + t.row * words + w] = bits;
         }
         if (t.in_range && t.lane == 0u) {
-            steps[at(10u) + t.row] = 1.0 / scale;
+            steps[at(STEPS_BINDING) + t.row] = 1.0 / scale;
         }
         return;
     }
@@ -124,7 +124,7 @@ fn forward(
         if (has(INT8)) {
             v = int8_code(v, scale) / scale;
         }
-        y[at(2u) + base_i + j] = v * gain_at(j);
+        y[at(Y_BINDING) + base_i + j] = v * gain_at(j);
     }
 }
 
@@ -142,27 +142,28 @@ fn backward(
     let t = row_lane(wg, nwg, lid, prm.rows, prm.lanes);
     let base_i = t.row * prm.width;
     let width = select(0u, prm.width, t.in_range);
-    let inv = select(0.0, inv_rms_in[at(8u) + min(t.row, prm.rows - 1u)], t.in_range);
+    let inv = select(0.0, inv_rms_in[at(INV_RMS_IN_BINDING) + min(t.row, prm.rows - 1u)],
+        t.in_range);
     // For y = x * inv: dx = inv * dy - inv^3 * x * mean(dy * x).
     var dot = 0.0;
     if (has(RMS)) {
         for (var j = t.lane; j < width; j += prm.lanes) {
-            dot = fma(dy[at(5u) + base_i + j] * gain_at(j), input(base_i + j), dot);
+            dot = fma(dy[at(DY_BINDING) + base_i + j] * gain_at(j), input(base_i + j), dot);
         }
         dot = row_sum(dot, lid);
     }
     let k = inv * inv * inv * dot / f32(prm.width);
     for (var j = t.lane; j < width; j += prm.lanes) {
         let i = base_i + j;
-        let xi = x[at(1u) + i];
-        var g = inv * dy[at(5u) + i] * gain_at(j) - k * activation(xi);
+        let xi = x[at(X_BINDING) + i];
+        var g = inv * dy[at(DY_BINDING) + i] * gain_at(j) - k * activation(xi);
         if (has(RELU_INPUT) && xi <= 0.0) {
             g = 0.0;
         }
         if (has(ADD_BASE)) {
-            g += base[at(6u) + i];
+            g += base[at(BASE_BINDING) + i];
         }
-        dx[at(7u) + i] = g;
+        dx[at(DX_BINDING) + i] = g;
     }
 }
 
@@ -178,10 +179,11 @@ fn gain_grad(
     var s = 0.0;
     for (var r = lid.x; r < prm.rows; r += SUM_THREADS) {
         let i = r * prm.width + j;
-        s = fma(dy[at(5u) + i], x[at(1u) + i] * inv_rms_in[at(8u) + r], s);
+        s = fma(dy[at(DY_BINDING) + i], x[at(X_BINDING) + i] * inv_rms_in[at(INV_RMS_IN_BINDING) + r],
+            s);
     }
     let total = workgroup_sum(s, lid.x);
     if (lid.x == 0u) {
-        dx[at(7u) + prm.gain_off + j] = total;
+        dx[at(DX_BINDING) + prm.gain_off + j] = total;
     }
 }

@@ -16,17 +16,17 @@ struct Hyper {
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<storage, read> hypers: array<Hyper>; // one per model
-@group(0) @binding(1) var<storage, read_write> state: array<atomic<u32>>; // [step, first non-finite step or 0xffffffff]
-@group(0) @binding(2) var<storage, read_write> params: array<f32>;
-@group(0) @binding(3) var<storage, read> grads: array<f32>;
-@group(0) @binding(4) var<storage, read_write> m: array<f32>;
-@group(0) @binding(5) var<storage, read_write> v: array<f32>;
+@group(0) @binding(HYPERS_BINDING) var<storage, read> hypers: array<Hyper>; // one per model
+@group(0) @binding(STATE_BINDING) var<storage, read_write> state: array<atomic<u32>>; // [step, first non-finite step or 0xffffffff]
+@group(0) @binding(PARAMS_BINDING) var<storage, read_write> params: array<f32>;
+@group(0) @binding(GRADS_BINDING) var<storage, read> grads: array<f32>;
+@group(0) @binding(M_BINDING) var<storage, read_write> m: array<f32>;
+@group(0) @binding(V_BINDING) var<storage, read_write> v: array<f32>;
 
 @compute @workgroup_size(1)
 fn begin_step(@builtin(workgroup_id) wg: vec3<u32>) {
     enter_model(wg.z);
-    atomicAdd(&state[at(1u)], 1u);
+    atomicAdd(&state[at(STATE_BINDING)], 1u);
 }
 
 @compute @workgroup_size(256)
@@ -37,20 +37,20 @@ fn adamw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     if (i >= hp.len) {
         return;
     }
-    let step = atomicLoad(&state[at(1u)]);
+    let step = atomicLoad(&state[at(STATE_BINDING)]);
     let t = f32(step);
-    let g = grads[at(3u) + i];
-    var p = params[at(2u) + i] * (1.0 - hp.lr * hp.weight_decay);
-    let mi = hp.beta1 * m[at(4u) + i] + (1.0 - hp.beta1) * g;
-    let vi = hp.beta2 * v[at(5u) + i] + (1.0 - hp.beta2) * g * g;
-    m[at(4u) + i] = mi;
-    v[at(5u) + i] = vi;
+    let g = grads[at(GRADS_BINDING) + i];
+    var p = params[at(PARAMS_BINDING) + i] * (1.0 - hp.lr * hp.weight_decay);
+    let mi = hp.beta1 * m[at(M_BINDING) + i] + (1.0 - hp.beta1) * g;
+    let vi = hp.beta2 * v[at(V_BINDING) + i] + (1.0 - hp.beta2) * g * g;
+    m[at(M_BINDING) + i] = mi;
+    v[at(V_BINDING) + i] = vi;
     let bc1 = 1.0 - pow(hp.beta1, t);
     let bc2 = 1.0 - pow(hp.beta2, t);
     p -= (hp.lr / bc1) * mi / (sqrt(vi) / sqrt(bc2) + hp.eps);
-    params[at(2u) + i] = p;
+    params[at(PARAMS_BINDING) + i] = p;
     // Finite floats have an exponent below all ones; NaN and infinities have it all set.
     if ((bitcast<u32>(p) & 0x7f800000u) == 0x7f800000u) {
-        atomicMin(&state[at(1u) + 1u], step);
+        atomicMin(&state[at(STATE_BINDING) + 1u], step);
     }
 }

@@ -24,12 +24,12 @@ struct ParamDesc {
 
 const MODE_COPY: u32 = 0u;
 
-@group(0) @binding(0) var<storage, read> descs: array<ParamDesc>;
-@group(0) @binding(1) var<storage, read> params: array<f32>;
-@group(0) @binding(2) var<storage, read_write> qparams: array<f32>;
-@group(0) @binding(3) var<storage, read_write> packed: array<u32>;
-@group(0) @binding(4) var<storage, read_write> scales: array<f32>; // one per parameter
-@group(0) @binding(5) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(DESCS_BINDING) var<storage, read> descs: array<ParamDesc>;
+@group(0) @binding(PARAMS_BINDING) var<storage, read> params: array<f32>;
+@group(0) @binding(QPARAMS_BINDING) var<storage, read_write> qparams: array<f32>;
+@group(0) @binding(PACKED_BINDING) var<storage, read_write> packed: array<u32>;
+@group(0) @binding(SCALES_BINDING) var<storage, read_write> scales: array<f32>; // one per parameter
+@group(0) @binding(GRADS_BINDING) var<storage, read_write> grads: array<f32>;
 
 var<workgroup> red: array<f32, 256>;
 
@@ -56,10 +56,10 @@ fn main(
 ) {
     enter_model(wg.z);
     let d = descs[wg.x];
-    let src = at(1u) + d.off;
+    let src = at(PARAMS_BINDING) + d.off;
     if (d.mode == MODE_COPY) {
         for (var i = lid; i < d.len; i += 256u) {
-            qparams[at(2u) + d.off + i] = params[src + i];
+            qparams[at(QPARAMS_BINDING) + d.off + i] = params[src + i];
         }
         return;
     }
@@ -84,7 +84,7 @@ fn main(
     let gamma = max(mean_abs, QUANT_EPS);
     if (lid == 0u) {
         let scale = select(gamma, mean_abs, d.mode == PACKED_BINARY);
-        scales[at(4u) + wg.x] = select(scale, 1.0, d.unscaled != 0u);
+        scales[at(SCALES_BINDING) + wg.x] = select(scale, 1.0, d.unscaled != 0u);
     }
     let per_word = packed_codes_per_word(d.mode);
     for (var word = lid; word * per_word < d.len; word += 256u) {
@@ -100,7 +100,7 @@ fn main(
             }
             bits |= packed_code_bits(d.mode, code, e);
         }
-        packed[at(3u) + d.packed_off + word] = bits;
+        packed[at(PACKED_BINDING) + d.packed_off + word] = bits;
     }
 }
 
@@ -116,7 +116,7 @@ fn centre_grads(
     if (d.centred == 0u) {
         return;
     }
-    let g = at(5u) + d.off;
+    let g = at(GRADS_BINDING) + d.off;
     var s = 0.0;
     for (var i = lid; i < d.len; i += 256u) {
         s += grads[g + i];

@@ -63,18 +63,18 @@ const ADD_RESIDUAL: u32 = 1u;
 const ACCUMULATE: u32 = 2u;
 const ADD_BIAS: u32 = 4u;
 
-@group(0) @binding(0) var<uniform> prm: Params;
-@group(0) @binding(1) var<storage, read> a_buf: array<f32>;
-@group(0) @binding(2) var<storage, read> b_buf: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c_buf: array<f32>;
-@group(0) @binding(4) var<storage, read> r_buf: array<f32>;
-@group(0) @binding(5) var<storage, read> bias_buf: array<f32>;
+@group(0) @binding(UNIFORM_BINDING) var<uniform> prm: Params;
+@group(0) @binding(A_BUF_BINDING) var<storage, read> a_buf: array<f32>;
+@group(0) @binding(B_BUF_BINDING) var<storage, read> b_buf: array<f32>;
+@group(0) @binding(C_BUF_BINDING) var<storage, read_write> c_buf: array<f32>;
+@group(0) @binding(R_BUF_BINDING) var<storage, read> r_buf: array<f32>;
+@group(0) @binding(BIAS_BUF_BINDING) var<storage, read> bias_buf: array<f32>;
 // Packed quantised weights and their scales (shaders/quantize.wgsl).
-@group(0) @binding(7) var<storage, read> packed: array<u32>;
-@group(0) @binding(8) var<storage, read> scales: array<f32>;
+@group(0) @binding(PACKED_BINDING) var<storage, read> packed: array<u32>;
+@group(0) @binding(SCALES_BINDING) var<storage, read> scales: array<f32>;
 // A's packed int8 codes and its rows' steps.
-@group(0) @binding(9) var<storage, read> a_codes: array<u32>;
-@group(0) @binding(10) var<storage, read> a_steps: array<f32>;
+@group(0) @binding(A_CODES_BINDING) var<storage, read> a_codes: array<u32>;
+@group(0) @binding(A_STEPS_BINDING) var<storage, read> a_steps: array<f32>;
 
 // Position k = hi * k_div + lo along the contraction, advanced without dividing (a division
 // per load would cost lavapipe more than the product, and a GPU more than its multiply-adds).
@@ -110,16 +110,17 @@ fn a_element(e: u32, i: u32, k: u32, codes: bool) -> f32 {
     if (codes) {
         return f32(a_code(e)) * a_step(i, k);
     }
-    return a_buf[at(1u) + e];
+    return a_buf[at(A_BUF_BINDING) + e];
 }
 
 // The int8 code at byte e of a_codes.
 fn a_code(e: u32) -> i32 {
-    return extractBits(bitcast<i32>(a_codes[at(9u) + e / 4u]), 8u * (e % 4u), 8u);
+    return extractBits(bitcast<i32>(a_codes[at(A_CODES_BINDING) + e / 4u]), 8u * (e % 4u), 8u);
 }
 
 fn a_step(i: u32, k: u32) -> f32 {
-    return a_steps[at(10u) + prm.a_steps_off + i * prm.a_steps_row + k * prm.a_steps_col];
+    return a_steps[at(A_STEPS_BINDING) + prm.a_steps_off + i * prm.a_steps_row
+        + k * prm.a_steps_col];
 }
 
 // The element of B at index e of b_buf, or its code when B is a packed weight matrix (whose
@@ -128,14 +129,14 @@ fn b_element(e: u32, packed: bool) -> f32 {
     if (packed) {
         return f32(weight_code(e - prm.b_param_off));
     }
-    return b_buf[at(2u) + e];
+    return b_buf[at(B_BUF_BINDING) + e];
 }
 
 // The code (-1, 0 or +1) of element e of the packed weight matrix; the products multiply their
 // sums by the matrix's scale once, at the end.
 fn weight_code(e: u32) -> i32 {
     let per_word = codes_per_word();
-    return code_in_word(packed[at(7u) + prm.b_packed_off + e / per_word], e % per_word);
+    return code_in_word(packed[at(PACKED_BINDING) + prm.b_packed_off + e / per_word], e % per_word);
 }
 
 // Codes per packed word of B (shaders/include/packed_codes.wgsl).
@@ -171,12 +172,14 @@ fn store_row(batch: u32, i: u32, j0: u32, acc: vec4<f32>) {
 fn store(batch: u32, i: u32, j: u32, product: f32) {
     var v = product;
     if ((PRODUCT_FLAGS & ADD_RESIDUAL) != 0u) {
-        v += r_buf[at(4u) + prm.r.off + batch * prm.r.s_batch + i * prm.r.s_row + j * prm.r.s_col];
+        v += r_buf[at(R_BUF_BINDING) + prm.r.off + batch * prm.r.s_batch + i * prm.r.s_row
+            + j * prm.r.s_col];
     }
     if ((PRODUCT_FLAGS & ADD_BIAS) != 0u) {
-        v += bias_buf[at(5u) + prm.bias_off + batch * prm.bias_s_batch + j];
+        v += bias_buf[at(BIAS_BUF_BINDING) + prm.bias_off + batch * prm.bias_s_batch + j];
     }
-    let ci = at(3u) + prm.c.off + batch * prm.c.s_batch + i * prm.c.s_row + j * prm.c.s_col;
+    let ci = at(C_BUF_BINDING) + prm.c.off + batch * prm.c.s_batch + i * prm.c.s_row
+        + j * prm.c.s_col;
     if ((PRODUCT_FLAGS & ACCUMULATE) != 0u) {
         v += c_buf[ci];
     }

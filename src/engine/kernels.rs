@@ -6,7 +6,10 @@ use std::sync::Mutex;
 use anyhow::{bail, Result};
 use wgpu::util::DeviceExt;
 
+use super::bindings::{self, MODEL_AXIS_BINDING, UNIFORM_BINDING};
 use super::device::Products;
+use super::planner::{MM_ACCUMULATE, MM_ADD_BIAS, MM_ADD_RESIDUAL};
+use super::uniforms::ModelAxis;
 use crate::model::config::{NORM_EPS, QUANT_EPS};
 
 /// Every shader file, by name. Each is compiled after [`prelude`]; the two matrix products share
@@ -39,6 +42,7 @@ pub const SHADER_FILES: [(&str, &str); 8] = [
 pub fn prelude() -> String {
     format!(
         "const NORM_EPS: f32 = {:e};\nconst QUANT_EPS: f32 = {:e};\n\
+         const UNIFORM_BINDING: u32 = {UNIFORM_BINDING}u;\n\
          const MODEL_AXIS_BINDING: u32 = {MODEL_AXIS_BINDING}u;\n{}{}{}",
         NORM_EPS as f32,
         QUANT_EPS as f32,
@@ -48,30 +52,17 @@ pub fn prelude() -> String {
     )
 }
 
-/// Binding of the model axis uniform (shaders/include/model_axis.wgsl), and how many bindings
-/// below it its strides cover (a multiple of 4).
-const MODEL_AXIS_BINDING: u32 = 24;
-
-/// `ModelAxis` of shaders/include/model_axis.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ModelAxis {
-    strides: [u32; MODEL_AXIS_BINDING as usize],
-    z_per_model: u32,
-    _pad: [u32; 3],
-}
-
 /// Whether a shader file uses subgroup operations (compiled only on devices that have them).
 pub fn needs_subgroups(name: &str) -> bool {
     name == "matmul_lanes"
 }
 
-/// Full source of a shader file as compiled.
+/// Full source of a shader file as compiled: the prelude, its bindings' declarations, itself.
 pub fn shader_source(name: &str) -> Option<String> {
     SHADER_FILES
         .iter()
         .find(|(n, _)| *n == name)
-        .map(|(_, src)| format!("{}{}", prelude(), src))
+        .map(|(_, src)| format!("{}{}{}", prelude(), bindings::wgsl(name), src))
 }
 
 /// A compute entry point.
@@ -101,7 +92,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    const ALL: [Kernel; 21] = [
+    pub const ALL: [Kernel; 21] = [
         Kernel::Matmul,
         Kernel::MatmulCodes,
         Kernel::MatmulInt8,
@@ -163,6 +154,44 @@ impl Kernel {
         }
     }
 
+    /// Every specialisation the engine may create of the kernel: a product's with each
+    /// combination of flags (and, in lanes, each operand form); the one plain pipeline of the
+    /// others.
+    pub fn specialisations(self) -> Vec<Specialisation> {
+        if self.products().is_none() {
+            return vec![Specialisation::default()];
+        }
+        let forms = match self {
+            Kernel::LaneMatmul => LaneForm::ALL.map(Some).to_vec(),
+            _ => vec![None],
+        };
+        let flags = 0..=MM_ADD_RESIDUAL | MM_ACCUMULATE | MM_ADD_BIAS;
+        flags
+            .flat_map(|flags| {
+                forms
+                    .iter()
+                    .map(move |&form| Specialisation { flags, form })
+            })
+            .collect()
+    }
+
+    /// The pipeline constants (WGSL overrides) of the kernel with `spec`, in an engine of
+    /// several models (`stacked`) or one.
+    pub fn pipeline_constants(
+        self,
+        stacked: bool,
+        spec: Specialisation,
+    ) -> Vec<(&'static str, f64)> {
+        let mut constants = vec![("STACKED", stacked as u32 as f64)];
+        if self.products().is_some() {
+            constants.push(("PRODUCT_FLAGS", spec.flags as f64));
+        }
+        if let Some(form) = spec.form {
+            constants.push(("FORM", form as u32 as f64));
+        }
+        constants
+    }
+
     /// Whether the kernel takes its model from workgroup z by `enter_model_grid` (its grid may
     /// have z; every other kernel's grid must be flat).
     fn has_z_grid(self) -> bool {
@@ -186,6 +215,17 @@ pub enum LaneForm {
     Codes = 4,
     /// A int8 codes, B packed rows: integer sums.
     Int8 = 5,
+}
+
+impl LaneForm {
+    const ALL: [LaneForm; 6] = [
+        LaneForm::Floats,
+        LaneForm::Packed,
+        LaneForm::PackedRows,
+        LaneForm::PackedCols,
+        LaneForm::Codes,
+        LaneForm::Int8,
+    ];
 }
 
 /// The pipeline constants of a matrix product: what it adds to its sums (PRODUCT_FLAGS of
@@ -297,13 +337,7 @@ impl Kernels {
             .entry((kernel, spec))
             .or_insert_with(|| {
                 let (file, entry) = kernel.entry();
-                let mut constants = vec![("STACKED", (self.models > 1) as u32 as f64)];
-                if kernel.products().is_some() {
-                    constants.push(("PRODUCT_FLAGS", spec.flags as f64));
-                }
-                if let Some(form) = spec.form {
-                    constants.push(("FORM", form as u32 as f64));
-                }
+                let constants = kernel.pipeline_constants(self.models > 1, spec);
                 device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(entry),
                     layout: None,
@@ -324,9 +358,9 @@ impl Kernels {
         self.models
     }
 
-    /// Records a dispatch of `kernel` for every model; `uniform` (if any) goes to binding 0,
-    /// `buffers` to the bindings they name (exactly the bindings the entry point uses), and
-    /// `groups` is one model's grid. Each buffer holds one equal slice per model; the slice
+    /// Records a dispatch of `kernel` for every model; `uniform` (if any) goes to
+    /// [`UNIFORM_BINDING`], `buffers` to the bindings they name (exactly the bindings the entry
+    /// point uses), and `groups` is one model's grid. Each buffer holds one equal slice per model; the slice
     /// lengths reach the shader through the model axis uniform.
     pub fn dispatch(
         &self,
@@ -394,7 +428,7 @@ impl Kernels {
             .collect();
         if let Some(u) = &uniform_buf {
             entries.push(wgpu::BindGroupEntry {
-                binding: 0,
+                binding: UNIFORM_BINDING,
                 resource: u.as_entire_binding(),
             });
         }

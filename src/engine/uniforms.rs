@@ -3,6 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::bindings::MODEL_AXIS_BINDING;
 use crate::optim::AdamW;
 
 #[repr(C)]
@@ -122,4 +123,52 @@ impl HyperParams {
             _pad: [0; 2],
         }
     }
+}
+
+/// `ModelAxis` of shaders/include/model_axis.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct ModelAxis {
+    pub(super) strides: [u32; MODEL_AXIS_BINDING as usize],
+    pub(super) z_per_model: u32,
+    pub(super) _pad: [u32; 3],
+}
+
+/// A uniform mirror as Rust lays it out, for the shader test to hold against the WGSL struct
+/// it mirrors: the shader file and struct, its size, and its fields' offsets (padding left out).
+pub struct Mirror {
+    pub file: &'static str,
+    pub wgsl_struct: &'static str,
+    pub size: usize,
+    pub fields: Vec<(&'static str, usize)>,
+}
+
+macro_rules! mirror {
+    ($ty:ident in $file:literal as $wgsl:literal: $($field:ident),+) => {
+        Mirror {
+            file: $file,
+            wgsl_struct: $wgsl,
+            size: std::mem::size_of::<$ty>(),
+            fields: vec![$((stringify!($field), std::mem::offset_of!($ty, $field))),+],
+        }
+    };
+}
+
+/// Every uniform mirror.
+pub fn mirrors() -> Vec<Mirror> {
+    vec![
+        mirror!(OperandParams in "matmul" as "Operand": off, s_batch, s_row, s_col),
+        mirror!(MatmulParams in "matmul" as "Params": m, n, k, k_div, a, b, c, r, a_k_hi, b_k_hi,
+            bias_off, bias_s_batch, k_splits, k_chunk, b_packed, b_param_off, b_packed_off,
+            b_scale, a_steps_off, a_steps_row, a_steps_col),
+        mirror!(NormParams in "norm" as "Params": rows, width, flags, gain_off, lanes),
+        mirror!(EmbedParams in "embed" as "Params": p, d_model, w_e, w_pos, has_pos, packing,
+            w_e_codes, w_e_scale, w_pos_codes, w_pos_scale),
+        mirror!(AttnParams in "attention" as "Params": n, p, n_heads, d_head, scale, lanes,
+            head_lanes),
+        mirror!(LossParams in "loss" as "Params": n, p, metric, with_grad, inv_n, metric_slots,
+            lanes),
+        mirror!(HyperParams in "optimizer" as "Hyper": lr, weight_decay, beta1, beta2, eps, len),
+        mirror!(ModelAxis in "loss" as "ModelAxis": strides, z_per_model),
+    ]
 }
