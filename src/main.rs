@@ -66,6 +66,21 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
+/// How `sweep` and `study` train their grids.
+fn sweep_options(
+    force: bool,
+    together: Option<u64>,
+    stop: &AtomicBool,
+    compact: bool,
+) -> sweep::run::SweepOptions<'_> {
+    sweep::run::SweepOptions {
+        force,
+        together: together.map(|k| k as usize),
+        stop: Some(stop),
+        compact,
+    }
+}
+
 fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Devices { adapter } => {
@@ -181,12 +196,7 @@ fn run(command: Command) -> Result<ExitCode> {
             let gpu = Gpu::new(args.adapter.as_deref())?;
             eprintln!("adapter: {}", gpu.describe());
             let stop = stop_on_signals()?;
-            let options = sweep::run::SweepOptions {
-                force: args.force,
-                together: args.together.map(|k| k as usize),
-                stop: Some(&stop),
-                compact: args.compact,
-            };
+            let options = sweep_options(args.force, args.together, &stop, args.compact);
             let outcome = sweep::run::sweep(&gpu, &spec, shard, &args.out, options)?;
             let csv = args.out.join(sweep::file::CSV_NAME);
             if outcome.interrupted {
@@ -212,12 +222,7 @@ fn run(command: Command) -> Result<ExitCode> {
             let gpu = Gpu::new(args.adapter.as_deref())?;
             eprintln!("adapter: {}", gpu.describe());
             let stop = stop_on_signals()?;
-            let options = sweep::run::SweepOptions {
-                force: args.force,
-                together: args.together.map(|k| k as usize),
-                stop: Some(&stop),
-                compact: !args.keep_checkpoints,
-            };
+            let options = sweep_options(args.force, args.together, &stop, !args.keep_checkpoints);
             let interrupted = bitgrok::study::run(&gpu, &plan, &args.out, &args.arms, options)?;
             if interrupted {
                 eprintln!("interrupted; {}", sweep::run::continue_hint(args.force));

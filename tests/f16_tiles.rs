@@ -20,6 +20,14 @@ fn both_kernels_are_valid_wgsl() {
         ),
     ] {
         let source = path.source();
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("shaders")
+            .join(path.file())
+            .with_extension("wgsl");
+        assert!(
+            source.starts_with(&std::fs::read_to_string(file).unwrap()),
+            "{path:?}"
+        );
         let module = naga::front::wgsl::parse_str(&source)
             .unwrap_or_else(|e| panic!("{path:?}: {}", e.emit_to_string(&source)));
         Validator::new(ValidationFlags::all(), capabilities)

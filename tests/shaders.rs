@@ -5,6 +5,7 @@
 //! shader that would not run there fails here, on a machine with neither.
 
 use bitgrok::engine::bindings::{self, MODEL_AXIS_BINDING, UNIFORM_BINDING};
+use bitgrok::engine::f16_tiles::TilePath;
 use bitgrok::engine::kernels::{needs_subgroups, shader_source, Kernel, SHADER_FILES};
 use bitgrok::engine::uniforms::mirrors;
 
@@ -43,7 +44,9 @@ fn every_shader_file_in_the_directory_is_compiled() {
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
     on_disk.sort();
+    // The engine's kernels, and the f16 tile products (checked in tests/f16_tiles.rs).
     let mut listed: Vec<String> = SHADER_FILES.iter().map(|(n, _)| n.to_string()).collect();
+    listed.extend(TilePath::ALL.map(|p| p.file().to_string()));
     listed.sort();
     assert_eq!(on_disk, listed);
 }

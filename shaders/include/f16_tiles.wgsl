@@ -28,7 +28,7 @@ const T: u32 = 16u;
 const TILE_ELEMENTS: u32 = 256u;
 
 // The current contraction step's tiles: A's rows tile_row.., columns k0..; B's rows k0..,
-// columns tile_col.., both row-major 16 x 16, zero beyond the matrices' edges.
+// columns tile_col.., both row-major 16 x 16.
 var<workgroup> a_hi: array<f16, TILE_ELEMENTS>;
 var<workgroup> a_lo: array<f16, TILE_ELEMENTS>;
 var<workgroup> b_hi: array<f16, TILE_ELEMENTS>;
@@ -44,23 +44,25 @@ fn split(x: f32, scale: f32) -> vec2<f16> {
     return vec2<f16>(hi, f16((scaled - f32(hi)) * LO_SCALE));
 }
 
+// A's and B's elements, zero beyond the matrices' edges.
+fn a_at(row: u32, col: u32) -> f32 {
+    if row < tp.m && col < tp.k { return a[row * tp.k + col]; }
+    return 0.0;
+}
+fn b_at(row: u32, col: u32) -> f32 {
+    if row < tp.k && col < tp.n { return b[row * tp.n + col]; }
+    return 0.0;
+}
+
 // Thread `t` of `threads` loads its share of both tiles of contraction step k0.
 fn load_tiles(t: u32, threads: u32, tile_row: u32, tile_col: u32, k0: u32) {
     for (var e = t; e < TILE_ELEMENTS; e += threads) {
         let r = e / T;
         let q = e % T;
-        var x = 0.0;
-        if tile_row + r < tp.m && k0 + q < tp.k {
-            x = a[(tile_row + r) * tp.k + k0 + q];
-        }
-        let sa = split(x, tp.scale_a);
+        let sa = split(a_at(tile_row + r, k0 + q), tp.scale_a);
+        let sb = split(b_at(k0 + r, tile_col + q), tp.scale_b);
         a_hi[e] = sa.x;
         a_lo[e] = sa.y;
-        var y = 0.0;
-        if k0 + r < tp.k && tile_col + q < tp.n {
-            y = b[(k0 + r) * tp.n + tile_col + q];
-        }
-        let sb = split(y, tp.scale_b);
         b_hi[e] = sb.x;
         b_lo[e] = sb.y;
     }

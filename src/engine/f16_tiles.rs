@@ -20,6 +20,16 @@ pub enum TilePath {
 }
 
 impl TilePath {
+    pub const ALL: [TilePath; 2] = [TilePath::Cooperative, TilePath::Emulated];
+
+    /// The kernel's file in shaders/, without its extension.
+    pub fn file(self) -> &'static str {
+        match self {
+            TilePath::Cooperative => "matmul_coop",
+            TilePath::Emulated => "matmul_f16",
+        }
+    }
+
     /// The full WGSL source: the kernel (its `enable`s first), the split's constant from
     /// src/f16_split.rs, the shared tiles.
     pub fn source(self) -> String {

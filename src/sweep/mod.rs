@@ -167,6 +167,12 @@ impl SweepSpec {
                                 };
                                 let config = self.run_config(&settings)?;
                                 if let Some((twin, _)) = out.iter().find(|(_, c)| *c == config) {
+                                    if twin.name == settings.name {
+                                        crate::usage_bail!(
+                                            "a setting is listed twice: two models would be named {}",
+                                            twin.name
+                                        );
+                                    }
                                     crate::usage_bail!(
                                         "models {} and {} of the grid would be the same model \
                                          (f32 weights ignore --quantize, --weight-scale and \
