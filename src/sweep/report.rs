@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::figures::{figures, FIGURES};
 use super::file::{SweepFile, SweepRow};
-pub(crate) use super::tables::variant_table;
+pub(crate) use super::tables::{p_text, variant_table, CRITERIA};
 use super::{name_of, number_name, ModelSettings};
 use crate::analysis::stats::{bootstrap_median_difference, holm, mann_whitney_p, spread, Spread};
 use crate::model::Weights;
@@ -109,17 +109,6 @@ pub struct Comparison {
 pub struct SweepReport {
     pub variants: Vec<VariantStats>,
     pub answer: String,
-}
-
-/// "= 0.012", "< 0.001" or "n/a".
-pub(crate) fn p_text(p: f64) -> String {
-    if p.is_nan() {
-        "n/a".into()
-    } else if p < 1e-3 {
-        "< 0.001".into()
-    } else {
-        format!("= {p:.3}")
-    }
 }
 
 pub(crate) fn generalised(rows: &[SweepRow]) -> impl Iterator<Item = &SweepRow> {
@@ -309,23 +298,6 @@ impl VariantStats {
         }
     }
 }
-
-/// The verdict's criteria, as the report states them.
-pub(crate) const CRITERIA: &str =
-    "Criteria: the level measures are taken over the runs that generalised \
-(reached 99.9% test accuracy; whether they held it is reported as relapses and the grokked \
-count), and a variant is compared only with at least 3 of them. **Features** agree when at least \
-80% of both variants' runs have a clear set of key frequencies. The **algorithm** agrees when at \
-least 80% of both variants' runs have a loss that depends on the key frequencies alone (removing \
-them from W_E, and from the MLP output, leaves the model no better than chance, ln p; removing \
-every other frequency from W_E raises the loss by less than 0.1 ln p) and the majority kind is \
-the same (clock: distance irrelevance ≥ 0.6 and gradient symmetricity < 0.9; pizza: distance \
-irrelevance < 0.4 and gradient symmetricity ≥ 0.9; else mixed). The **implementation** differs \
-when the fractions of neurons with ≥ 85% of their pre-ReLU variance in one frequency differ by a \
-two-sided Mann-Whitney test at p < 0.05 after Holm's correction over every test of the report, \
-with at least 20 points between the medians. Effects are differences of medians with percentile \
-bootstrap 95% intervals (2,000 resamples). Which frequencies a run picks depends on its seed, so \
-they are not compared.";
 
 /// Groups the rows by variant, in plan order.
 fn variants(file: &SweepFile) -> Vec<VariantStats> {

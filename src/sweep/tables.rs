@@ -1,4 +1,5 @@
-//! The table of variants that `sweep-report` and `study` print.
+//! What `sweep-report` and `study` print alike: the table of variants, the verdicts' criteria
+//! and p-values.
 
 use std::fmt::Write;
 
@@ -55,3 +56,31 @@ pub(crate) fn variant_table(variants: &[VariantStats]) -> String {
     }
     md
 }
+
+/// "= 0.012", "< 0.001" or "n/a".
+pub(crate) fn p_text(p: f64) -> String {
+    if p.is_nan() {
+        "n/a".into()
+    } else if p < 1e-3 {
+        "< 0.001".into()
+    } else {
+        format!("= {p:.3}")
+    }
+}
+
+/// The verdict's criteria, as the report states them.
+pub(crate) const CRITERIA: &str =
+    "Criteria: the level measures are taken over the runs that generalised \
+(reached 99.9% test accuracy; whether they held it is reported as relapses and the grokked \
+count), and a variant is compared only with at least 3 of them. **Features** agree when at least \
+80% of both variants' runs have a clear set of key frequencies. The **algorithm** agrees when at \
+least 80% of both variants' runs have a loss that depends on the key frequencies alone (removing \
+them from W_E, and from the MLP output, leaves the model no better than chance, ln p; removing \
+every other frequency from W_E raises the loss by less than 0.1 ln p) and the majority kind is \
+the same (clock: distance irrelevance ≥ 0.6 and gradient symmetricity < 0.9; pizza: distance \
+irrelevance < 0.4 and gradient symmetricity ≥ 0.9; else mixed). The **implementation** differs \
+when the fractions of neurons with ≥ 85% of their pre-ReLU variance in one frequency differ by a \
+two-sided Mann-Whitney test at p < 0.05 after Holm's correction over every test of the report, \
+with at least 20 points between the medians. Effects are differences of medians with percentile \
+bootstrap 95% intervals (2,000 resamples). Which frequencies a run picks depends on its seed, so \
+they are not compared.";
