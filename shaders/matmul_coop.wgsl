@@ -4,23 +4,20 @@
 // accumulated in f32 matrices and combined through workgroup memory, so that ragged edges are
 // written element by element.
 
-enable f16;
-enable wgpu_cooperative_matrix;
-
-// The subgroup the cooperative matrices span (32 lanes on NVIDIA).
-override SUBGROUP: u32 = 32u;
+// The subgroup the cooperative matrices span: the engine uses this kernel only on adapters
+// whose subgroups are exactly this wide (src/engine/device.rs).
+const SUBGROUP: u32 = 32u;
 
 var<workgroup> high_out: array<f32, TILE_ELEMENTS>;
 var<workgroup> cross_out: array<f32, TILE_ELEMENTS>;
 
 @compute @workgroup_size(SUBGROUP, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-    let tile_row = wg.y * T;
-    let tile_col = wg.x * T;
+    let tile = tile_at(wg);
     var high = coop_mat16x16<f32, C>();
     var cross = coop_mat16x16<f32, C>();
-    for (var k0 = 0u; k0 < tp.k; k0 += T) {
-        load_tiles(t, SUBGROUP, tile_row, tile_col, k0);
+    for (var k0 = 0u; k0 < tile_k(); k0 += T) {
+        load_tiles(t, SUBGROUP, tile, k0);
         workgroupBarrier();
         let ah = coopLoadT<coop_mat16x16<f16, A>>(&a_hi[0], T);
         let bh = coopLoadT<coop_mat16x16<f16, B>>(&b_hi[0], T);
@@ -35,6 +32,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     coopStoreT(cross, &cross_out[0], T);
     workgroupBarrier();
     for (var e = t; e < TILE_ELEMENTS; e += SUBGROUP) {
-        store(tile_row, tile_col, e, high_out[e], cross_out[e]);
+        tile_store(tile, tile.row + e / T, tile.col + e % T, high_out[e], cross_out[e]);
     }
 }

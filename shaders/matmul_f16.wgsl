@@ -3,17 +3,14 @@
 // f16 arithmetic (lavapipe has it), so that CI checks the tiles' arithmetic where no tensor
 // cores are.
 
-enable f16;
-
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let tile_row = wg.y * T;
-    let tile_col = wg.x * T;
+    let tile = tile_at(wg);
     let e = lid.y * T + lid.x;
     var high = 0.0;
     var cross = 0.0;
-    for (var k0 = 0u; k0 < tp.k; k0 += T) {
-        load_tiles(e, TILE_ELEMENTS, tile_row, tile_col, k0);
+    for (var k0 = 0u; k0 < tile_k(); k0 += T) {
+        load_tiles(e, TILE_ELEMENTS, tile, k0);
         workgroupBarrier();
         for (var kk = 0u; kk < T; kk++) {
             let ah = f32(a_hi[lid.y * T + kk]);
@@ -25,5 +22,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         }
         workgroupBarrier();
     }
-    store(tile_row, tile_col, e, high, cross);
+    tile_store(tile, tile.row + lid.y, tile.col + lid.x, high, cross);
 }

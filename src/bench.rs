@@ -22,6 +22,8 @@ pub struct BenchResult {
     pub p: usize,
     pub d_model: usize,
     pub d_mlp: usize,
+    /// How the adapter ran the products ([`Gpu::describe_products`]).
+    pub products: String,
     /// Milliseconds per epoch of all models: train step and test evaluation, and the train
     /// step alone.
     pub ms_per_epoch: f64,
@@ -100,7 +102,7 @@ pub fn run(gpu: &Gpu, r: &Request) -> Result<()> {
         if r.json {
             println!("{}", serde_json::to_string_pretty(&profiles)?);
         } else {
-            println!("adapter: {}", gpu.describe());
+            println!("adapter: {} ({})", gpu.describe(), gpu.describe_products());
             for (preset, w, k, timings) in &profiles {
                 print_profile(*preset, *w, *k, timings);
             }
@@ -112,7 +114,7 @@ pub fn run(gpu: &Gpu, r: &Request) -> Result<()> {
         if r.json {
             println!("{}", serde_json::to_string_pretty(&results)?);
         } else {
-            println!("adapter: {}", gpu.describe());
+            println!("adapter: {} ({})", gpu.describe(), gpu.describe_products());
             print_results(&results);
         }
     }
@@ -203,6 +205,7 @@ pub fn bench(
                     p,
                     d_model: engine.config.d_model,
                     d_mlp: engine.config.d_mlp,
+                    products: gpu.describe_products(),
                     ms_per_epoch,
                     ms_per_train_step,
                     epochs_per_second: 1e3 / ms_per_epoch,

@@ -112,7 +112,7 @@ fn run(command: Command) -> Result<ExitCode> {
                     TrainJob::New(config, out)
                 }
             };
-            let gpu = Gpu::new(args.adapter.as_deref())?;
+            let gpu = args.device.open()?;
             eprintln!("adapter: {}", gpu.describe());
             let stop = stop_on_signals()?;
             let control = train::Control {
@@ -147,9 +147,9 @@ fn run(command: Command) -> Result<ExitCode> {
             }
             println!("run written to {}", out.display());
         }
-        Command::Check { vectors, adapter } => {
-            let gpu = Gpu::new(adapter.as_deref())?;
-            println!("adapter: {}", gpu.describe());
+        Command::Check { vectors, device } => {
+            let gpu = device.open()?;
+            println!("adapter: {} ({})", gpu.describe(), gpu.describe_products());
             if !check::run(&gpu, &vectors)? {
                 return Ok(ExitCode::FAILURE);
             }
@@ -193,7 +193,7 @@ fn run(command: Command) -> Result<ExitCode> {
             let shard = args.shard.unwrap_or(Shard::WHOLE);
             // Held until the sweep ends: one process writes a sweep directory at a time.
             let _lock = sweep::run::prepare_out_dir(&args.out, &spec, shard, args.force)?;
-            let gpu = Gpu::new(args.adapter.as_deref())?;
+            let gpu = args.device.open()?;
             eprintln!("adapter: {}", gpu.describe());
             let stop = stop_on_signals()?;
             let options = sweep_options(args.force, args.together, &stop, args.compact);
@@ -219,7 +219,7 @@ fn run(command: Command) -> Result<ExitCode> {
             // Every arm's models are validated before the adapter is opened.
             let plan = args.plan()?;
             bitgrok::study::prepare_out_dir_for(&plan, &args.out, args.force)?;
-            let gpu = Gpu::new(args.adapter.as_deref())?;
+            let gpu = args.device.open()?;
             eprintln!("adapter: {}", gpu.describe());
             let stop = stop_on_signals()?;
             let options = sweep_options(args.force, args.together, &stop, !args.keep_checkpoints);
@@ -255,11 +255,11 @@ fn run(command: Command) -> Result<ExitCode> {
             json,
             kernels,
             split_target,
-            adapter,
+            device,
         } => {
             // Validated before the adapter is opened.
             let request = bench::Request::new(weights, models, p, d_model, epochs, json, kernels)?;
-            let mut gpu = Gpu::new(adapter.as_deref())?;
+            let mut gpu = device.open()?;
             if let Some(target) = split_target {
                 gpu.parallelism.split_target = target;
             }

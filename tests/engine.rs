@@ -465,3 +465,68 @@ fn stacked_models_train_exactly_as_alone() {
         );
     }
 }
+
+/// The integer products (int8 activations times binary or ternary weights) on f16 tiles: the
+/// tensor cores' arithmetic, emulated in plain WGSL, and on cooperative matrices too where the
+/// adapter has them. Every output of a training step is bit-identical to the integer kernels'
+/// (and so as close to the reference as they are, which the tests above check), for every
+/// configuration with integer products at odd widths (ragged tiles), in every quantiser scope,
+/// with and without biases and residuals. A forced path the adapter lacks is an error.
+#[test]
+fn integer_products_on_f16_tiles_are_bit_identical() {
+    use bitgrok::check::{engine_outputs, odd_width_configs, quantiser_configs};
+    use bitgrok::engine::device::TensorCores;
+    use bitgrok::engine::kernels::Kernel;
+    use bitgrok::engine::{Engine, Program};
+    use bitgrok::model::{Params, QuantGroup};
+    use bitgrok::optim::AdamW;
+    use bitgrok::task::Examples;
+
+    let off = Gpu::open(None, TensorCores::Off).expect("an adapter");
+    let mut tiles = vec![Gpu::open(None, TensorCores::Emulated)
+        .unwrap_or_else(|e| panic!("the emulated f16 tiles need f16 arithmetic: {e:#}"))];
+    match Gpu::open(None, TensorCores::On) {
+        Ok(gpu) => tiles.push(gpu),
+        Err(e) => {
+            let message = format!("{e:#}");
+            assert!(message.starts_with("--tensor-cores on: "), "{message}");
+            println!("{message}: the emulated path alone runs");
+        }
+    }
+    let configs: Vec<_> = odd_width_configs()
+        .into_iter()
+        .chain(quantiser_configs())
+        .filter(|c| c.integer_inputs(QuantGroup::Attn) || c.integer_inputs(QuantGroup::Mlp))
+        .collect();
+    assert_eq!(configs.len(), 16);
+    let bits = |v: &[f64]| v.iter().map(|x| (*x as f32).to_bits()).collect::<Vec<u32>>();
+    let param_bits = |p: &Params| {
+        p.iter()
+            .flat_map(|(_, v)| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>())
+            .collect::<Vec<u64>>()
+    };
+    let hp = AdamW::default();
+    for (i, config) in configs.iter().enumerate() {
+        let started = std::time::Instant::now();
+        let params = Params::init(config, 700 + i as u64).with_random_biases(700 + i as u64);
+        let examples = Examples::all(config.p);
+        let want = engine_outputs(&off, &params, &examples, &hp).unwrap();
+        for gpu in &tiles {
+            let what = format!("{} with {}", check::case_name(config), gpu.describe_products());
+            let engine = Engine::new(gpu, &params, &examples, None, &hp).unwrap();
+            let on_tiles = engine
+                .dispatches(Program::TrainStep)
+                .iter()
+                .filter(|d| matches!(d.kernel, Kernel::Int8Tiles(_)))
+                .count();
+            assert!(on_tiles > 0, "{what}: no product ran on the tiles");
+            let got = engine_outputs(gpu, &params, &examples, &hp).unwrap();
+            assert_eq!(bits(&got.logits), bits(&want.logits), "{what}: logits");
+            assert_eq!((got.loss as f32).to_bits(), (want.loss as f32).to_bits(), "{what}");
+            assert_eq!(bits(&got.mlp_post_last), bits(&want.mlp_post_last), "{what}: MLP");
+            assert_eq!(param_bits(&got.grads), param_bits(&want.grads), "{what}: gradients");
+            assert_eq!(param_bits(&got.adamw1), param_bits(&want.adamw1), "{what}: step");
+        }
+        println!("{}: {:.1} s", check::case_name(config), started.elapsed().as_secs_f64());
+    }
+}

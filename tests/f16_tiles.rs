@@ -1,10 +1,12 @@
-//! The f16 tile products (tensor-core arithmetic): both kernels are valid WGSL for naga with
-//! the capabilities they declare; on this adapter the emulated kernel multiplies integer codes
+//! The f16 tile products (tensor-core arithmetic) on plain matrices, through their conformance
+//! launcher (the engine's integer products on them are checked in tests/engine.rs): both
+//! kernels are valid WGSL for naga with the capabilities they declare; on this adapter the
+//! emulated kernel multiplies integer codes
 //! exactly (bit-identical to the integer sum, ragged edges included) and split f32 operands as
 //! src/f16_split.rs computes them, within f32's tolerances of the exact product. The
 //! cooperative-matrix kernel runs too where the adapter reports cooperative matrices.
 
-use bitgrok::engine::device::{adapters, choose};
+use bitgrok::engine::device::{adapters, choose, open_device};
 use bitgrok::engine::f16_tiles::{TilePath, TileProducts};
 use bitgrok::f16_split::split_product;
 use rand::{Rng, SeedableRng};
@@ -24,8 +26,9 @@ fn both_kernels_are_valid_wgsl() {
             .join("shaders")
             .join(path.file())
             .with_extension("wgsl");
+        assert!(source.starts_with(path.enables()), "{path:?}");
         assert!(
-            source.starts_with(&std::fs::read_to_string(file).unwrap()),
+            source.ends_with(&std::fs::read_to_string(file).unwrap()),
             "{path:?}"
         );
         let module = naga::front::wgsl::parse_str(&source)
@@ -48,11 +51,7 @@ fn device() -> (wgpu::Device, wgpu::Queue) {
         "{} has no f16 arithmetic, which the f16 tile products need",
         adapter.get_info().name
     );
-    pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-        required_features: features,
-        ..Default::default()
-    }))
-    .expect("opening the adapter")
+    open_device(adapter, Some(features)).expect("opening the adapter")
 }
 
 /// Every path this device can run.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Parser};
 
-use super::ModelOptions;
+use super::{DeviceOptions, ModelOptions};
 use crate::error::UsageError;
 use crate::model::{ActQuant, ModelConfig, Preset, Weights};
 use crate::run::RunConfig;
@@ -72,8 +72,8 @@ pub struct SweepArgs {
     /// figures (analysis.json, report.md and metrics.csv stay).
     #[arg(long)]
     pub compact: bool,
-    #[arg(long)]
-    pub adapter: Option<String>,
+    #[command(flatten)]
+    pub device: DeviceOptions,
 }
 
 #[derive(Args)]
@@ -99,8 +99,8 @@ pub struct StudyArgs {
     /// analysed and last checkpoints and analysis.json, as `sweep --compact`).
     #[arg(long)]
     pub keep_checkpoints: bool,
-    #[arg(long)]
-    pub adapter: Option<String>,
+    #[command(flatten)]
+    pub device: DeviceOptions,
 }
 
 /// An arm's options parsed as `sweep` would parse them.

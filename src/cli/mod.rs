@@ -14,7 +14,7 @@ use crate::optim::AdamW;
 use crate::run::RunConfig;
 
 pub use grid::{StudyArgs, SweepArgs, SweepGrid};
-pub use options::ModelOptions;
+pub use options::{DeviceOptions, ModelOptions};
 
 #[derive(Parser)]
 #[command(
@@ -43,8 +43,8 @@ pub enum Command {
         /// Reference files in the test-vector format (see README) instead of the switch sweep.
         #[arg(long, num_args = 1..)]
         vectors: Vec<PathBuf>,
-        #[arg(long)]
-        adapter: Option<String>,
+        #[command(flatten)]
+        device: DeviceOptions,
     },
     /// Interpretability analysis of a run: figures, analysis.json and report.md in RUN/analysis.
     Analyze {
@@ -132,8 +132,8 @@ pub enum Command {
         /// on GPUs; 0 never splits). Default: the adapter's layout (512 on GPUs).
         #[arg(long)]
         split_target: Option<usize>,
-        #[arg(long)]
-        adapter: Option<String>,
+        #[command(flatten)]
+        device: DeviceOptions,
     },
     /// A run's checkpoint as a TransformerLens HookedTransformer state dict (OUT) and its
     /// HookedTransformerConfig (OUT with extension .config.json).
@@ -200,9 +200,8 @@ pub struct TrainArgs {
     /// be given with it: everything else comes from the run's config.json).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = RESUME_CONFLICTS)]
     pub resume: Option<PathBuf>,
-    /// Adapter to use: a substring of its name (see `bitgrok devices`).
-    #[arg(long)]
-    pub adapter: Option<String>,
+    #[command(flatten)]
+    pub device: DeviceOptions,
 }
 
 /// Options that a resumed run takes from its config.json instead.

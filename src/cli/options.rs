@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
+use crate::engine::device::{Gpu, TensorCores};
 use crate::error::UsageError;
 use crate::model::config::{DEFAULT_D_HEAD, DEFAULT_D_MLP, DEFAULT_D_MODEL, DEFAULT_N_HEADS};
 use crate::model::{Init, LinearNorm, QuantScope, WeightCentre, WeightScale};
@@ -160,5 +161,23 @@ impl ModelOptions {
         config.eval_every = self.eval_every;
         config.checkpoint_every = self.checkpoint_every;
         config.stop_after_grok = self.stop_after_grok;
+    }
+}
+
+/// The adapter a command trains on, and how it runs the integer products.
+#[derive(Args)]
+pub struct DeviceOptions {
+    /// Adapter to use: a substring of its name (see `bitgrok devices`).
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// Where the integer products (int8 activations times binary or ternary weights) run. They
+    /// are exact on every path, so the choice changes the speed, never the result
+    #[arg(long, value_enum, default_value_t = TensorCores::Auto)]
+    pub tensor_cores: TensorCores,
+}
+
+impl DeviceOptions {
+    pub fn open(&self) -> Result<Gpu> {
+        Gpu::open(self.adapter.as_deref(), self.tensor_cores)
     }
 }

@@ -30,8 +30,8 @@ macro_rules! bindings {
 }
 
 bindings! {
-    /// shaders/include/matmul_operands.wgsl (both products) and shaders/matmul.wgsl.
-    matmul: "matmul" | "matmul_lanes" {
+    /// shaders/include/matmul_operands.wgsl (every product) and shaders/matmul.wgsl.
+    matmul: "matmul" | "matmul_lanes" | "matmul_f16" | "matmul_coop" {
         A_BUF = 1,
         B_BUF = 2,
         C_BUF = 3,

@@ -2,7 +2,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::f16_tiles::TilePath;
 
 /// How to get an adapter on a machine that has none.
 pub const NO_ADAPTER_HELP: &str = "no GPU adapter found. On a headless Linux machine, install \
@@ -30,6 +32,76 @@ pub struct Parallelism {
     pub models_together: usize,
     /// The implementation of the matrix products.
     pub products: Products,
+    /// The f16 tile kernel that computes the integer products (int8 activations times binary or
+    /// ternary weights) instead of `products`, if any: exact either way, so the same bits.
+    pub integer_tiles: Option<TilePath>,
+}
+
+/// Whether the integer products run on tensor cores (`--tensor-cores`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TensorCores {
+    /// On cooperative matrices where the adapter offers what the kernel needs (16×16×16 f16 →
+    /// f32, subgroups of exactly 32 lanes), else the integer kernels
+    #[default]
+    Auto,
+    /// On cooperative matrices, or fail
+    On,
+    /// The integer kernels (dot4I8Packed, or lanes on a CPU adapter)
+    Off,
+    /// The tensor cores' f16 tile arithmetic emulated in plain WGSL: slower, for checking it on
+    /// adapters with f16 arithmetic and no tensor cores
+    Emulated,
+}
+
+/// Lanes of the subgroup shaders/matmul_coop.wgsl spans (SUBGROUP there).
+const COOPERATIVE_LANES: u32 = 32;
+
+/// Why the adapter cannot run shaders/matmul_coop.wgsl, if it cannot.
+fn cooperative_tiles_missing(adapter: &wgpu::Adapter) -> Option<String> {
+    let (info, features) = (adapter.get_info(), adapter.features());
+    let needed = TilePath::Cooperative.features();
+    if !features.contains(needed) {
+        return Some(format!("it lacks {:?}", needed - features));
+    }
+    let f16_tiles = adapter.cooperative_matrix_properties().iter().any(|c| {
+        (c.m_size, c.n_size, c.k_size) == (16, 16, 16)
+            && c.ab_type == wgpu::CooperativeScalarType::F16
+            && c.cr_type == wgpu::CooperativeScalarType::F32
+    });
+    if !f16_tiles {
+        return Some("it reports no 16×16×16 f16 → f32 cooperative matrix".into());
+    }
+    if (info.subgroup_min_size, info.subgroup_max_size) != (COOPERATIVE_LANES, COOPERATIVE_LANES) {
+        return Some(format!(
+            "its subgroups have {}–{} lanes, not exactly {COOPERATIVE_LANES}",
+            info.subgroup_min_size, info.subgroup_max_size
+        ));
+    }
+    None
+}
+
+impl TensorCores {
+    /// The tile kernel this choice runs the integer products on, on `adapter`.
+    fn integer_tiles(self, adapter: &wgpu::Adapter) -> Result<Option<TilePath>> {
+        let name = adapter.get_info().name;
+        match self {
+            TensorCores::Off => Ok(None),
+            TensorCores::Emulated => {
+                let needed = TilePath::Emulated.features();
+                if !adapter.features().contains(needed) {
+                    bail!("--tensor-cores emulated needs f16 arithmetic, which {name} lacks");
+                }
+                Ok(Some(TilePath::Emulated))
+            }
+            TensorCores::Auto => Ok(cooperative_tiles_missing(adapter)
+                .is_none()
+                .then_some(TilePath::Cooperative)),
+            TensorCores::On => match cooperative_tiles_missing(adapter) {
+                None => Ok(Some(TilePath::Cooperative)),
+                Some(why) => bail!("--tensor-cores on: {name} cannot run them: {why}"),
+            },
+        }
+    }
 }
 
 /// The two implementations of the matrix product (shaders/include/matmul_operands.wgsl).
@@ -57,6 +129,7 @@ impl Parallelism {
         row_lanes: 64,
         models_together: usize::MAX,
         products: Products::Tiles,
+        integer_tiles: None,
     };
     /// For CPU adapters: unsplit products passing rows between lanes; a thread per row.
     pub const CPU: Parallelism = Parallelism {
@@ -113,8 +186,8 @@ pub fn describe(info: &wgpu::AdapterInfo) -> String {
 }
 
 /// What an adapter offers the product kernels, in one line: its subgroup sizes, f16 arithmetic,
-/// and the cooperative-matrix (tensor core) configurations its driver reports to wgpu, as
-/// `M×N×K A/B type → C type`.
+/// the cooperative-matrix (tensor core) configurations its driver reports to wgpu, as
+/// `M×N×K A/B type → C type`, and whether `--tensor-cores auto` uses them.
 pub fn capabilities(adapter: &wgpu::Adapter) -> String {
     let (info, features) = (adapter.get_info(), adapter.features());
     let subgroups = if features.contains(wgpu::Features::SUBGROUP) {
@@ -159,7 +232,11 @@ pub fn capabilities(adapter: &wgpu::Adapter) -> String {
     } else {
         format!("cooperative matrices {}", configs.join(", "))
     };
-    format!("{subgroups}, {f16}, {coop}")
+    let tensor_cores = match cooperative_tiles_missing(adapter) {
+        None => "integer products on tensor cores".into(),
+        Some(why) => format!("integer products not on tensor cores: {why}"),
+    };
+    format!("{subgroups}, {f16}, {coop}; {tensor_cores}")
 }
 
 /// Preference among adapters: discrete GPUs first, CPU adapters last.
@@ -202,20 +279,21 @@ pub fn choose(adapters: &[wgpu::Adapter], filter: Option<&str>) -> Result<usize>
 }
 
 impl Gpu {
-    /// Opens the chosen adapter with its own limits (large storage buffers are needed at p = 113).
+    /// [`Gpu::open`] with tensor cores where the adapter has them.
     pub fn new(filter: Option<&str>) -> Result<Gpu> {
+        Gpu::open(filter, TensorCores::Auto)
+    }
+
+    /// Opens the chosen adapter with its own limits (large storage buffers are needed at p = 113),
+    /// its integer products on the tile kernel `tensor_cores` asks for.
+    pub fn open(filter: Option<&str>, tensor_cores: TensorCores) -> Result<Gpu> {
         let adapters = adapters();
         let adapter = &adapters[choose(&adapters, filter)?];
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let features = adapter.features() & wgpu::Features::SUBGROUP;
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("bitgrok"),
-            required_features: features,
-            required_limits: limits.clone(),
-            ..Default::default()
-        }))
-        .with_context(|| format!("opening {}", describe(&info)))?;
+        let integer_tiles = tensor_cores.integer_tiles(adapter)?;
+        let (device, queue) = open_device(adapter, integer_tiles.map(TilePath::features))?;
+        let features = device.features();
         let error = Arc::new(Mutex::new(None));
         let sink = error.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -238,7 +316,10 @@ impl Gpu {
                 )
             });
         });
-        let parallelism = Parallelism::for_adapter(&info, features);
+        let parallelism = Parallelism {
+            integer_tiles,
+            ..Parallelism::for_adapter(&info, features)
+        };
         Ok(Gpu {
             device,
             queue,
@@ -265,6 +346,46 @@ impl Gpu {
     pub fn describe(&self) -> String {
         describe(&self.info)
     }
+
+    /// How the products run, in a few words: `tiled products, integer products on tensor cores`.
+    pub fn describe_products(&self) -> String {
+        let products = match self.parallelism.products {
+            Products::Tiles => "tiled products",
+            Products::Lanes => "products in lanes",
+        };
+        match self.parallelism.integer_tiles {
+            Some(TilePath::Cooperative) => format!("{products}, integer products on tensor cores"),
+            Some(TilePath::Emulated) => {
+                format!("{products}, integer products on emulated f16 tiles")
+            }
+            None => products.to_string(),
+        }
+    }
+}
+
+/// A device on `adapter` with its own limits, subgroups where it has them, and `tiles`' features
+/// (the experimental ones allowed).
+pub fn open_device(
+    adapter: &wgpu::Adapter,
+    tiles: Option<wgpu::Features>,
+) -> Result<(wgpu::Device, wgpu::Queue)> {
+    let features = (adapter.features() & wgpu::Features::SUBGROUP) | tiles.unwrap_or_default();
+    let experimental = features.intersects(wgpu::Features::all_experimental_mask());
+    pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("bitgrok"),
+        required_features: features,
+        required_limits: adapter.limits(),
+        // SAFETY: the one experimental feature requested is cooperative matrices, used only by
+        // shaders/matmul_coop.wgsl, which naga validates in the tests and whose results the
+        // engine tests compare bit for bit with the integer kernels where an adapter runs it.
+        experimental_features: if experimental {
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        },
+        ..Default::default()
+    }))
+    .with_context(|| format!("opening {}", describe(&adapter.get_info())))
 }
 
 #[cfg(test)]

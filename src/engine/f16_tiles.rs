@@ -1,17 +1,23 @@
 //! The f16 tile product kernels (shaders/include/f16_tiles.wgsl): on cooperative matrices
 //! (tensor cores) where the adapter reports them, or emulated in plain WGSL where it has f16
-//! arithmetic, each for integer codes (exact) or split f32 operands. Their launcher, beside
-//! their sources; the planner does not route the model's products through them yet.
+//! arithmetic. The engine runs its integer products on them (the planner's
+//! [`Parallelism::integer_tiles`](super::device::Parallelism)); the conformance launcher here
+//! runs them on plain matrices, for integer codes (exact) or split f32 operands.
 
 use anyhow::{bail, Result};
 use wgpu::util::DeviceExt;
 
-use crate::f16_split::{max_abs, split_scale, LO_SCALE};
+use super::kernels::prelude;
+use crate::f16_split::{max_abs, split_scale};
 
-const TILES: &str = include_str!("../../shaders/include/f16_tiles.wgsl");
+/// The tiles, after the operands of the launcher's plain matrices.
+const SPLIT_TILES: &str = concat!(
+    include_str!("../../shaders/include/split_tile_operands.wgsl"),
+    include_str!("../../shaders/include/f16_tiles.wgsl")
+);
 
 /// Which kernel computes the tiles.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TilePath {
     /// `coopMultiplyAdd` on 16x16 cooperative matrices (shaders/matmul_coop.wgsl).
     Cooperative,
@@ -30,14 +36,36 @@ impl TilePath {
         }
     }
 
-    /// The full WGSL source: the kernel (its `enable`s first), the split's constant from
-    /// src/f16_split.rs, the shared tiles.
-    pub fn source(self) -> String {
-        let kernel = match self {
+    /// The path of a shader file, if it is one of the tile kernels.
+    pub fn of_file(file: &str) -> Option<TilePath> {
+        TilePath::ALL.into_iter().find(|p| p.file() == file)
+    }
+
+    /// The kernel's own source (shaders/FILE.wgsl).
+    pub fn kernel(self) -> &'static str {
+        match self {
             TilePath::Cooperative => include_str!("../../shaders/matmul_coop.wgsl"),
             TilePath::Emulated => include_str!("../../shaders/matmul_f16.wgsl"),
-        };
-        format!("{kernel}\nconst LO_SCALE: f32 = {LO_SCALE:?};\n{TILES}")
+        }
+    }
+
+    /// The WGSL extensions the kernel needs, which a module must enable before anything else.
+    pub fn enables(self) -> &'static str {
+        match self {
+            TilePath::Cooperative => "enable f16;\nenable wgpu_cooperative_matrix;\n",
+            TilePath::Emulated => "enable f16;\n",
+        }
+    }
+
+    /// The launcher's WGSL source: the kernel on plain matrices (the engine compiles it on its
+    /// own operands: `kernels::shader_source`).
+    pub fn source(self) -> String {
+        format!(
+            "{}{}{SPLIT_TILES}{}",
+            self.enables(),
+            prelude(),
+            self.kernel()
+        )
     }
 
     /// The device features the path needs.
@@ -51,21 +79,21 @@ impl TilePath {
     }
 }
 
-/// `TileParams` of shaders/include/f16_tiles.wgsl.
+/// `TileParams` of shaders/include/split_tile_operands.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct TileParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    _pad: u32,
-    scale_a: f32,
-    scale_b: f32,
-    _pad2: [u32; 2],
+pub(super) struct TileParams {
+    pub(super) m: u32,
+    pub(super) n: u32,
+    pub(super) k: u32,
+    pub(super) _pad: u32,
+    pub(super) scale_a: f32,
+    pub(super) scale_b: f32,
+    pub(super) _pad2: [u32; 2],
 }
 
-/// Output tile edge.
-const T: u32 = 16;
+/// Output tile edge (T of shaders/include/f16_tiles.wgsl).
+pub(super) const TILE_EDGE: usize = 16;
 
 /// The kernels of one path, for integer codes and for split operands.
 pub struct TileProducts {
@@ -183,7 +211,7 @@ impl TileProducts {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups((n as u32).div_ceil(T), (m as u32).div_ceil(T), 1);
+            pass.dispatch_workgroups(n.div_ceil(TILE_EDGE) as u32, m.div_ceil(TILE_EDGE) as u32, 1);
         }
         encoder.copy_buffer_to_buffer(&c_buf, 0, &readback, 0, (m * n * 4) as u64);
         queue.submit([encoder.finish()]);

@@ -7,14 +7,17 @@ use anyhow::{bail, Result};
 use wgpu::util::DeviceExt;
 
 use super::bindings::{self, MODEL_AXIS_BINDING, UNIFORM_BINDING};
-use super::device::Products;
+use super::device::{Parallelism, Products};
+use super::f16_tiles::TilePath;
 use super::planner::{MM_ACCUMULATE, MM_ADD_BIAS, MM_ADD_RESIDUAL};
 use super::uniforms::ModelAxis;
+use crate::f16_split::LO_SCALE;
 use crate::model::config::{NORM_EPS, QUANT_EPS};
 
-/// Every shader file, by name. Each is compiled after [`prelude`]; the two matrix products share
-/// their operands (shaders/include/matmul_operands.wgsl).
-pub const SHADER_FILES: [(&str, &str); 8] = [
+/// Every shader file, by name. Each is compiled after [`prelude`]; the matrix products share
+/// their operands (shaders/include/matmul_operands.wgsl), and the integer products on f16 tiles
+/// read them through shaders/include/int8_tile_operands.wgsl.
+pub const SHADER_FILES: [(&str, &str); 10] = [
     (
         "matmul",
         concat!(
@@ -27,6 +30,24 @@ pub const SHADER_FILES: [(&str, &str); 8] = [
         concat!(
             include_str!("../../shaders/include/matmul_operands.wgsl"),
             include_str!("../../shaders/matmul_lanes.wgsl")
+        ),
+    ),
+    (
+        "matmul_f16",
+        concat!(
+            include_str!("../../shaders/include/matmul_operands.wgsl"),
+            include_str!("../../shaders/include/int8_tile_operands.wgsl"),
+            include_str!("../../shaders/include/f16_tiles.wgsl"),
+            include_str!("../../shaders/matmul_f16.wgsl")
+        ),
+    ),
+    (
+        "matmul_coop",
+        concat!(
+            include_str!("../../shaders/include/matmul_operands.wgsl"),
+            include_str!("../../shaders/include/int8_tile_operands.wgsl"),
+            include_str!("../../shaders/include/f16_tiles.wgsl"),
+            include_str!("../../shaders/matmul_coop.wgsl")
         ),
     ),
     ("quantize", include_str!("../../shaders/quantize.wgsl")),
@@ -42,6 +63,7 @@ pub const SHADER_FILES: [(&str, &str); 8] = [
 pub fn prelude() -> String {
     format!(
         "const NORM_EPS: f32 = {:e};\nconst QUANT_EPS: f32 = {:e};\n\
+         const LO_SCALE: f32 = {LO_SCALE:?};\n\
          const UNIFORM_BINDING: u32 = {UNIFORM_BINDING}u;\n\
          const MODEL_AXIS_BINDING: u32 = {MODEL_AXIS_BINDING}u;\n{}{}{}",
         NORM_EPS as f32,
@@ -57,12 +79,14 @@ pub fn needs_subgroups(name: &str) -> bool {
     name == "matmul_lanes"
 }
 
-/// Full source of a shader file as compiled: the prelude, its bindings' declarations, itself.
+/// Full source of a shader file as compiled: the extensions it enables, the prelude, its
+/// bindings' declarations, itself.
 pub fn shader_source(name: &str) -> Option<String> {
+    let enables = TilePath::of_file(name).map_or("", TilePath::enables);
     SHADER_FILES
         .iter()
         .find(|(n, _)| *n == name)
-        .map(|(_, src)| format!("{}{}{}", prelude(), bindings::wgsl(name), src))
+        .map(|(_, src)| format!("{enables}{}{}{}", prelude(), bindings::wgsl(name), src))
 }
 
 /// A compute entry point.
@@ -89,10 +113,12 @@ pub enum Kernel {
     QueryGrad,
     ExampleLoss,
     ReduceMetrics,
+    /// `int8_main`'s product on f16 tiles: on tensor cores, or emulated.
+    Int8Tiles(TilePath),
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 21] = [
+    pub const ALL: [Kernel; 23] = [
         Kernel::Matmul,
         Kernel::MatmulCodes,
         Kernel::MatmulInt8,
@@ -114,6 +140,8 @@ impl Kernel {
         Kernel::QueryGrad,
         Kernel::ExampleLoss,
         Kernel::ReduceMetrics,
+        Kernel::Int8Tiles(TilePath::Cooperative),
+        Kernel::Int8Tiles(TilePath::Emulated),
     ];
 
     /// Shader file and entry point.
@@ -140,17 +168,32 @@ impl Kernel {
             Kernel::QueryGrad => ("attention", "query_grad"),
             Kernel::ExampleLoss => ("loss", "per_example_loss"),
             Kernel::ReduceMetrics => ("loss", "reduce"),
+            Kernel::Int8Tiles(path) => (path.file(), "main"),
         }
     }
 
-    /// The implementation of the matrix product a kernel belongs to, if it is one.
-    fn products(self) -> Option<Products> {
+    /// Whether the kernel is a matrix product (specialised by its flags; its grid may have z).
+    fn is_product(self) -> bool {
+        matches!(
+            self,
+            Kernel::Matmul
+                | Kernel::MatmulCodes
+                | Kernel::MatmulInt8
+                | Kernel::ReduceSplit
+                | Kernel::LaneMatmul
+                | Kernel::Int8Tiles(_)
+        )
+    }
+
+    /// Whether an engine laid out as `parallelism` may dispatch the kernel.
+    fn used_in(self, parallelism: &Parallelism) -> bool {
         match self {
             Kernel::Matmul | Kernel::MatmulCodes | Kernel::MatmulInt8 | Kernel::ReduceSplit => {
-                Some(Products::Tiles)
+                parallelism.products == Products::Tiles
             }
-            Kernel::LaneMatmul => Some(Products::Lanes),
-            _ => None,
+            Kernel::LaneMatmul => parallelism.products == Products::Lanes,
+            Kernel::Int8Tiles(path) => parallelism.integer_tiles == Some(path),
+            _ => true,
         }
     }
 
@@ -158,7 +201,7 @@ impl Kernel {
     /// combination of flags (and, in lanes, each operand form); the one plain pipeline of the
     /// others.
     pub fn specialisations(self) -> Vec<Specialisation> {
-        if self.products().is_none() {
+        if !self.is_product() {
             return vec![Specialisation::default()];
         }
         let forms = match self {
@@ -183,7 +226,7 @@ impl Kernel {
         spec: Specialisation,
     ) -> Vec<(&'static str, f64)> {
         let mut constants = vec![("STACKED", stacked as u32 as f64)];
-        if self.products().is_some() {
+        if self.is_product() {
             constants.push(("PRODUCT_FLAGS", spec.flags as f64));
         }
         if let Some(form) = spec.form {
@@ -195,7 +238,7 @@ impl Kernel {
     /// Whether the kernel takes its model from workgroup z by `enter_model_grid` (its grid may
     /// have z; every other kernel's grid must be flat).
     fn has_z_grid(self) -> bool {
-        self.products().is_some()
+        self.is_product()
     }
 }
 
@@ -290,13 +333,14 @@ pub fn groups_2d(threads: usize, size: u32) -> [u32; 3] {
 }
 
 impl Kernels {
-    /// The shader modules of an engine of `models` models whose matrix products run as
-    /// `products`.
-    pub fn new(device: &wgpu::Device, models: usize, products: Products) -> Self {
+    /// The shader modules of an engine of `models` models laid out as `parallelism`.
+    pub fn new(device: &wgpu::Device, models: usize, parallelism: &Parallelism) -> Self {
         let mut modules = HashMap::new();
         for (name, _) in SHADER_FILES {
-            let wanted = |k: &Kernel| k.products().is_none_or(|p| p == products);
-            if !Kernel::ALL.iter().any(|k| wanted(k) && k.entry().0 == name) {
+            if !Kernel::ALL
+                .iter()
+                .any(|k| k.used_in(parallelism) && k.entry().0 == name)
+            {
                 continue;
             }
             let source = shader_source(name).expect("listed");
@@ -370,10 +414,7 @@ impl Kernels {
         buffers: &[(u32, &wgpu::Buffer)],
         groups: [u32; 3],
     ) -> Dispatch {
-        assert!(
-            kernel.products().is_none(),
-            "{kernel:?} needs its specialisation"
-        );
+        assert!(!kernel.is_product(), "{kernel:?} needs its specialisation");
         self.dispatch_product(
             device,
             (kernel, Specialisation::default()),

@@ -241,7 +241,7 @@ impl<'g> Engine<'g> {
                 planner::split_partials_len(gpu.parallelism.split_target),
             ),
         };
-        let kernels = Kernels::new(device, models, gpu.parallelism.products);
+        let kernels = Kernels::new(device, models, &gpu.parallelism);
         let tables = Tables::new(stack, &config);
         let trains: Vec<&Examples> = members.iter().map(|m| m.train).collect();
         let test = n_test.map(|_| {

@@ -3,6 +3,7 @@
 //! recorder in products.rs binds the buffers).
 
 use super::device::{Parallelism, Products};
+use super::f16_tiles::TILE_EDGE;
 use super::kernels::{Kernel, LaneForm, Specialisation};
 
 /// Contraction steps per tile of shaders/matmul.wgsl (TK), and its output tile (TILE x TILE).
@@ -143,6 +144,23 @@ fn kernel_form(reads: Reads) -> (Kernel, LaneForm) {
 /// The dispatches of product `shape` reading `reads`, adding what `flags` says.
 pub(super) fn plan(parallelism: &Parallelism, shape: Shape, reads: Reads, flags: u32) -> Plan {
     let Shape { batch, m, n, k } = shape;
+    if let (Reads::Int8, Some(path)) = (reads, parallelism.integer_tiles) {
+        // A 16 x 16 output tile per workgroup, the contraction unsplit like every integer sum.
+        return Plan {
+            kernel: (
+                Kernel::Int8Tiles(path),
+                Specialisation { flags, form: None },
+            ),
+            grid: [
+                n.div_ceil(TILE_EDGE) as u32,
+                m.div_ceil(TILE_EDGE) as u32,
+                batch as u32,
+            ],
+            splits: 1,
+            k_chunk: k,
+            reduce: None,
+        };
+    }
     let products = parallelism.products;
     let (tiles_kernel, form) = kernel_form(reads);
     // Integer sums are never split: the chunks would add scaled partial sums in floating point.
@@ -275,6 +293,35 @@ mod tests {
                     }
                 )
             );
+        }
+    }
+
+    #[test]
+    fn integer_products_on_f16_tiles_when_the_layout_says() {
+        use crate::engine::f16_tiles::TilePath;
+        for path in TilePath::ALL {
+            for base in [Parallelism::GPU, Parallelism::CPU] {
+                let par = Parallelism {
+                    integer_tiles: Some(path),
+                    ..base
+                };
+                for s in shapes() {
+                    let p = plan(&par, s, Reads::Int8, MM_ADD_RESIDUAL);
+                    let spec = Specialisation {
+                        flags: MM_ADD_RESIDUAL,
+                        form: None,
+                    };
+                    assert_eq!(p.kernel, (Kernel::Int8Tiles(path), spec), "{s:?}");
+                    assert_eq!((p.splits, p.k_chunk, p.reduce), (1, s.k, None), "{s:?}");
+                    let [x, y, z] = p.grid.map(|g| g as usize);
+                    assert!(x * 16 >= s.n && (x - 1) * 16 < s.n, "{s:?}: {x} columns");
+                    assert!(y * 16 >= s.m && (y - 1) * 16 < s.m, "{s:?}: {y} rows");
+                    assert_eq!(z, s.batch);
+                    // Products with a float operand keep the layout's kernels.
+                    let floats = plan(&par, s, FLOATS, 0);
+                    assert_eq!(floats, plan(&base, s, FLOATS, 0), "{s:?}");
+                }
+            }
         }
     }
 

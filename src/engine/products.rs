@@ -4,7 +4,7 @@
 use super::bindings::matmul;
 use super::buffers::Int8Rows;
 use super::device::Products;
-use super::kernels::Dispatch;
+use super::kernels::{Dispatch, Kernel};
 use super::planner::{self, Reads, Shape};
 use super::program::Recorder;
 use super::uniforms::{MatmulParams, OperandParams};
@@ -412,11 +412,11 @@ impl Recorder<'_> {
             !int8.transposed && p.k_split.is_none() && !p.accumulate,
             "an integer product multiplies int8 rows by a packed weight matrix"
         );
-        // The lane kernel sums the integers in f32 (exact while they stay below 2^24) and reads
-        // the weights a row at a time.
+        // The lane kernel and the f16 tiles sum the integers in f32 (exact while they stay below
+        // 2^24); the lane kernel reads the weights a row at a time.
         assert!(
             p.k * 127 < 1 << 24 && p.b.col == 1,
-            "an integer product of length {} (weight column stride {}) in lanes",
+            "an integer product of length {} (weight column stride {}) in f32",
             p.k,
             p.b.col
         );
@@ -429,7 +429,7 @@ impl Recorder<'_> {
             (matmul::A_CODES, &int8.rows.codes),
             (matmul::A_STEPS, &int8.rows.steps),
         ];
-        if self.parallelism.products == Products::Lanes {
+        if plan.kernel.0 == Kernel::LaneMatmul {
             // Its one entry point names the float operands' bindings too.
             buffers.extend([
                 (matmul::A_BUF, &self.shared.one),

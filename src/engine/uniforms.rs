@@ -4,6 +4,8 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::bindings::MODEL_AXIS_BINDING;
+use super::f16_tiles::{TileParams, TilePath};
+use super::kernels::shader_source;
 use crate::optim::AdamW;
 
 #[repr(C)]
@@ -135,9 +137,11 @@ pub(super) struct ModelAxis {
 }
 
 /// A uniform mirror as Rust lays it out, for the shader test to hold against the WGSL struct
-/// it mirrors: the shader file and struct, its size, and its fields' offsets (padding left out).
+/// it mirrors: the shader (its name and full source), the struct, its size, and its fields'
+/// offsets (padding left out).
 pub struct Mirror {
     pub file: &'static str,
+    pub source: String,
     pub wgsl_struct: &'static str,
     pub size: usize,
     pub fields: Vec<(&'static str, usize)>,
@@ -145,8 +149,12 @@ pub struct Mirror {
 
 macro_rules! mirror {
     ($ty:ident in $file:literal as $wgsl:literal: $($field:ident),+) => {
+        mirror!($ty in $file, shader_source($file).expect("a shader file"), as $wgsl: $($field),+)
+    };
+    ($ty:ident in $file:literal, $source:expr, as $wgsl:literal: $($field:ident),+) => {
         Mirror {
             file: $file,
+            source: $source,
             wgsl_struct: $wgsl,
             size: std::mem::size_of::<$ty>(),
             fields: vec![$((stringify!($field), std::mem::offset_of!($ty, $field))),+],
@@ -170,5 +178,7 @@ pub fn mirrors() -> Vec<Mirror> {
             lanes),
         mirror!(HyperParams in "optimizer" as "Hyper": lr, weight_decay, beta1, beta2, eps, len),
         mirror!(ModelAxis in "loss" as "ModelAxis": strides, z_per_model),
+        mirror!(TileParams in "matmul_f16", TilePath::Emulated.source(), as "TileParams": m, n,
+            k, scale_a, scale_b),
     ]
 }
