@@ -59,9 +59,11 @@ const COOPERATIVE_LANES: u32 = 32;
 /// Why the adapter cannot run shaders/matmul_coop.wgsl, if it cannot.
 fn cooperative_tiles_missing(adapter: &wgpu::Adapter) -> Option<String> {
     let (info, features) = (adapter.get_info(), adapter.features());
-    let needed = TilePath::Cooperative.features();
-    if !features.contains(needed) {
-        return Some(format!("it lacks {:?}", needed - features));
+    if !features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+        return Some("it reports no cooperative matrices".into());
+    }
+    if !features.contains(wgpu::Features::SHADER_F16) {
+        return Some("it has no f16 arithmetic".into());
     }
     let f16_tiles = adapter.cooperative_matrix_properties().iter().any(|c| {
         (c.m_size, c.n_size, c.k_size) == (16, 16, 16)
