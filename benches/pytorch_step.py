@@ -131,6 +131,9 @@ def stacked(p, preset, weights, k, device):
 
 
 def time_epochs(p, frac, preset, weights, epochs, device, mode, k):
+    # Each configuration compiles afresh: compiled graphs of earlier ones would count against
+    # dynamo's recompile limit and send this one back to eager mode.
+    torch._dynamo.reset()
     forward, params = stacked(p, preset, weights, k, device)
     fused = device == "cuda"
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98), fused=fused)
@@ -198,7 +201,7 @@ def main():
                           f"{' tf32' if a.tf32 else ''} ({torch.get_num_threads()} threads, torch "
                           f"{torch.__version__}): {r['ms_per_epoch']:.2f} ms/epoch, "
                           f"{r['ms_per_train_step']:.2f} ms/train step, "
-                          f"{r['model_epochs_per_s']:.0f} model-epochs/s", flush=True)
+                          f"{r['model_epochs_per_s']:.3g} model-epochs/s", flush=True)
     if a.json:
         print(json.dumps(rows, indent=2))
 

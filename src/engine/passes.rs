@@ -8,10 +8,19 @@ use anyhow::Result;
 use super::bindings::{attention, embed, loss, norm};
 use super::buffers::{Batch, BatchGrads};
 use super::kernels::{groups_1d, Dispatch, Kernel};
-use super::products::{int8_rows, Int8Operand, Op, Product};
+use super::products::{int8_rows, Int8Operand, Linear, Op, Product};
 use super::program::{Metric, Recorder, NORM_GAIN, NORM_RELU_INPUT, NORM_RMS};
 use super::uniforms::LossParams;
 use crate::model::{ParamId, Weights};
+
+/// The model's `Linear`s.
+#[derive(Clone, Copy)]
+enum Layer {
+    AttnOut,
+    MlpIn,
+    MlpOut,
+    Unembed,
+}
 
 impl Recorder<'_> {
     /// What every forward pass of the current parameters shares: the effective weights
@@ -33,8 +42,8 @@ impl Recorder<'_> {
         self.attention_forward(&mut out, b);
         self.attn_out_forward(&mut out, b);
         self.mlp_forward(&mut out, b);
-        let unembed_in = self.final_norm_forward(&mut out, b);
-        self.unembed_forward(&mut out, b, unembed_in);
+        self.final_norm_forward(&mut out, b);
+        self.unembed_forward(&mut out, b);
         self.loss(&mut out, b, metric);
         Ok(out)
     }
@@ -145,8 +154,7 @@ impl Recorder<'_> {
         let (n, d, a) = (b.n, c.d_model, c.d_attn());
         self.linear_input(out, (n, a, self.linear_flags()), &b.z, &b.az);
         let eq_row = Op::row(&self.tables.x0, (self.tables.rows - 1) * d);
-        let w_o = (ParamId::WO, ParamId::BO);
-        self.linear_forward(out, (n, a, d), b.az.forms(), w_o, &b.x1, Some(eq_row));
+        self.linear_forward(out, self.linear(Layer::AttnOut, b), &b.x1, Some(eq_row));
     }
 
     /// x2 = x1 + Linear(ReLU(Linear(x1, W_in)), W_out).
@@ -155,28 +163,42 @@ impl Recorder<'_> {
         let (n, d, m) = (b.n, c.d_model, c.d_mlp);
         let lin = self.linear_flags();
         self.linear_input(out, (n, d, lin), &b.x1, &b.a1);
-        let w_in = (ParamId::WIn, ParamId::BIn);
-        self.linear_forward(out, (n, d, m), b.a1.forms(), w_in, &b.pre, None);
+        self.linear_forward(out, self.linear(Layer::MlpIn, b), &b.pre, None);
         self.linear_input(out, (n, m, lin | NORM_RELU_INPUT), &b.pre, &b.a2);
         let x1 = Op::matrix(&b.x1, 0, d);
-        let w_out = (ParamId::WOut, ParamId::BOut);
-        self.linear_forward(out, (n, m, d), b.a2.forms(), w_out, &b.x2, Some(x1));
+        self.linear_forward(out, self.linear(Layer::MlpOut, b), &b.x2, Some(x1));
     }
 
-    /// The unembedding's input: x2, or its final norm.
-    fn final_norm_forward<'b>(&self, out: &mut Vec<Dispatch>, b: &'b Batch) -> &'b wgpu::Buffer {
-        if !self.config.final_norm {
-            return &b.x2;
+    /// x2n, the final norm of x2 (the unembedding's input, where the model has one).
+    fn final_norm_forward(&self, out: &mut Vec<Dispatch>, b: &Batch) {
+        if self.config.final_norm {
+            let shape = (b.n, self.config.d_model, NORM_RMS | NORM_GAIN);
+            self.norm_forward(out, shape, [&b.x2, &b.x2n, &b.inv_f], None);
         }
-        let shape = (b.n, self.config.d_model, NORM_RMS | NORM_GAIN);
-        self.norm_forward(out, shape, [&b.x2, &b.x2n, &b.inv_f], None);
-        &b.x2n
     }
 
-    fn unembed_forward(&self, out: &mut Vec<Dispatch>, b: &Batch, input: &wgpu::Buffer) {
-        let shape = (b.n, self.config.d_model, self.config.d_vocab_out());
-        let w_u = (ParamId::WU, ParamId::BU);
-        self.linear_forward(out, shape, (input, None), w_u, &b.logits, None);
+    fn unembed_forward(&self, out: &mut Vec<Dispatch>, b: &Batch) {
+        self.linear_forward(out, self.linear(Layer::Unembed, b), &b.logits, None);
+    }
+
+    /// A `Linear` of the model on batch `b`: one description for its forward and backward.
+    fn linear<'b>(&self, layer: Layer, b: &'b Batch) -> Linear<'b> {
+        let c = self.config;
+        let d = c.d_model;
+        let (k, n, input, params) = match layer {
+            Layer::AttnOut => (c.d_attn(), d, b.az.forms(), (ParamId::WO, ParamId::BO)),
+            Layer::MlpIn => (d, c.d_mlp, b.a1.forms(), (ParamId::WIn, ParamId::BIn)),
+            Layer::MlpOut => (c.d_mlp, d, b.a2.forms(), (ParamId::WOut, ParamId::BOut)),
+            Layer::Unembed => {
+                let input = if c.final_norm { &b.x2n } else { &b.x2 };
+                (d, c.d_vocab_out(), (input, None), (ParamId::WU, ParamId::BU))
+            }
+        };
+        Linear {
+            shape: (b.n, k, n),
+            input,
+            params,
+        }
     }
 
     /// Per-example loss and correctness (and the logits' gradient), and their means into the
@@ -221,11 +243,8 @@ impl Recorder<'_> {
 
     /// d(unembedding input) into dx2n, whichever it is.
     fn unembed_backward(&self, out: &mut Vec<Dispatch>, b: &Batch, g: &BatchGrads) {
-        let c = self.config;
-        let input = if c.final_norm { &b.x2n } else { &b.x2 };
-        let shape = (b.n, c.d_model, c.d_vocab_out());
-        let w_u = (ParamId::WU, ParamId::BU);
-        self.linear_backward(out, shape, (input, None), w_u, &b.dlogits, (&g.dx2n, None));
+        let unembed = self.linear(Layer::Unembed, b);
+        self.linear_backward(out, unembed, &b.dlogits, (&g.dx2n, None));
     }
 
     /// dx2, and the final norm's gain gradient: dx2n itself without a final norm.
@@ -269,8 +288,7 @@ impl Recorder<'_> {
         let c = self.config;
         let (n, d, m) = (b.n, c.d_model, c.d_mlp);
         let lin = self.linear_flags();
-        let w_out = (ParamId::WOut, ParamId::BOut);
-        self.linear_backward(out, (n, m, d), b.a2.forms(), w_out, dx2, (&g.da2, None));
+        self.linear_backward(out, self.linear(Layer::MlpOut, b), dx2, (&g.da2, None));
         let relu = (n, m, lin | NORM_RELU_INPUT);
         self.linear_input_backward(out, relu, &g.da2, (&b.pre, &b.a2), None, &g.dpre);
         // The input-gradient product writes dx1 directly when the input is x1 itself.
@@ -279,18 +297,15 @@ impl Recorder<'_> {
         } else {
             (&g.da1, None)
         };
-        let w_in = (ParamId::WIn, ParamId::BIn);
-        self.linear_backward(out, (n, d, m), b.a1.forms(), w_in, &g.dpre, da1);
+        self.linear_backward(out, self.linear(Layer::MlpIn, b), &g.dpre, da1);
         self.linear_input_backward(out, (n, d, lin), &g.da1, (&b.x1, &b.a1), Some(dx2), &g.dx1);
     }
 
     /// dz from dx1.
     fn attn_out_backward(&self, out: &mut Vec<Dispatch>, b: &Batch, g: &BatchGrads) {
-        let c = self.config;
-        let (n, d, a) = (b.n, c.d_model, c.d_attn());
+        let (n, a) = (b.n, self.config.d_attn());
         let daz = if b.az.identity { &g.dz } else { &g.daz };
-        let w_o = (ParamId::WO, ParamId::BO);
-        self.linear_backward(out, (n, a, d), b.az.forms(), w_o, &g.dx1, (daz, None));
+        self.linear_backward(out, self.linear(Layer::AttnOut, b), &g.dx1, (daz, None));
         let shape = (n, a, self.linear_flags());
         self.linear_input_backward(out, shape, &g.daz, (&b.z, &b.az), None, &g.dz);
     }

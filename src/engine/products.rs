@@ -113,6 +113,16 @@ pub(super) struct Product<'a> {
     int8: Option<Int8Operand<'a>>,
 }
 
+/// A `Linear` of the model: `rows x k` inputs (with their int8 codes when its products read
+/// them: its weights quantised, the activations int8) times the `k x n` parameter `w`, plus its
+/// bias `b`.
+#[derive(Clone, Copy)]
+pub(super) struct Linear<'a> {
+    pub shape: (usize, usize, usize),
+    pub input: (&'a wgpu::Buffer, Option<&'a Int8Rows>),
+    pub params: (ParamId, ParamId),
+}
+
 /// The int8 form of a product's A operand: rows `first, first + stride, ...` of `rows`
 /// (stride 0 repeats one row), or their transpose (A's columns).
 #[derive(Clone, Copy)]
@@ -447,19 +457,20 @@ impl Recorder<'_> {
         out.push(dispatch);
     }
 
-    /// `y = a @ W (+ residual) (+ b)` for a row-major `rows x k` input and the `k x n` parameter
-    /// `w` with its bias `b`; an integer product when `a` comes with its int8 codes (its
-    /// products read them: `w` is quantised and the activations int8).
-    #[allow(clippy::too_many_arguments)]
+    /// `y = a @ W (+ residual) (+ b)`: an integer product when the input comes with its int8
+    /// codes.
     pub(super) fn linear_forward(
         &self,
         out: &mut Vec<Dispatch>,
-        (rows, k, n): (usize, usize, usize),
-        (a, a_int8): (&wgpu::Buffer, Option<&Int8Rows>),
-        (w, b): (ParamId, ParamId),
+        linear: Linear,
         y: &wgpu::Buffer,
         residual: Option<Op>,
     ) {
+        let Linear {
+            shape: (rows, k, n),
+            input: (a, a_int8),
+            params: (w, b),
+        } = linear;
         let qp = &self.shared.qparams;
         let p = Product::new(
             1,
@@ -479,16 +490,18 @@ impl Recorder<'_> {
     /// Backward of [`Self::linear_forward`]: `dW = a^T dy` into the gradient buffer (the
     /// straight-through gradient of the latent weight) and `da = dy W^T (+ plus)` with the
     /// effective W.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn linear_backward(
         &self,
         out: &mut Vec<Dispatch>,
-        (rows, k, n): (usize, usize, usize),
-        (a, a_int8): (&wgpu::Buffer, Option<&Int8Rows>),
-        (w, b): (ParamId, ParamId),
+        linear: Linear,
         dy: &wgpu::Buffer,
         (da, plus): (&wgpu::Buffer, Option<&wgpu::Buffer>),
     ) {
+        let Linear {
+            shape: (rows, k, n),
+            input: (a, a_int8),
+            params: (w, b),
+        } = linear;
         let (qp, gr) = (&self.shared.qparams, &self.shared.grads);
         self.bias_backward(out, b, Op::matrix(dy, 0, n), (1, rows, n));
         self.product(
