@@ -499,7 +499,11 @@ fn integer_products_on_f16_tiles_are_bit_identical() {
         .filter(|c| c.integer_inputs(QuantGroup::Attn) || c.integer_inputs(QuantGroup::Mlp))
         .collect();
     assert_eq!(configs.len(), 16);
-    let bits = |v: &[f64]| v.iter().map(|x| (*x as f32).to_bits()).collect::<Vec<u32>>();
+    let bits = |v: &[f64]| {
+        v.iter()
+            .map(|x| (*x as f32).to_bits())
+            .collect::<Vec<u32>>()
+    };
     let param_bits = |p: &Params| {
         p.iter()
             .flat_map(|(_, v)| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>())
@@ -512,7 +516,11 @@ fn integer_products_on_f16_tiles_are_bit_identical() {
         let examples = Examples::all(config.p);
         let want = engine_outputs(&off, &params, &examples, &hp).unwrap();
         for gpu in &tiles {
-            let what = format!("{} with {}", check::case_name(config), gpu.describe_products());
+            let what = format!(
+                "{} with {}",
+                check::case_name(config),
+                gpu.describe_products()
+            );
             let engine = Engine::new(gpu, &params, &examples, None, &hp).unwrap();
             let on_tiles = engine
                 .dispatches(Program::TrainStep)
@@ -522,11 +530,31 @@ fn integer_products_on_f16_tiles_are_bit_identical() {
             assert!(on_tiles > 0, "{what}: no product ran on the tiles");
             let got = engine_outputs(gpu, &params, &examples, &hp).unwrap();
             assert_eq!(bits(&got.logits), bits(&want.logits), "{what}: logits");
-            assert_eq!((got.loss as f32).to_bits(), (want.loss as f32).to_bits(), "{what}");
-            assert_eq!(bits(&got.mlp_post_last), bits(&want.mlp_post_last), "{what}: MLP");
-            assert_eq!(param_bits(&got.grads), param_bits(&want.grads), "{what}: gradients");
-            assert_eq!(param_bits(&got.adamw1), param_bits(&want.adamw1), "{what}: step");
+            assert_eq!(
+                (got.loss as f32).to_bits(),
+                (want.loss as f32).to_bits(),
+                "{what}"
+            );
+            assert_eq!(
+                bits(&got.mlp_post_last),
+                bits(&want.mlp_post_last),
+                "{what}: MLP"
+            );
+            assert_eq!(
+                param_bits(&got.grads),
+                param_bits(&want.grads),
+                "{what}: gradients"
+            );
+            assert_eq!(
+                param_bits(&got.adamw1),
+                param_bits(&want.adamw1),
+                "{what}: step"
+            );
         }
-        println!("{}: {:.1} s", check::case_name(config), started.elapsed().as_secs_f64());
+        println!(
+            "{}: {:.1} s",
+            check::case_name(config),
+            started.elapsed().as_secs_f64()
+        );
     }
 }

@@ -211,7 +211,11 @@ impl TileProducts {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(n.div_ceil(TILE_EDGE) as u32, m.div_ceil(TILE_EDGE) as u32, 1);
+            pass.dispatch_workgroups(
+                n.div_ceil(TILE_EDGE) as u32,
+                m.div_ceil(TILE_EDGE) as u32,
+                1,
+            );
         }
         encoder.copy_buffer_to_buffer(&c_buf, 0, &readback, 0, (m * n * 4) as u64);
         queue.submit([encoder.finish()]);

@@ -100,10 +100,7 @@ impl Recorder<'_> {
             self.product(
                 out,
                 Product::new(
-                    h,
-                    rows,
-                    dh,
-                    d,
+                    (h, rows, dh, d),
                     Op::matrix(&t.a0.float, 0, d),
                     Op::batched(qp, self.off(w), d * dh, dh),
                     Op::batched(dst, 0, rows * dh, dh),
@@ -115,10 +112,7 @@ impl Recorder<'_> {
         self.product(
             out,
             Product::new(
-                h,
-                1,
-                dh,
-                d,
+                (h, 1, dh, d),
                 Op::row(&t.a0.float, (rows - 1) * d),
                 Op::batched(qp, self.off(ParamId::WQ), d * dh, dh),
                 Op::batched_row(&t.q, 0, dh),
@@ -191,7 +185,12 @@ impl Recorder<'_> {
             Layer::MlpOut => (c.d_mlp, d, b.a2.forms(), (ParamId::WOut, ParamId::BOut)),
             Layer::Unembed => {
                 let input = if c.final_norm { &b.x2n } else { &b.x2 };
-                (d, c.d_vocab_out(), (input, None), (ParamId::WU, ParamId::BU))
+                (
+                    d,
+                    c.d_vocab_out(),
+                    (input, None),
+                    (ParamId::WU, ParamId::BU),
+                )
             }
         };
         Linear {
@@ -396,12 +395,12 @@ impl Recorder<'_> {
             let dw = Op::batched(gr, self.off(w), d * dh, dh);
             let a0t = Op::transposed(&t.a0.float, 0, d);
             let dt = Op::batched(dt, 0, rows * dh, dh);
-            let p = Product::new(h, d, dh, rows, a0t, dt, dw);
+            let p = Product::new((h, d, dh, rows), a0t, dt, dw);
             self.product(out, p.int8(a0_int8(0, 1).map(Int8Operand::transposed)));
         }
         let dwq = Op::batched(gr, self.off(ParamId::WQ), d * dh, dh);
         let eq_column = Op::column(&t.a0.float, eq);
-        let p = Product::new(h, d, dh, 1, eq_column, Op::batched_row(&t.dq, 0, dh), dwq);
+        let p = Product::new((h, d, dh, 1), eq_column, Op::batched_row(&t.dq, 0, dh), dwq);
         self.product(
             out,
             p.int8(a0_int8(rows - 1, 0).map(Int8Operand::transposed)),
@@ -412,10 +411,7 @@ impl Recorder<'_> {
         for (i, (w, _, dt)) in kv.into_iter().enumerate() {
             let wt = Op::transposed(qp, self.off(w), dh);
             let prod = Product::new(
-                1,
-                rows,
-                d,
-                a,
+                (1, rows, d, a),
                 Op::matrix(dt, 0, dh),
                 wt,
                 Op::matrix(da0, 0, d),
@@ -427,7 +423,7 @@ impl Recorder<'_> {
         let da0_eq = Op::row(da0, eq);
         self.product(
             out,
-            Product::new(1, 1, d, a, Op::row(&t.dq, 0), wqt, da0_eq)
+            Product::new((1, 1, d, a), Op::row(&t.dq, 0), wqt, da0_eq)
                 .k_split(dh, dh, d * dh)
                 .accumulate(),
         );
@@ -444,7 +440,7 @@ impl Recorder<'_> {
         let dx0_eq = Op::row(&t.dx0, (t.rows - 1) * d);
         self.product(
             out,
-            Product::new(1, 1, d, b.n, ones, Op::matrix(&g.dx1, 0, d), dx0_eq).accumulate(),
+            Product::new((1, 1, d, b.n), ones, Op::matrix(&g.dx1, 0, d), dx0_eq).accumulate(),
         );
         let embed = self.embed_params();
         out.push(self.kernels.dispatch(

@@ -181,11 +181,9 @@ impl Int8Operand<'_> {
 }
 
 impl<'a> Product<'a> {
+    /// `batch` products of m x k times k x n.
     pub(super) fn new(
-        batch: usize,
-        m: usize,
-        n: usize,
-        k: usize,
+        (batch, m, n, k): (usize, usize, usize, usize),
         a: Op<'a>,
         b: Op<'a>,
         c: Op<'a>,
@@ -264,7 +262,7 @@ impl Recorder<'_> {
         let ones = Op::scalar(&self.shared.one);
         let gr = &self.shared.grads;
         let db = Op::batched_row(gr, self.off(id), cols);
-        self.product(out, Product::new(batch, 1, cols, rows, ones, dy, db));
+        self.product(out, Product::new((batch, 1, cols, rows), ones, dy, db));
     }
 
     /// The packed-weight fields of a product whose B operand is a quantised weight matrix of
@@ -473,10 +471,7 @@ impl Recorder<'_> {
         } = linear;
         let qp = &self.shared.qparams;
         let p = Product::new(
-            1,
-            rows,
-            n,
-            k,
+            (1, rows, n, k),
             Op::matrix(a, 0, k),
             Op::matrix(qp, self.off(w), n),
             Op::matrix(y, 0, n),
@@ -507,10 +502,7 @@ impl Recorder<'_> {
         self.product(
             out,
             Product::new(
-                1,
-                k,
-                n,
-                rows,
+                (1, k, n, rows),
                 Op::transposed(a, 0, k),
                 Op::matrix(dy, 0, n),
                 Op::matrix(gr, self.off(w), n),
@@ -518,10 +510,7 @@ impl Recorder<'_> {
             .int8(int8_rows(a_int8, 0, 1).map(Int8Operand::transposed)),
         );
         let input_grad = Product::new(
-            1,
-            rows,
-            k,
-            n,
+            (1, rows, k, n),
             Op::matrix(dy, 0, n),
             Op::transposed(qp, self.off(w), n),
             Op::matrix(da, 0, k),
