@@ -25,7 +25,15 @@ pub struct TestVector {
     pub params: Params,
     pub tokens: Vec<[usize; 3]>,
     pub labels: Vec<usize>,
-    /// `[N, p]`, last position.
+    /// The independent implementation's results for all N inputs.
+    pub expected: Outputs,
+}
+
+/// Everything one training step computes that conformance compares, with all N inputs as the
+/// batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outputs {
+    /// `[N, d_vocab_out]`, last position.
     pub logits: Vec<f64>,
     /// Mean cross-entropy over all N.
     pub loss: f64,
@@ -108,12 +116,14 @@ fn parse(bytes: &[u8], path: &Path) -> Result<TestVector> {
         adamw: adamw.hp,
         adamw_step: adamw.step,
         params: Params::from_safetensors(&config, &st, "params.")?,
-        logits: f64s("expected.logits", &[n, config.p])?,
-        loss: f64s("expected.loss", &[1])?[0],
-        attn_pattern_last: f64s("expected.attn_pattern_last", &[n, config.n_heads, N_CTX])?,
-        mlp_post_last: f64s("expected.mlp_post_last", &[n, config.d_mlp])?,
-        grads: Params::from_safetensors(&config, &st, "grad.")?,
-        adamw1: Params::from_safetensors(&config, &st, "adamw1.")?,
+        expected: Outputs {
+            logits: f64s("expected.logits", &[n, config.p])?,
+            loss: f64s("expected.loss", &[1])?[0],
+            attn_pattern_last: f64s("expected.attn_pattern_last", &[n, config.n_heads, N_CTX])?,
+            mlp_post_last: f64s("expected.mlp_post_last", &[n, config.d_mlp])?,
+            grads: Params::from_safetensors(&config, &st, "grad.")?,
+            adamw1: Params::from_safetensors(&config, &st, "adamw1.")?,
+        },
         tokens,
         labels,
         config,

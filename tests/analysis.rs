@@ -1,6 +1,8 @@
 //! Tests of the analysis mathematics (`bitgrok::analysis`) on synthetic inputs whose answers are
 //! known, and of the reference's input gradients against finite differences.
 
+mod common;
+
 use std::f64::consts::PI;
 
 use nalgebra::DMatrix;
@@ -10,7 +12,7 @@ use rand_distr::{Distribution, Normal};
 
 use bitgrok::analysis::{self, clock_pizza, fourier, key_frequencies, measures, neurons, svd};
 use bitgrok::model::config::N_CTX;
-use bitgrok::model::{ActQuant, Init, LinearNorm, ModelConfig, ParamId, Params, Preset, Weights};
+use bitgrok::model::{ActQuant, LinearNorm, ModelConfig, ParamId, Params, Weights};
 use bitgrok::reference;
 use bitgrok::task::Examples;
 
@@ -578,23 +580,14 @@ fn gradient_symmetricity_is_the_mean_cosine() {
 // ---------------------------------------------------------------------------------------------
 
 fn tiny_config(linear_norm: LinearNorm, pos_embed: bool, final_norm: bool) -> ModelConfig {
-    ModelConfig {
-        p: 5,
-        d_model: 8,
-        n_heads: 2,
-        d_head: 4,
-        d_mlp: 16,
-        weights: Weights::F32,
-        act_quant: ActQuant::None,
+    common::tiny_config(
+        Weights::F32,
+        ActQuant::None,
         linear_norm,
         pos_embed,
-        causal: true,
+        true,
         final_norm,
-        biases: false,
-        eq_output: false,
-        init: Init::TransformerLens,
-        ..ModelConfig::preset(Preset::Nanda, 5)
-    }
+    )
 }
 
 /// Seeded parameters whose last-position pre-activations keep clear of the ReLU kink.

@@ -2,11 +2,13 @@
 //! vectors, finite differences (direct, and through a surrogate for the straight-through
 //! estimator), the quantisers, AdamW, and the test-vector loader.
 
+mod common;
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use bitgrok::model::config::N_CTX;
-use bitgrok::model::{ActQuant, Init, LinearNorm, ModelConfig, ParamId, Params, Preset, Weights};
+use bitgrok::model::{ActQuant, LinearNorm, ModelConfig, ParamId, Params, Weights};
 use bitgrok::model::{QuantScope, WeightCentre, WeightQuantiser, WeightScale};
 use bitgrok::optim::AdamW;
 use bitgrok::reference::{self, quant, ActRow, Exact, Quantiser, Site};
@@ -231,12 +233,19 @@ fn check_test_vector(tv: &TestVector, checks: &mut Checks) {
     );
 
     let fwd = reference::forward(&tv.params, &tv.tokens);
-    checks.per_example(file, "logits", &fwd.logits, &tv.logits, c.p, &ties.forward);
+    checks.per_example(
+        file,
+        "logits",
+        &fwd.logits,
+        &tv.expected.logits,
+        c.p,
+        &ties.forward,
+    );
     checks.per_example(
         file,
         "attn_pattern_last",
         &fwd.attn_pattern_last(),
-        &tv.attn_pattern_last,
+        &tv.expected.attn_pattern_last,
         c.n_heads * N_CTX,
         &ties.forward,
     );
@@ -244,7 +253,7 @@ fn check_test_vector(tv: &TestVector, checks: &mut Checks) {
         file,
         "mlp_post_last",
         &fwd.mlp_post_last(c.d_mlp),
-        &tv.mlp_post_last,
+        &tv.expected.mlp_post_last,
         c.d_mlp,
         &ties.forward,
     );
@@ -253,12 +262,12 @@ fn check_test_vector(tv: &TestVector, checks: &mut Checks) {
     let logit_shift: f64 = fwd
         .logits
         .chunks(c.p)
-        .zip(tv.logits.chunks(c.p))
+        .zip(tv.expected.logits.chunks(c.p))
         .map(|(g, w)| abs_error(g, w))
         .sum();
     let (loss, grads) = reference::loss_and_grads(&tv.params, &tv.tokens, &tv.labels);
-    let loss_bound = TIGHT * tv.loss.abs() + 2.0 * logit_shift / n;
-    checks.tensor(file, "loss", &[loss], &[tv.loss], Some(loss_bound));
+    let loss_bound = TIGHT * tv.expected.loss.abs() + 2.0 * logit_shift / n;
+    checks.tensor(file, "loss", &[loss], &[tv.expected.loss], Some(loss_bound));
     let forward_loss = reference::cross_entropy(&fwd.logits, &tv.labels, c.p);
     checks.require((forward_loss - loss).abs() <= 1e-12 * loss, || {
         format!("{file}: forward and backward losses differ")
@@ -269,35 +278,23 @@ fn check_test_vector(tv: &TestVector, checks: &mut Checks) {
             file,
             &format!("grad {}", id.name()),
             got,
-            tv.grads.get(id),
+            tv.expected.grads.get(id),
             grad_bound(id, &ties, n, tv),
         );
     }
 
     // AdamW alone, from the file's own gradients: tight whatever the ties.
-    let adamw1 = one_adamw_step(tv, &tv.grads);
-    for (id, got) in adamw1.iter() {
-        checks.tensor(
-            file,
-            &format!("adamw1 {} (file grads)", id.name()),
-            got,
-            tv.adamw1.get(id),
-            None,
-        );
-    }
+    let mut adamw1_from = |grads: &Params, what: &str, bound: Option<f64>| {
+        for (id, got) in one_adamw_step(tv, grads).iter() {
+            let name = format!("adamw1 {}{what}", id.name());
+            checks.tensor(file, &name, got, tv.expected.adamw1.get(id), bound);
+        }
+    };
+    adamw1_from(&tv.expected.grads, " (file grads)", None);
     // End to end. The first step is `p (1 - lr wd) - lr g / (|g| + eps)`: a different gradient
     // moves an entry by less than 2 lr, whatever the difference.
-    let adamw1 = one_adamw_step(tv, &grads);
     let bound = (!ties.any.is_empty()).then_some(2.0 * tv.adamw.lr);
-    for (id, got) in adamw1.iter() {
-        checks.tensor(
-            file,
-            &format!("adamw1 {}", id.name()),
-            got,
-            tv.adamw1.get(id),
-            bound,
-        );
-    }
+    adamw1_from(&grads, "", bound);
 }
 
 /// `None` (tight) where no tie can reach the gradient. Ties of the ReLU alone change only what the
@@ -309,7 +306,7 @@ fn grad_bound(id: ParamId, ties: &Ties, n: f64, tv: &TestVector) -> Option<f64> 
     if ties.any.is_empty() || (ties.forward.is_empty() && before_relu) {
         return None;
     }
-    Some(ties.any.len() as f64 / n * max_abs(tv.grads.get(id)))
+    Some(ties.any.len() as f64 / n * max_abs(tv.expected.grads.get(id)))
 }
 
 fn one_adamw_step(tv: &TestVector, grads: &Params) -> Params {
@@ -373,33 +370,6 @@ fn add(a: &[f64], b: &[f64]) -> Vec<f64> {
 
 fn sub(a: &[f64], b: &[f64]) -> Vec<f64> {
     a.iter().zip(b).map(|(x, y)| x - y).collect()
-}
-
-fn tiny_config(
-    weights: Weights,
-    act_quant: ActQuant,
-    linear_norm: LinearNorm,
-    pos_embed: bool,
-    causal: bool,
-    final_norm: bool,
-) -> ModelConfig {
-    ModelConfig {
-        p: 5,
-        d_model: 8,
-        n_heads: 2,
-        d_head: 4,
-        d_mlp: 16,
-        weights,
-        act_quant,
-        linear_norm,
-        pos_embed,
-        causal,
-        final_norm,
-        biases: false,
-        eq_output: false,
-        init: Init::TransformerLens,
-        ..ModelConfig::preset(Preset::Nanda, 5)
-    }
 }
 
 fn all_examples(p: usize) -> (Vec<[usize; 3]>, Vec<usize>) {
@@ -471,7 +441,7 @@ fn gradients_match_finite_differences_in_full_precision() {
         for pos_embed in [false, true] {
             for causal in [false, true] {
                 for final_norm in [false, true] {
-                    let config = tiny_config(
+                    let config = common::tiny_config(
                         Weights::F32,
                         ActQuant::None,
                         linear_norm,
@@ -489,7 +459,7 @@ fn gradients_match_finite_differences_in_full_precision() {
 #[test]
 fn gradients_match_finite_differences_with_biases_and_an_eq_output() {
     for (linear_norm, final_norm) in [(LinearNorm::None, false), (LinearNorm::Rms, true)] {
-        let mut config = tiny_config(
+        let mut config = common::tiny_config(
             Weights::F32,
             ActQuant::None,
             linear_norm,
@@ -508,7 +478,7 @@ fn straight_through_gradients_match_the_frozen_offset_surrogate() {
     for weights in [Weights::Binary, Weights::Ternary] {
         for act_quant in [ActQuant::None, ActQuant::Int8] {
             for (pos_embed, causal, final_norm) in [(false, false, true), (true, true, false)] {
-                let config = tiny_config(
+                let config = common::tiny_config(
                     weights,
                     act_quant,
                     LinearNorm::Rms,
@@ -540,7 +510,7 @@ fn gradients_of_every_weight_quantiser_match_the_frozen_offset_surrogate() {
             for (j, &(scale, centre)) in quantisers.iter().enumerate() {
                 // Alternate the other switches so each meets both settings of the norms.
                 let rms = (i + j) % 2 == 0;
-                let mut config = tiny_config(
+                let mut config = common::tiny_config(
                     weights,
                     ActQuant::None,
                     if rms {
@@ -564,7 +534,7 @@ fn gradients_of_every_weight_quantiser_match_the_frozen_offset_surrogate() {
 /// the check above could fail without the centring.
 #[test]
 fn centred_gradients_sum_to_zero_and_differ_from_straight_through() {
-    let mut config = tiny_config(
+    let mut config = common::tiny_config(
         Weights::Ternary,
         ActQuant::None,
         LinearNorm::None,
@@ -606,7 +576,7 @@ fn centred_gradients_sum_to_zero_and_differ_from_straight_through() {
 #[test]
 fn causal_mask_hides_later_keys() {
     let pattern = |causal| {
-        let config = tiny_config(
+        let config = common::tiny_config(
             Weights::F32,
             ActQuant::None,
             LinearNorm::None,
@@ -767,7 +737,7 @@ fn adamw_step_matches_a_hand_computed_step() {
     //   m^ = 0.14 / (1 - 0.81)                    = 0.736842105263158
     //   v^ = 0.0124 / (1 - 0.9801)                = 0.623115577889447, sqrt 0.789376702145083
     //   p = 0.95 - 0.1 * 0.736842105263158 / (0.789376702145083 + 1e-8) = 0.856655201005254
-    let config = tiny_config(
+    let config = common::tiny_config(
         Weights::F32,
         ActQuant::None,
         LinearNorm::None,
@@ -827,7 +797,7 @@ fn loader_reports_bad_files() {
         "{truncated}"
     );
 
-    let config = tiny_config(
+    let config = common::tiny_config(
         Weights::F32,
         ActQuant::None,
         LinearNorm::None,

@@ -13,25 +13,12 @@ use crate::optim::AdamW;
 use crate::reference::{self, Site};
 use crate::task::{Examples, Split};
 use crate::testvectors;
+pub use crate::testvectors::Outputs;
 
 mod configs;
 pub use configs::{
     case_name, odd_width_configs, quantiser_configs, stacked_configs, switch_combinations,
 };
-
-/// Everything one training step computes that conformance compares.
-pub struct Outputs {
-    /// [N, d_vocab_out] last-position logits.
-    pub logits: Vec<f64>,
-    pub loss: f64,
-    /// [N, H, 3] attention of `=`.
-    pub attn_pattern_last: Vec<f64>,
-    /// [N, d_mlp] post-ReLU activations at `=`.
-    pub mlp_post_last: Vec<f64>,
-    pub grads: Params,
-    /// Parameters after one AdamW step from zero moments.
-    pub adamw1: Params,
-}
 
 /// `after - before`, parameter by parameter.
 fn difference(after: &Params, before: &Params) -> Params {
@@ -430,20 +417,12 @@ pub fn check_against_vector(gpu: &Gpu, path: &Path) -> Result<Vec<Row>> {
         labels: tv.labels.iter().map(|&l| l as u32).collect(),
     };
     let got = engine_outputs(gpu, &tv.params, &examples, &tv.adamw)?;
-    let want = Outputs {
-        logits: tv.logits.clone(),
-        loss: tv.loss,
-        attn_pattern_last: tv.attn_pattern_last.clone(),
-        mlp_post_last: tv.mlp_post_last.clone(),
-        grads: tv.grads.clone(),
-        adamw1: tv.adamw1.clone(),
-    };
     Ok(compare_outputs(
         &tv.name,
         &tv.params,
         &tv.adamw,
         &got,
-        &want,
+        &tv.expected,
         Tolerance::for_config(&tv.config),
     ))
 }

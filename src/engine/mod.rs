@@ -402,20 +402,14 @@ impl<'g> Engine<'g> {
         if epochs == 0 || epochs > MAX_EPOCHS_PER_SUBMIT {
             bail!("run_epochs takes 1..={MAX_EPOCHS_PER_SUBMIT} epochs, got {epochs}");
         }
-        let device = &self.gpu.device;
-        let mut encoder = device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
+        let (states, raw) = self.submit_and_read(|pass| {
             for e in 0..epochs {
-                self.kernels.encode(&mut pass, &self.train_step);
+                self.kernels.encode(pass, &self.train_step);
                 if self.test.is_some() && eval(first_epoch + e) {
-                    self.kernels.encode(&mut pass, &self.eval_test);
+                    self.kernels.encode(pass, &self.eval_test);
                 }
             }
-        }
-        self.gpu.queue.submit([encoder.finish()]);
-        let states = self.read_all::<u32>(&self.shared.state)?;
-        let raw = self.read_all::<f32>(&self.shared.metrics)?;
+        })?;
         let slots = MAX_EPOCHS_PER_SUBMIT * METRIC_COLUMNS;
         Ok((0..self.models)
             .map(|model| {
@@ -441,18 +435,26 @@ impl<'g> Engine<'g> {
             .collect())
     }
 
+    /// Submits the dispatches `encode` records in one compute pass, then reads back every
+    /// model's optimiser state words and metrics buffer.
+    fn submit_and_read(
+        &self,
+        encode: impl FnOnce(&mut wgpu::ComputePass),
+    ) -> Result<(Vec<u32>, Vec<f32>)> {
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        encode(&mut encoder.begin_compute_pass(&Default::default()));
+        self.gpu.queue.submit([encoder.finish()]);
+        let states = self.read_all::<u32>(&self.shared.state)?;
+        Ok((states, self.read_all::<f32>(&self.shared.metrics)?))
+    }
+
     /// Loss and accuracy of the current parameters on both batches, without training, for each
     /// model: the returned metrics carry the number of steps taken so far as their epoch.
     pub fn evaluate(&mut self) -> Result<Vec<EpochMetrics>> {
-        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            self.kernels.encode(&mut pass, &self.eval_train);
-            self.kernels.encode(&mut pass, &self.eval_test);
-        }
-        self.gpu.queue.submit([encoder.finish()]);
-        let states = self.read_all::<u32>(&self.shared.state)?;
-        let raw = self.read_all::<f32>(&self.shared.metrics)?;
+        let (states, raw) = self.submit_and_read(|pass| {
+            self.kernels.encode(pass, &self.eval_train);
+            self.kernels.encode(pass, &self.eval_test);
+        })?;
         let slots = MAX_EPOCHS_PER_SUBMIT * METRIC_COLUMNS;
         Ok((0..self.models)
             .map(|model| {

@@ -1,4 +1,4 @@
-//! Helpers of the integration tests that drive the `bitgrok` binary.
+//! Helpers of the integration tests: driving the `bitgrok` binary, and small models.
 // Each test crate uses its own subset.
 #![allow(dead_code)]
 
@@ -103,5 +103,35 @@ pub fn assert_same(fa: &BTreeMap<PathBuf, Vec<u8>>, fb: &BTreeMap<PathBuf, Vec<u
     );
     for (name, bytes) in fa {
         assert!(bytes == &fb[name], "{} differs", name.display());
+    }
+}
+
+/// A model small enough for finite differences (p = 5, d_model 8, 2 heads, d_mlp 16) with
+/// these switches, TransformerLens's initialisation, no biases.
+pub fn tiny_config(
+    weights: bitgrok::model::Weights,
+    act_quant: bitgrok::model::ActQuant,
+    linear_norm: bitgrok::model::LinearNorm,
+    pos_embed: bool,
+    causal: bool,
+    final_norm: bool,
+) -> bitgrok::model::ModelConfig {
+    use bitgrok::model::{Init, ModelConfig, Preset};
+    ModelConfig {
+        p: 5,
+        d_model: 8,
+        n_heads: 2,
+        d_head: 4,
+        d_mlp: 16,
+        weights,
+        act_quant,
+        linear_norm,
+        pos_embed,
+        causal,
+        final_norm,
+        biases: false,
+        eq_output: false,
+        init: Init::TransformerLens,
+        ..ModelConfig::preset(Preset::Nanda, 5)
     }
 }
