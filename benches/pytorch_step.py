@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state
 
+from peer_options import add_peer_options
+
 D_MODEL, N_HEADS, D_HEAD, D_MLP = 128, 4, 32, 512
 EPS = 1e-5
 
@@ -175,14 +177,8 @@ def time_epochs(p, frac, preset, weights, epochs, device, mode, k):
 
 def main():
     args = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    args.add_argument("--p", type=int, default=113)
+    add_peer_options(args)
     args.add_argument("--frac", type=float, default=0.3)
-    args.add_argument("--epochs", type=int, default=10)
-    args.add_argument("--device", default="cpu")
-    args.add_argument("--tf32", action="store_true")
-    args.add_argument("--modes", default="eager")
-    args.add_argument("--models", default="1")
-    args.add_argument("--variants", default="nanda:f32,seed-bitnet:ternary,seed-bitnet:binary")
     args.add_argument("--json", action="store_true")
     a = args.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = a.tf32

@@ -17,6 +17,8 @@ import statistics
 import subprocess
 import sys
 
+from peer_options import add_peer_options
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -49,15 +51,10 @@ def main():
     args = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     args.add_argument("--bitgrok", default="target/release/bitgrok")
     args.add_argument("--python", default=sys.executable)
-    args.add_argument("--device", default="cpu")
-    args.add_argument("--p", type=int, default=113)
-    args.add_argument("--epochs", type=int, default=5)
+    add_peer_options(args, epochs=5, modes="eager,compile,reduce-overhead,max-autotune",
+                     variants="nanda:f32,seed-bitnet:ternary")
     args.add_argument("--rounds", type=int, default=3)
-    args.add_argument("--models", default="1")
-    args.add_argument("--modes", default="eager,compile,reduce-overhead,max-autotune")
-    args.add_argument("--tf32", action="store_true")
     args.add_argument("--tensor-cores", default=None)
-    args.add_argument("--variants", default="nanda:f32,seed-bitnet:ternary")
     args.add_argument("--json", default=None)
     a = args.parse_args()
     variants = [tuple(v.split(":")) for v in a.variants.split(",")]

@@ -113,7 +113,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 }
             };
             let gpu = args.device.open()?;
-            eprintln!("adapter: {}", gpu.describe());
+            eprintln!("adapter: {} ({})", gpu.describe(), gpu.describe_products());
             let stop = stop_on_signals()?;
             let control = train::Control {
                 progress: true,
@@ -194,7 +194,7 @@ fn run(command: Command) -> Result<ExitCode> {
             // Held until the sweep ends: one process writes a sweep directory at a time.
             let _lock = sweep::run::prepare_out_dir(&args.out, &spec, shard, args.force)?;
             let gpu = args.device.open()?;
-            eprintln!("adapter: {}", gpu.describe());
+            eprintln!("adapter: {} ({})", gpu.describe(), gpu.describe_products());
             let stop = stop_on_signals()?;
             let options = sweep_options(args.force, args.together, &stop, args.compact);
             let outcome = sweep::run::sweep(&gpu, &spec, shard, &args.out, options)?;
@@ -220,7 +220,7 @@ fn run(command: Command) -> Result<ExitCode> {
             let plan = args.plan()?;
             bitgrok::study::prepare_out_dir_for(&plan, &args.out, args.force)?;
             let gpu = args.device.open()?;
-            eprintln!("adapter: {}", gpu.describe());
+            eprintln!("adapter: {} ({})", gpu.describe(), gpu.describe_products());
             let stop = stop_on_signals()?;
             let options = sweep_options(args.force, args.together, &stop, !args.keep_checkpoints);
             let interrupted = bitgrok::study::run(&gpu, &plan, &args.out, &args.arms, options)?;

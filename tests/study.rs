@@ -165,6 +165,22 @@ fn a_tiny_study_runs_end_to_end_and_reports_its_runs() {
     );
     assert_eq!(std::fs::read_to_string(out.join("study.md")).unwrap(), md);
 
+    // Forced, every model is retrained once: a shared one by the arm that owns it, not again
+    // through the other arm's link; the report is the same.
+    let forced = bitgrok_ok(&["study", d, "--out", o, "--force"]);
+    let forced = String::from_utf8_lossy(&forced.stdout);
+    let trained: Vec<&str> = forced
+        .lines()
+        .filter(|l| l.contains("] training "))
+        .flat_map(|l| l.rsplit_once("): ").unwrap().1.split(", "))
+        .collect();
+    assert_eq!(trained.len(), 6, "{forced}");
+    assert!(
+        !trained.iter().any(|n| n.starts_with("linear-norm-none")),
+        "{forced}"
+    );
+    assert_eq!(std::fs::read_to_string(out.join("study.md")).unwrap(), md);
+
     // The plan and the arms' sweep.json alone (what comes back from another machine) give the
     // same report.
     let bare = tmp.path().join("bare");

@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use wgpu::util::DeviceExt;
 
 use super::kernels::prelude;
+use super::uniforms::TileParams;
 use crate::f16_split::{max_abs, split_scale};
 
 /// The tiles, after the operands of the launcher's plain matrices.
@@ -77,19 +78,6 @@ impl TilePath {
             TilePath::Emulated => wgpu::Features::SHADER_F16,
         }
     }
-}
-
-/// `TileParams` of shaders/include/split_tile_operands.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub(super) struct TileParams {
-    pub(super) m: u32,
-    pub(super) n: u32,
-    pub(super) k: u32,
-    pub(super) _pad: u32,
-    pub(super) scale_a: f32,
-    pub(super) scale_b: f32,
-    pub(super) _pad2: [u32; 2],
 }
 
 /// Output tile edge (T of shaders/include/f16_tiles.wgsl).

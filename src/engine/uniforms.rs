@@ -4,7 +4,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::bindings::MODEL_AXIS_BINDING;
-use super::f16_tiles::{TileParams, TilePath};
+use super::f16_tiles::TilePath;
 use super::kernels::shader_source;
 use crate::optim::AdamW;
 
@@ -134,6 +134,19 @@ pub(super) struct ModelAxis {
     pub(super) strides: [u32; MODEL_AXIS_BINDING as usize],
     pub(super) z_per_model: u32,
     pub(super) _pad: [u32; 3],
+}
+
+/// `TileParams` of shaders/include/split_tile_operands.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct TileParams {
+    pub(super) m: u32,
+    pub(super) n: u32,
+    pub(super) k: u32,
+    pub(super) _pad: u32,
+    pub(super) scale_a: f32,
+    pub(super) scale_b: f32,
+    pub(super) _pad2: [u32; 2],
 }
 
 /// A uniform mirror as Rust lays it out, for the shader test to hold against the WGSL struct

@@ -52,11 +52,12 @@ impl AnalysedFiles {
 /// The analysis of the run's default checkpoint: `analysis/analysis.json` when it was made from
 /// the run's files as they are now, else analysed afresh. Either way the numbers are the ones
 /// read back from the file, so a row made now equals a row made from the cache later.
-pub fn load_or_analyze(gpu: &Gpu, run: &Path) -> Result<Summary> {
+/// `progress` shows the analysis's progress bar.
+pub fn load_or_analyze(gpu: &Gpu, run: &Path, progress: bool) -> Result<Summary> {
     let mut summary = match fresh(run)? {
         Some(summary) => summary,
         None => {
-            super::analyze(gpu, run, None, true)?;
+            super::analyze(gpu, run, None, progress)?;
             let summary = read(run)?.context("analyze wrote no analysis.json")?;
             summary.with_context(|| format!("parsing {}", path(run).display()))?
         }

@@ -205,7 +205,7 @@ pub fn verdict(runs: &[Summary]) -> String {
 pub fn compare(gpu: &Gpu, runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
     let summaries: Vec<Summary> = runs
         .iter()
-        .map(|r| load_or_analyze(gpu, r))
+        .map(|r| load_or_analyze(gpu, r, true))
         .collect::<Result<_>>()?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let cols = summaries.len();

@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -89,15 +90,19 @@ pub fn sweep(
     };
     file.write(out)?;
     let mut rows = BTreeMap::new();
-    let mut pending = Vec::new();
+    let (mut pending, mut trained) = (Vec::new(), Vec::new());
     for (i, (settings, config)) in plan.iter().enumerate() {
         let dir = out.join(&settings.name);
-        match pending_run(gpu, config, &dir, options.force)? {
+        // A link is a model that another arm of a study owns, and retrains when forced.
+        let force = options.force && !dir.is_symlink();
+        match pending_run(gpu, config, &dir, force)? {
             Some(run) => pending.push((i, run)),
-            None => {
-                rows.insert(i, analysed_row(gpu, settings, &dir, options.compact)?);
-            }
+            None => trained.push(i),
         }
+    }
+    let analysed = analysed_rows(gpu, &trained, &plan, out, options.compact);
+    for (i, row) in trained.into_iter().zip(analysed) {
+        rows.insert(i, row?);
     }
     file.rows = rows.values().cloned().collect();
     file.write(out)?;
@@ -144,20 +149,20 @@ pub fn sweep(
         let mut interrupted = false;
         // A model that diverged fails the sweep, once the rest of its group is recorded.
         let mut failed = None;
+        let mut finished = Vec::new();
         for (&i, summary) in positions.iter().zip(summaries) {
             let settings = &plan[i].0;
-            let summary = match summary {
-                Ok(summary) => summary,
+            match summary {
                 Err(e) => {
                     failed.get_or_insert(e.context(format!("model {}", settings.name)));
-                    continue;
                 }
-            };
-            interrupted |= summary.interrupted;
-            if summary.interrupted {
-                continue;
+                Ok(summary) if summary.interrupted => interrupted = true,
+                Ok(_) => finished.push(i),
             }
-            let row = analysed_row(gpu, settings, &out.join(&settings.name), options.compact)?;
+        }
+        let analysed = analysed_rows(gpu, &finished, &plan, out, options.compact);
+        for (i, row) in finished.into_iter().zip(analysed) {
+            let (settings, row) = (&plan[i].0, row?);
             println!(
                 "  {}: memorised at {}, grokked at {}; key frequencies {:?}, {:.0}% of neurons \
                  clustered pre-ReLU ({:.0}% post-ReLU), {}",
@@ -231,6 +236,49 @@ pub fn compact_run(dir: &Path, analysed: usize) -> Result<()> {
     Ok(())
 }
 
+/// The rows of the trained models at `positions` of the plan, in that order, analysed at once on
+/// as many threads as the machine has: after a few forward passes an analysis is CPU work
+/// (Fourier transforms, neuron measures, figures), which one model at a time would leave to
+/// one core for long stretches while the GPU waits for the next group.
+fn analysed_rows(
+    gpu: &Gpu,
+    positions: &[usize],
+    plan: &[(ModelSettings, RunConfig)],
+    out: &Path,
+    compact: bool,
+) -> Vec<Result<SweepRow>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = threads.min(positions.len());
+    let next = AtomicUsize::new(0);
+    let rows: Vec<Mutex<Option<Result<SweepRow>>>> =
+        positions.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = positions.get(k) else { break };
+                let settings = &plan[i].0;
+                // Progress bars of parallel analyses would overwrite each other.
+                let row = analysed_row(
+                    gpu,
+                    settings,
+                    &out.join(&settings.name),
+                    compact,
+                    threads == 1,
+                );
+                *rows[k].lock().unwrap_or_else(|p| p.into_inner()) = Some(row);
+            });
+        }
+    });
+    rows.into_iter()
+        .map(|row| {
+            row.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .expect("every position is analysed")
+        })
+        .collect()
+}
+
 /// The row of a trained model, analysing it first unless it has been (and compacting it when
 /// asked).
 fn analysed_row(
@@ -238,8 +286,9 @@ fn analysed_row(
     settings: &ModelSettings,
     dir: &Path,
     compact: bool,
+    progress: bool,
 ) -> Result<SweepRow> {
-    let summary = load_or_analyze(gpu, dir)?;
+    let summary = load_or_analyze(gpu, dir, progress)?;
     if compact {
         compact_run(dir, summary.epoch)?;
     }

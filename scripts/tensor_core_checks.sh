@@ -1,0 +1,40 @@
+#!/bin/sh
+# Issue 20's GPU checks in one command on a lent GPU machine (the device README's recipe: carry
+# the release binary target/release/bitgrok and .gl with the Vulkan loader where the machine
+# has none). Writes into $OUT: devices.txt (the cooperative-matrix configurations the driver
+# reports, and whether the integer products run on them), check-on.txt and check-off.txt
+# (`bitgrok check` on each path; `on` fails where the adapter cannot run them), bench.jsonl
+# (`bench --json`, rounds alternating --tensor-cores off and on, K = 1, 8, 64) and, where the
+# machine's Python has PyTorch, side_by_side.md (bitgrok beside PyTorch eager, compile,
+# reduce-overhead and max-autotune with TF32, K = 1, 8, 64).
+#
+# usage: scripts/tensor_core_checks.sh [ROUNDS]   (default 2; about 6 minutes on an H200)
+set -u
+rounds=${1:-2}
+out=${OUT:-.}
+if [ -d .gl ]; then
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+fi
+bin=./target/release/bitgrok
+{ $bin devices; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; } \
+    >"$out/devices.txt" 2>&1
+for tc in on off; do
+    timeout 120 $bin check --tensor-cores $tc >"$out/check-$tc.txt" 2>&1
+    echo "check --tensor-cores $tc: exit $?" >>"$out/devices.txt"
+done
+i=0
+while [ $i -lt "$rounds" ]; do
+    for tc in off on; do
+        $bin bench --json --models 1,8,64 --epochs 200 --tensor-cores $tc 2>>"$out/bench.err" |
+            python3 -c 'import json, sys; [print(json.dumps(r)) for r in json.load(sys.stdin)]' \
+            >>"$out/bench.jsonl"
+    done
+    i=$((i + 1))
+done
+if python3 -c 'import torch' 2>/dev/null; then
+    PYTHONUNBUFFERED=1 timeout 240 python3 benches/side_by_side.py --bitgrok $bin --device cuda \
+        --tf32 --models 1,8,64 --epochs 100 --rounds 1 --json "$out/side_by_side.json" \
+        >"$out/side_by_side.md" 2>>"$out/bench.err"
+fi
+exit 0
