@@ -265,3 +265,31 @@ fn bad_designs_are_refused_before_any_training() {
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("no such arm"));
 }
+
+/// A study continues over its directory when its design gains seeds, in any arm; one that
+/// drops a seed, renames or reorders an arm or changes the size is another study.
+#[test]
+fn a_plan_with_more_seeds_extends_the_plan_it_continues() {
+    use bitgrok::study::StudyPlan;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/quantisation-reduced");
+    let earlier = StudyPlan::read(&dir).unwrap();
+    assert!(earlier.extends(&earlier));
+    let mut more = earlier.clone();
+    more.arms[0].spec.seeds.extend([40, 41]);
+    assert!(more.extends(&earlier));
+    assert!(!earlier.extends(&more), "seeds 40 and 41 dropped");
+    let mut other = more.clone();
+    other.arms[0].spec.epochs += 1;
+    assert!(!other.extends(&earlier));
+    let mut renamed = earlier.clone();
+    renamed.arms[1].name.push('x');
+    assert!(!renamed.extends(&earlier));
+    let mut reordered = earlier.clone();
+    reordered.arms.swap(0, 1);
+    assert!(!reordered.extends(&earlier));
+    let full = StudyPlan {
+        reduced: false,
+        ..earlier.clone()
+    };
+    assert!(!full.extends(&earlier));
+}

@@ -288,3 +288,36 @@ fn a_sweep_takes_every_architecture_switch_of_train() {
     bitgrok_ok(&argv);
     assert_same_files(&single, &out.join("ternary-none-wd1-lr0.001-s1"));
 }
+
+/// The same grid with more seeds continues a sweep: its models are kept (not retrained) and
+/// the new seeds trained; a grid that drops a seed is another sweep, refused without --force.
+#[test]
+fn more_seeds_continue_a_sweep() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("s");
+    let o = out.to_str().unwrap();
+    let with_seeds = |seeds: &'static str| {
+        let mut argv = tiny("sweep");
+        argv.extend(["--weights", "f32", "--seeds", seeds, "--out", o]);
+        argv
+    };
+    bitgrok_ok(&with_seeds("0"));
+    let first = SweepFile::read(&out).unwrap().rows;
+    assert_eq!(first.len(), 1);
+    let checkpoint = out.join(&first[0].run).join("metrics.csv");
+    let modified = std::fs::metadata(&checkpoint).unwrap().modified().unwrap();
+
+    let more = bitgrok_ok(&with_seeds("0-1"));
+    let stdout = String::from_utf8_lossy(&more.stdout);
+    assert_eq!(stdout.matches("] training ").count(), 1, "{stdout}");
+    let rows = SweepFile::read(&out).unwrap().rows;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0], first[0]);
+    let modified_now = std::fs::metadata(&checkpoint).unwrap().modified().unwrap();
+    assert_eq!(modified_now, modified, "seed 0 was retrained");
+
+    let fewer = bitgrok(&with_seeds("1")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&fewer.stderr);
+    assert_eq!(fewer.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("holds another sweep"), "{stderr}");
+}

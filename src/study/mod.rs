@@ -46,6 +46,17 @@ pub const PLAN_NAME: &str = "study_plan.json";
 const MAX_PLAN_BYTES: u64 = 1 << 24;
 
 impl StudyPlan {
+    /// Whether this plan is `earlier`'s with the same or more seeds in its arms: a study of it
+    /// continues `earlier`'s directory, keeping its models.
+    pub fn extends(&self, earlier: &StudyPlan) -> bool {
+        let same = |a: &ArmPlan, e: &ArmPlan| {
+            (&a.name, &a.question) == (&e.name, &e.question) && a.spec.extends(&e.spec)
+        };
+        (&self.title, &self.question, self.reduced, self.arms.len())
+            == (&earlier.title, &earlier.question, earlier.reduced, earlier.arms.len())
+            && self.arms.iter().zip(&earlier.arms).all(|(a, e)| same(a, e))
+    }
+
     pub fn read(dir: &Path) -> Result<StudyPlan> {
         let path = dir.join(PLAN_NAME);
         if !path.is_file() {
@@ -69,10 +80,10 @@ impl StudyPlan {
 pub fn prepare_out_dir_for(plan: &StudyPlan, out: &Path, force: bool) -> Result<()> {
     let is_study = |dir: &Path| dir.join(PLAN_NAME).is_file();
     crate::out_dir::check(out, "study", is_study, true)?;
-    if !force && is_study(out) && StudyPlan::read(out)? != *plan {
+    if !force && is_study(out) && !plan.extends(&StudyPlan::read(out)?) {
         crate::usage_bail!(
-            "{} holds another study (or this design at another size); pass --force to replace \
-             it, or choose another --out",
+            "{} holds another study (or this design at another size; the same design with more \
+             seeds would continue it); pass --force to replace it, or choose another --out",
             out.display()
         );
     }

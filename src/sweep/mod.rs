@@ -58,6 +58,16 @@ pub struct SweepSpec {
     pub seeds: Vec<u64>,
 }
 
+impl SweepSpec {
+    /// Whether this grid is `earlier`'s with the same or more seeds: a sweep of it continues
+    /// `earlier`'s directory, keeping its models.
+    pub fn extends(&self, earlier: &SweepSpec) -> bool {
+        let seeds = earlier.seeds.clone();
+        *earlier == SweepSpec { seeds, ..self.clone() }
+            && earlier.seeds.iter().all(|s| self.seeds.contains(s))
+    }
+}
+
 /// Whether the seeds of a sweep move the train/test split or only the initialisation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]

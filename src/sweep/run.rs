@@ -47,10 +47,10 @@ pub fn prepare_out_dir(out: &Path, spec: &SweepSpec, shard: Shard, force: bool) 
     let lock = DirLock::acquire(out)?;
     if !force && is_sweep(out) {
         let existing = SweepFile::read(out)?;
-        if existing.spec != *spec || existing.shard != shard {
+        if !spec.extends(&existing.spec) || existing.shard != shard {
             crate::usage_bail!(
-                "{} holds another sweep (or another shard of it); pass --force to replace it, or \
-                 choose another --out",
+                "{} holds another sweep (or another shard of it; the same grid with more seeds \
+                 would continue it); pass --force to replace it, or choose another --out",
                 out.display()
             );
         }
