@@ -372,6 +372,18 @@ fn sub(a: &[f64], b: &[f64]) -> Vec<f64> {
     a.iter().zip(b).map(|(x, y)| x - y).collect()
 }
 
+/// The full-precision tiny model with positions and a causal mask.
+fn f32_tiny(final_norm: bool) -> ModelConfig {
+    common::tiny_config(
+        Weights::F32,
+        ActQuant::None,
+        LinearNorm::None,
+        true,
+        true,
+        final_norm,
+    )
+}
+
 fn all_examples(p: usize) -> (Vec<[usize; 3]>, Vec<usize>) {
     let examples = Examples::all(p);
     (
@@ -737,14 +749,7 @@ fn adamw_step_matches_a_hand_computed_step() {
     //   m^ = 0.14 / (1 - 0.81)                    = 0.736842105263158
     //   v^ = 0.0124 / (1 - 0.9801)                = 0.623115577889447, sqrt 0.789376702145083
     //   p = 0.95 - 0.1 * 0.736842105263158 / (0.789376702145083 + 1e-8) = 0.856655201005254
-    let config = common::tiny_config(
-        Weights::F32,
-        ActQuant::None,
-        LinearNorm::None,
-        true,
-        true,
-        true,
-    );
+    let config = f32_tiny(true);
     let filled = |x: f64| {
         let mut params = Params::zeros(&config);
         for id in ParamId::all_present(&config) {
@@ -797,14 +802,7 @@ fn loader_reports_bad_files() {
         "{truncated}"
     );
 
-    let config = common::tiny_config(
-        Weights::F32,
-        ActQuant::None,
-        LinearNorm::None,
-        true,
-        true,
-        false,
-    );
+    let config = f32_tiny(false);
     let header = |config_json: String| {
         let adamw =
             r#"{"lr": 0.001, "weight_decay": 1.0, "betas": [0.9, 0.98], "eps": 1e-08, "step": 1}"#;

@@ -53,7 +53,12 @@ impl StudyPlan {
             (&a.name, &a.question) == (&e.name, &e.question) && a.spec.extends(&e.spec)
         };
         (&self.title, &self.question, self.reduced, self.arms.len())
-            == (&earlier.title, &earlier.question, earlier.reduced, earlier.arms.len())
+            == (
+                &earlier.title,
+                &earlier.question,
+                earlier.reduced,
+                earlier.arms.len(),
+            )
             && self.arms.iter().zip(&earlier.arms).all(|(a, e)| same(a, e))
     }
 

@@ -63,7 +63,11 @@ impl SweepSpec {
     /// `earlier`'s directory, keeping its models.
     pub fn extends(&self, earlier: &SweepSpec) -> bool {
         let seeds = earlier.seeds.clone();
-        *earlier == SweepSpec { seeds, ..self.clone() }
+        *earlier
+            == SweepSpec {
+                seeds,
+                ..self.clone()
+            }
             && earlier.seeds.iter().all(|s| self.seeds.contains(s))
     }
 }
