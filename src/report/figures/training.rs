@@ -1,6 +1,7 @@
 //! Training curves and progress measures.
 
 use super::{captions, dashed, line_charts, series, Analysis, Drawn, Figure, PANEL};
+use crate::metrics::Phases;
 use crate::model::Weights;
 use crate::plot::LineChart;
 
@@ -93,7 +94,8 @@ pub(super) fn progress_measures(an: &Analysis) -> Drawn {
             .filter(|(_, y)| y.is_finite())
             .collect()
     };
-    let spans = phase_spans(an);
+    let end = an.metrics.last().map_or(0.0, |m| m.epoch as f64);
+    let spans = phase_spans(&an.phases, end);
     let mut norm_series = vec![series("latent", pts(&|q| q.sum_squared_weights))];
     if c.weights != Weights::F32 {
         norm_series.push(dashed("quantised", pts(&|q| q.sum_squared_quantised)));
@@ -146,23 +148,68 @@ pub(super) fn progress_measures(an: &Analysis) -> Drawn {
     Ok(Some(fig))
 }
 
-fn phase_spans(an: &Analysis) -> Vec<(f64, f64, String)> {
-    let ph = &an.phases;
-    let end = an.metrics.last().map_or(0.0, |m| m.epoch as f64);
+/// The phases as spans of epochs up to `end`, the last epoch. A phase that takes no epochs is
+/// left out: with quantised weights train accuracy can flicker after test accuracy has
+/// settled, so memorisation may be sustained only after grokking, and cleanup then has no
+/// epochs between its start and the grokking epoch.
+fn phase_spans(ph: &Phases, end: f64) -> Vec<(f64, f64, String)> {
     let mut spans = Vec::new();
     if let Some(m) = ph.memorised {
-        spans.push((0.0, m as f64, "memorisation".to_string()));
+        let m = m as f64;
+        spans.push((0.0, m, "memorisation".to_string()));
         let formation_end = ph.cleanup_start.map_or(end, |e| e as f64);
-        if formation_end > m as f64 {
-            spans.push((m as f64, formation_end, "circuit formation".to_string()));
-        }
+        spans.push((m, formation_end, "circuit formation".to_string()));
         if let Some(cs) = ph.cleanup_start {
-            spans.push((
-                cs as f64,
-                ph.grokked.map_or(end, |g| g as f64),
-                "cleanup".to_string(),
-            ));
+            let cleanup_end = ph.grokked.map_or(end, |g| g as f64);
+            spans.push((cs as f64, cleanup_end, "cleanup".to_string()));
         }
     }
+    spans.retain(|(start, end, _)| end > start);
     spans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_without_epochs_are_left_out() {
+        let spans = |ph: Phases| -> Vec<String> {
+            phase_spans(&ph, 3000.0)
+                .into_iter()
+                .map(|(a, b, name)| format!("{name} {a}-{b}"))
+                .collect()
+        };
+        let grokked = Phases {
+            memorised: Some(200),
+            cleanup_start: Some(900),
+            grokked: Some(1500),
+            ..Phases::default()
+        };
+        assert_eq!(
+            spans(grokked),
+            [
+                "memorisation 0-200",
+                "circuit formation 200-900",
+                "cleanup 900-1500"
+            ]
+        );
+        // Memorisation sustained only after the run grokked (seen in a ternary run with the
+        // RMS norm and int8 activations): cleanup would end before it starts.
+        let late = Phases {
+            memorised: Some(2825),
+            cleanup_start: Some(2825),
+            grokked: Some(2820),
+            ..Phases::default()
+        };
+        assert_eq!(spans(late), ["memorisation 0-2825"]);
+        let not_yet = Phases {
+            memorised: Some(300),
+            ..Phases::default()
+        };
+        assert_eq!(
+            spans(not_yet),
+            ["memorisation 0-300", "circuit formation 300-3000"]
+        );
+    }
 }
