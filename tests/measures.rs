@@ -3,6 +3,8 @@
 //! clock form of the logits and frequency ablations, the sustained phase rule and the checkpoint
 //! an analysis takes.
 
+mod common;
+
 use std::f64::consts::PI;
 
 use nalgebra::DMatrix;
@@ -16,6 +18,8 @@ use bitgrok::analysis::{
 };
 use bitgrok::metrics::EpochMetrics;
 use bitgrok::metrics::{self, Phases};
+use bitgrok::model::{ActQuant, LinearNorm, ParamId, Params, Weights};
+use bitgrok::reference::quant::rms_norm;
 use bitgrok::report::checkpoint_choice::analysed_checkpoint;
 use bitgrok::report::levels;
 
@@ -81,6 +85,89 @@ fn a_sixty_forty_neuron_needs_two_frequencies() {
     let pr = profile(&n, p);
     assert!((pr.cross_frequency - 1.0).abs() < 1e-9, "{pr:?}");
     assert_eq!(pr.frequencies_needed, None);
+}
+
+#[test]
+fn the_readout_undoes_a_per_pair_scale_that_mixes_frequencies() {
+    // A neuron that reads one frequency (k1) from the residual, divided by a per-pair scale that
+    // varies at another (k2), as an RMS norm of the MLP input does, plus a bias.
+    for p in [23, 24] {
+        let (k1, k2) = (3, 7);
+        let bias = [0.4];
+        let scale: Vec<f64> = (0..p * p)
+            .map(|i| 1.0 + 0.3 * angle(k2, i / p, p).cos())
+            .collect();
+        let read = |a: usize, b: usize| 4.0 + angle(k1, a, p).cos() + angle(k1, b, p).cos();
+        let pre = neuron(p, |a, b| bias[0] + read(a, b) / scale[a * p + b]);
+        let mixed = profile(&pre, p);
+        assert!(
+            mixed.max_share < 0.85,
+            "p = {p}: the quotient mixes: {mixed:?}"
+        );
+        let readout = neuron_measures::readout(&pre, Some(&bias), &scale);
+        let pure = profile(&readout, p);
+        assert_eq!(pure.dominant, Some(k1));
+        assert!((pure.max_share - 1.0).abs() < 1e-9, "p = {p}: {pure:?}");
+        // Without a scale, the readout is `pre` less its bias: the same shares.
+        let unscaled = neuron_measures::readout(&pre, Some(&bias), &vec![1.0; p * p]);
+        assert!((profile(&unscaled, p).max_share - mixed.max_share).abs() < 1e-12);
+    }
+    assert_eq!(neuron_measures::variation(&[2.0, 2.0, 2.0]), 0.0);
+    assert!((neuron_measures::variation(&[1.0, 3.0]) - 0.5).abs() < 1e-15);
+}
+
+/// A model's readout takes its own bias and norm: for a model with biases and an RMS norm on
+/// every Linear input, the MLP's pre-activations over residual rows `mid` are
+/// `N(mid) W_in + b_in`, and what its neurons read is `mid W_in`.
+#[test]
+fn a_models_readout_is_w_in_times_the_residual() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let normal = Normal::new(0.0, 1.0).unwrap();
+    for linear_norm in [LinearNorm::Rms, LinearNorm::None] {
+        let mut config = common::tiny_config(
+            Weights::F32,
+            ActQuant::None,
+            linear_norm,
+            false,
+            true,
+            false,
+        );
+        config.biases = true;
+        let mut params = Params::init(&config, 0);
+        for (m, b) in params.get_mut(ParamId::BIn).iter_mut().enumerate() {
+            *b = 0.1 * m as f64 - 0.5;
+        }
+        let (p, d, m) = (config.p, config.d_model, config.d_mlp);
+        let basis = analysis::basis(p);
+        // Rows of very different sizes, so that the norm's scale varies a lot.
+        let mid = DMatrix::from_fn(p * p, d, |i, _| (1.0 + i as f64) * normal.sample(&mut rng));
+        let w_in = DMatrix::from_row_slice(d, m, params.get(ParamId::WIn));
+        let b_in = params.get(ParamId::BIn).to_vec();
+        let rms: Vec<f64> = mid
+            .row_iter()
+            .map(|r| 1.0 / rms_norm(&r.iter().copied().collect::<Vec<_>>()).1)
+            .collect();
+        let normed = match linear_norm {
+            LinearNorm::Rms => DMatrix::from_fn(p * p, d, |i, j| mid[(i, j)] / rms[i]),
+            LinearNorm::None => mid.clone(),
+        };
+        let pre = DMatrix::from_fn(p * p, m, |i, n| {
+            (normed.row(i) * w_in.column(n))[(0, 0)] + b_in[n]
+        });
+        let readout = levels::readout(&params, &pre, &mid, &basis);
+        let expected = neurons::frequency_fractions(&(&mid * &w_in), &basis);
+        assert!(
+            (&readout.fractions - &expected).abs().max() < 1e-9,
+            "{linear_norm:?}"
+        );
+        match linear_norm {
+            LinearNorm::Rms => assert_eq!(
+                readout.scale_variation,
+                Some(neuron_measures::variation(&rms))
+            ),
+            LinearNorm::None => assert_eq!(readout.scale_variation, None),
+        }
+    }
 }
 
 #[test]

@@ -109,6 +109,34 @@ pub fn importance(post: &DMatrix<f64>, w_l: &DMatrix<f64>) -> Vec<f64> {
         .collect()
 }
 
+/// What each neuron reads from the residual stream, `W_in x` over the pairs: the `p² x M`
+/// pre-activations less their bias, times the per-pair `scale` the MLP input's per-token norm
+/// divided the residual by (its RMS; all ones without a norm, when this is `pre` less a constant
+/// and has `pre`'s frequency shares).
+///
+/// Why it matters: a neuron that reads one frequency can still spread its pre-activation over
+/// many once divided by a scale that varies with the pair. The quotient mixes the neuron's
+/// frequency with the scale's, and its mean term carries the scale's frequencies alone, so the
+/// pre-ReLU shares of a normed model conflate what neurons read with what the norm does.
+pub fn readout(pre: &DMatrix<f64>, bias: Option<&[f64]>, scale: &[f64]) -> DMatrix<f64> {
+    assert_eq!(scale.len(), pre.nrows(), "one scale per pair");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), pre.ncols(), "one bias per neuron");
+    }
+    DMatrix::from_fn(pre.nrows(), pre.ncols(), |i, m| {
+        (pre[(i, m)] - bias.map_or(0.0, |b| b[m])) * scale[i]
+    })
+}
+
+/// The coefficient of variation (standard deviation over mean) of positive values: how much a
+/// per-pair scale varies. 0 for a constant; NaN for no values.
+pub fn variation(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+    var.sqrt() / mean
+}
+
 /// For each threshold, the weighted fraction of neurons whose largest share reaches it:
 /// `Σ w [max_share ≥ t] / Σ w` (plain fraction with unit weights). No weight at all gives 0.
 pub fn clustered_curve(max_shares: &[f64], weights: &[f64], thresholds: &[f64]) -> Vec<f64> {

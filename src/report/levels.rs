@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::{
     self, fourier::FourierBasis, logit_algorithm, neuron_measures, rectification_null, stats,
 };
-use crate::model::{ParamId, Params};
+use crate::model::{LinearNorm, ParamId, Params};
 use crate::reference;
 
 /// Seed of the rectification null's noise.
@@ -36,6 +36,12 @@ pub struct NeuronLevel {
     /// Post-ReLU, the same with purity 1: perfectly single-frequency neurons at the run's firing
     /// rates.
     pub pure_null_post: Vec<f64>,
+    /// The same over what neurons read from the residual stream, before the MLP input norm's
+    /// per-pair scale ([`neuron_measures::readout`]; `pre`'s curve for a model without a norm).
+    /// An analysis written without it does not parse, so caches of it are analysed again.
+    pub clustered_readout: Vec<f64>,
+    /// The coefficient of variation of that scale over the pairs; None without a norm.
+    pub norm_scale_variation: Option<f64>,
     pub median_max_share_pre: f64,
     pub median_max_share_post: f64,
     /// Median number of frequencies a neuron needs for 85% of its variance (neurons that never
@@ -83,13 +89,50 @@ impl NeuronLevel {
     }
 }
 
+/// What the MLP neurons read from the residual stream, as frequency shares.
+pub struct Readout {
+    /// `M x K` [`frequency_fractions`] of [`neuron_measures::readout`].
+    ///
+    /// [`frequency_fractions`]: analysis::neurons::frequency_fractions
+    pub fractions: DMatrix<f64>,
+    /// The coefficient of variation of the MLP input norm's per-pair scale; None without a norm.
+    pub scale_variation: Option<f64>,
+}
+
+/// The readout of a model's neurons from `pre` (`p² x M`) and `mid` (`p² x d_model`, the
+/// residual stream the MLP reads, whose RMS the model's linear norm divides by).
+pub fn readout(
+    params: &Params,
+    pre: &DMatrix<f64>,
+    mid: &DMatrix<f64>,
+    basis: &FourierBasis,
+) -> Readout {
+    let c = &params.config;
+    let scale: Option<Vec<f64>> = (c.linear_norm == LinearNorm::Rms).then(|| {
+        mid.row_iter()
+            .map(|row| {
+                let values: Vec<f64> = row.iter().copied().collect();
+                1.0 / reference::quant::rms_norm(&values).1
+            })
+            .collect()
+    });
+    let bias = c.biases.then(|| params.get(ParamId::BIn));
+    let ones = vec![1.0; pre.nrows()];
+    let read = neuron_measures::readout(pre, bias, scale.as_deref().unwrap_or(&ones));
+    Readout {
+        fractions: analysis::neurons::frequency_fractions(&read, basis),
+        scale_variation: scale.as_deref().map(neuron_measures::variation),
+    }
+}
+
 /// `pre`: `p² x M` pre-ReLU activations; the fractions: their [`frequency_fractions`] before and
-/// after the ReLU; `w_l`: the neuron-logit map.
+/// after the ReLU; `readout`: what the neurons read; `w_l`: the neuron-logit map.
 ///
 /// [`frequency_fractions`]: analysis::neurons::frequency_fractions
 pub fn neuron_level(
     pre: &DMatrix<f64>,
     (pre_fractions, post_fractions): (&DMatrix<f64>, &DMatrix<f64>),
+    readout: &Readout,
     w_l: &DMatrix<f64>,
     basis: &FourierBasis,
 ) -> NeuronLevel {
@@ -143,6 +186,14 @@ pub fn neuron_level(
     NeuronLevel {
         clustered_pre: curve(&max_pre, &ones),
         clustered_post: curve(&max_post, &ones),
+        clustered_readout: curve(
+            &neuron_measures::NeuronProfile::all(&readout.fractions)
+                .iter()
+                .map(|n| n.max_share)
+                .collect::<Vec<_>>(),
+            &ones,
+        ),
+        norm_scale_variation: readout.scale_variation,
         weighted_pre: curve(&max_pre, &importance),
         weighted_post: curve(&max_post, &importance),
         null_post: null_curve(None),
@@ -410,6 +461,8 @@ pub struct LevelSummary {
     pub clustered_post: f64,
     pub clustered_null: f64,
     pub clustered_pre_weighted: f64,
+    /// What neurons read before the MLP input norm's scale (`clustered_pre` without a norm).
+    pub clustered_readout: f64,
     pub median_frequencies_needed_pre: f64,
     pub median_firing_rate: f64,
 }
@@ -448,6 +501,7 @@ impl LevelSummary {
             clustered_post: nl.at(&nl.clustered_post, CLUSTER_CUT),
             clustered_null: nl.at(&nl.null_post, CLUSTER_CUT),
             clustered_pre_weighted: nl.at(&nl.weighted_pre, CLUSTER_CUT),
+            clustered_readout: nl.at(&nl.clustered_readout, CLUSTER_CUT),
             median_frequencies_needed_pre: nl.median_frequencies_needed_pre,
             median_firing_rate: nl.median_firing_rate,
         }

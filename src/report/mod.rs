@@ -313,13 +313,14 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     let neuron_fractions = analysis::neurons::frequency_fractions(&mlp_post, &basis);
     let clusters = analysis::neurons::clusters(&neuron_fractions, CLUSTER_THRESHOLD);
     let neuron_fractions_pre = analysis::neurons::frequency_fractions(&mlp_pre, &basis);
+    let resid_mid = to_matrix(n, c.d_model, &acts.resid_mid);
     let neuron_level = levels::neuron_level(
         &mlp_pre,
         (&neuron_fractions_pre, &neuron_fractions),
+        &levels::readout(&params, &mlp_pre, &resid_mid, &basis),
         &analysis::neuron_logit_map(&params),
         &basis,
     );
-    let resid_mid = to_matrix(n, c.d_model, &acts.resid_mid);
     let resid_final = to_matrix(n, c.d_model, &acts.resid_final);
     let algorithm = levels::algorithm_level(
         &params,

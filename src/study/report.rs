@@ -16,7 +16,9 @@ use crate::analysis::stats::{fisher_exact_p, holm};
 use crate::run::write_atomic;
 use crate::sweep::figures::{figures, FIGURES};
 use crate::sweep::file::{SweepFile, SweepRow};
-use crate::sweep::report::{p_text, variant_table, Comparison, VariantStats, CRITERIA};
+use crate::sweep::report::{
+    p_text, variant_table, Comparison, VariantStats, CRITERIA, TABLE_LEGEND,
+};
 
 /// The fraction of a level's seeds that generalised against the reference level's.
 #[derive(Debug, Serialize)]
@@ -386,7 +388,7 @@ fn markdown(report: &StudyReport, plan: &StudyPlan, out: &Path) -> String {
         "Each factor's levels pool the arm's runs over its other factors and are compared with \
          the level listed first. Whether a level's seeds generalise as often as the reference's \
          is Fisher's exact test; every p-value in this report is corrected by Holm's method over \
-         all {} tests of the study.\n\n{CRITERIA}\n",
+         all {} tests of the study.\n\n{CRITERIA}\n\n{TABLE_LEGEND}\n",
         count_tests(report)
     );
     for arm in &report.arms {

@@ -118,7 +118,7 @@ impl SweepFile {
              excluded_loss,distance_irrelevance,gradient_symmetricity,kind,reached_at,relapses,\
              sparse_features,key_algorithm,clock_form_fraction,all_keys_ablated_over_chance,\
              clustered_pre,clustered_post,clustered_null,clustered_pre_weighted,\
-             median_frequencies_needed_pre,median_firing_rate,axes\n",
+             clustered_readout,median_frequencies_needed_pre,median_firing_rate,axes\n",
         );
         let opt = |v: Option<usize>| v.map_or(String::new(), |e| e.to_string());
         for r in &self.rows {
@@ -126,7 +126,7 @@ impl SweepFile {
             let freqs: Vec<String> = r.key_frequencies.iter().map(|f| f.to_string()).collect();
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{},{},{},{},{},{:e},{:e},{},{},{},{},{},{:e},{:e},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{:e},{:e},{},{},{},{},{},{:e},{:e},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 s.name,
                 name_of(s.weights),
                 name_of(s.act_quant),
@@ -160,6 +160,7 @@ impl SweepFile {
                 r.levels.clustered_post,
                 r.levels.clustered_null,
                 r.levels.clustered_pre_weighted,
+                r.levels.clustered_readout,
                 r.levels.median_frequencies_needed_pre,
                 r.levels.median_firing_rate,
                 s.axes

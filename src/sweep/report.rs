@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::figures::{figures, FIGURES};
 use super::file::{SweepFile, SweepRow};
-pub(crate) use super::tables::{p_text, variant_table, CRITERIA};
+pub(crate) use super::tables::{p_text, variant_table, CRITERIA, TABLE_LEGEND};
 use super::{name_of, number_name, ModelSettings};
 use crate::analysis::stats::{bootstrap_median_difference, holm, mann_whitney_p, spread, Spread};
 use crate::model::Weights;
@@ -58,6 +58,8 @@ pub struct VariantStats {
     pub clustered_pre: SpreadJson,
     pub clustered_post: SpreadJson,
     pub clustered_null: SpreadJson,
+    /// What neurons read before the MLP input norm's per-pair scale.
+    pub clustered_readout: SpreadJson,
     pub distance_irrelevance: SpreadJson,
     pub gradient_symmetricity: SpreadJson,
     /// Compared with the reference variant (None for the reference itself).
@@ -172,6 +174,7 @@ impl VariantStats {
             clustered_pre: of(MEASURES[3].1),
             clustered_post: of(MEASURES[4].1),
             clustered_null: of(|r| r.levels.clustered_null),
+            clustered_readout: of(|r| r.levels.clustered_readout),
             distance_irrelevance: of(|r| r.distance_irrelevance),
             gradient_symmetricity: of(|r| r.gradient_symmetricity),
             versus_reference: None,
@@ -471,13 +474,11 @@ fn markdown(file: &SweepFile, report: &SweepReport, out: &Path) -> String {
     }
     let _ = writeln!(md, "{}\n", report.answer);
     md.push_str(&variant_table(&report.variants));
-    md.push_str(
-        "\nMean ± standard deviation (median) over the runs that generalised (reached 99.9% test \
-         accuracy); held: grokked by the sustained rule. Clustered: neurons with ≥ 85% of their \
-         variance in one frequency, pre- and post-ReLU, and the rectification null's post-ReLU \
-         fraction. Per-run numbers are in ../sweep.csv, these statistics and every effect \
+    let _ = writeln!(
+        md,
+        "\n{TABLE_LEGEND} Per-run numbers are in ../sweep.csv, these statistics and every effect \
          (difference of medians, bootstrap 95% interval, p before and after Holm's correction) in \
-         sweep_report.json.\n\n",
+         sweep_report.json.\n"
     );
     // The strip plot of generalisation epochs exists only once some run has generalised.
     for (name, caption) in FIGURES.iter().filter(|(name, _)| out.join(name).exists()) {

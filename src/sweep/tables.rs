@@ -23,13 +23,13 @@ pub(crate) fn variant_table(variants: &[VariantStats]) -> String {
     let mut md = String::from(
         "| variant | runs | generalised / held | all-pairs accuracy (%), every run | epoch reached | \
          relapses | key frequencies | clock form (%) | clustered pre-ReLU (%) | post-ReLU (%) | \
-         null (%) | kind |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         null (%) | readout (%) | kind |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for v in variants {
         let _ = writeln!(
             md,
-            "| {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             v.label,
             v.runs,
             v.generalised,
@@ -42,6 +42,7 @@ pub(crate) fn variant_table(variants: &[VariantStats]) -> String {
             cell(&v.clustered_pre, 100.0, 0),
             cell(&v.clustered_post, 100.0, 0),
             cell(&v.clustered_null, 100.0, 0),
+            cell(&v.clustered_readout, 100.0, 0),
             if v.generalised == 0 {
                 "-".into()
             } else {
@@ -56,6 +57,14 @@ pub(crate) fn variant_table(variants: &[VariantStats]) -> String {
     }
     md
 }
+
+/// What [`variant_table`]'s columns mean.
+pub(crate) const TABLE_LEGEND: &str =
+    "Mean ± standard deviation (median) over the runs that generalised (reached 99.9% test \
+accuracy); held: grokked by the sustained rule. Clustered: neurons with ≥ 85% of their variance \
+in one frequency, pre- and post-ReLU, and the rectification null's post-ReLU fraction; readout: \
+the same pre-ReLU with the MLP input norm's per-pair scale undone (what a neuron reads from the \
+residual stream; equal to pre-ReLU for a model without that norm).";
 
 /// "= 0.012", "< 0.001" or "n/a".
 pub(crate) fn p_text(p: f64) -> String {
