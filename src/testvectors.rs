@@ -41,6 +41,11 @@ pub struct Outputs {
     pub attn_pattern_last: Vec<f64>,
     /// `[N, d_mlp]`: post-ReLU MLP activations at the last position.
     pub mlp_post_last: Vec<f64>,
+    /// `[N, d_model]` each: the residual stream at the last position before and after the MLP
+    /// (what the analysis's ablations and readout start from). Test vector files do not carry
+    /// them (empty), so only the engine-against-reference checks compare them.
+    pub resid_mid_last: Vec<f64>,
+    pub resid_final_last: Vec<f64>,
     /// Straight-through gradient of `loss` for each latent parameter.
     pub grads: Params,
     /// Each parameter after one AdamW step with `grads` from zero moments.
@@ -121,6 +126,8 @@ fn parse(bytes: &[u8], path: &Path) -> Result<TestVector> {
             loss: f64s("expected.loss", &[1])?[0],
             attn_pattern_last: f64s("expected.attn_pattern_last", &[n, config.n_heads, N_CTX])?,
             mlp_post_last: f64s("expected.mlp_post_last", &[n, config.d_mlp])?,
+            resid_mid_last: Vec::new(),
+            resid_final_last: Vec::new(),
             grads: Params::from_safetensors(&config, &st, "grad.")?,
             adamw1: Params::from_safetensors(&config, &st, "adamw1.")?,
         },

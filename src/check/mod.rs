@@ -57,6 +57,8 @@ pub fn engine_outputs(
             .into_iter()
             .map(|x| f64::from(x.max(0.0)))
             .collect(),
+        resid_mid_last: to64(acts.resid_mid),
+        resid_final_last: to64(acts.resid_final),
         grads: engine.grads(0)?,
         adamw1: engine.params(0)?,
     })
@@ -72,6 +74,8 @@ pub fn reference_outputs(params: &Params, examples: &Examples, hp: &AdamW) -> Ou
     Outputs {
         attn_pattern_last: fwd.attn_pattern_last(),
         mlp_post_last: fwd.mlp_post_last(c.d_mlp),
+        resid_mid_last: fwd.resid_mid,
+        resid_final_last: fwd.resid_final,
         logits: fwd.logits,
         loss,
         adamw1: adamw1(params, &grads, hp),
@@ -236,6 +240,19 @@ pub fn compare_outputs(
             tol.of(Kind::Forward),
         ),
     ];
+    // Reference files carry no residual stream.
+    if !want.resid_mid_last.is_empty() {
+        for (quantity, g, w) in [
+            ("resid_mid_last", &got.resid_mid_last, &want.resid_mid_last),
+            (
+                "resid_final_last",
+                &got.resid_final_last,
+                &want.resid_final_last,
+            ),
+        ] {
+            rows.push(compare(case, quantity, g, w, tol.of(Kind::Forward)));
+        }
+    }
     for (id, g) in got.grads.iter() {
         // b_K's gradient is exactly zero (a shift of every key leaves the softmax unchanged):
         // the engine's is rounding noise of terms on the scale of W_K's gradient.

@@ -45,6 +45,8 @@ pub(super) struct Trace {
     pub mlp_pre: [Vec<f64>; N_CTX],
     pub mlp_post: [Vec<f64>; N_CTX],
     pub mlp_out_in: [LinearInput; N_CTX],
+    /// `x1` (the residual stream the MLP reads) at the last position.
+    pub resid_mid: Vec<f64>,
     /// `x2` at the last position.
     pub resid_final: Vec<f64>,
     /// The gain-free RMS norm of `resid_final` and its `1 / rms`, when `final_norm`.
@@ -175,6 +177,7 @@ impl<'a> Model<'a> {
             mlp_pre,
             mlp_post,
             mlp_out_in,
+            resid_mid: x1[last].clone(),
             resid_final,
             final_normed,
             unembed_in,

@@ -31,6 +31,8 @@ pub struct Forward {
     pub mlp_pre: Vec<f64>,
     /// `[N, 3, d_mlp]` after the ReLU.
     pub mlp_post: Vec<f64>,
+    /// `[N, d_model]`: `x1` at the last position, the residual stream the MLP reads.
+    pub resid_mid: Vec<f64>,
     /// `[N, d_model]`: `x2` at the last position, before the final norm.
     pub resid_final: Vec<f64>,
 }
@@ -77,6 +79,7 @@ pub fn forward_with(
         out.attn_pattern.extend(&trace.pattern);
         out.mlp_pre.extend(trace.mlp_pre.iter().flatten());
         out.mlp_post.extend(trace.mlp_post.iter().flatten());
+        out.resid_mid.extend(&trace.resid_mid);
         out.resid_final.extend(&trace.resid_final);
     }
     out
