@@ -110,12 +110,63 @@ pub fn read(path: &Path, epochs: usize) -> Result<Vec<EpochMetrics>> {
         .collect()
 }
 
-/// Test accuracy at or above this counts as generalising.
-pub const GROK_ACCURACY: f32 = 0.999;
 /// How long (in epochs) a phase criterion must keep holding.
 pub const SUSTAIN: usize = 500;
-/// A grokked run relapses when its test accuracy falls below this.
-pub const RELAPSE_ACCURACY: f32 = 0.99;
+
+/// When a test accuracy counts as generalised, and when as a relapse, for a test set of
+/// `test_pairs` pairs. Counted in wrong pairs, so that the rule means the same at every size:
+/// - **generalised**: at most 0.1% of the test pairs wrong (Nanda et al.'s 99.9%), and never
+///   fewer than one allowed. With fewer than 1,000 test pairs 99.9% would ask for every pair:
+///   at p = 23 with 80% of the pairs trained (106 test pairs) one wrong pair, 99.06%, would
+///   read as never generalised. From 1,000 test pairs on (p = 113 at 30%: 8,940) this is 99.9%.
+/// - **relapsed**: 1% of the test pairs wrong (accuracy below 99%), and at least one more than
+///   generalising allows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Generalisation {
+    test_pairs: usize,
+}
+
+/// The rule of [`Generalisation`] in words, as a literal for `concat!` ([`GENERALISATION_RULE`]).
+#[macro_export]
+macro_rules! generalisation_rule {
+    () => {
+        "99.9% of the test pairs right, and all but one of them when there are fewer than 1,000"
+    };
+}
+
+/// The rule of [`Generalisation`], in words.
+pub const GENERALISATION_RULE: &str = generalisation_rule!();
+
+impl Generalisation {
+    pub fn new(test_pairs: usize) -> Self {
+        Generalisation { test_pairs }
+    }
+
+    /// The wrong test pairs generalising allows.
+    pub fn allowed_errors(&self) -> usize {
+        (self.test_pairs / 1000).max(1)
+    }
+
+    /// The wrong pairs an accuracy over the test set stands for (None for no accuracy).
+    fn errors(&self, accuracy: f32) -> Option<usize> {
+        accuracy
+            .is_finite()
+            .then(|| ((1.0 - accuracy as f64) * self.test_pairs as f64).round() as usize)
+    }
+
+    pub fn reached(&self, accuracy: f32) -> bool {
+        self.test_pairs > 0
+            && self
+                .errors(accuracy)
+                .is_some_and(|e| e <= self.allowed_errors())
+    }
+
+    pub fn relapsed(&self, accuracy: f32) -> bool {
+        let below = (self.test_pairs as f64 * 0.01).floor() as usize + 1;
+        self.errors(accuracy)
+            .is_some_and(|e| e >= below.max(self.allowed_errors() + 1))
+    }
+}
 
 /// The transpose-unseen accuracy that starts cleanup, for `unseen` such test pairs of modulus p:
 /// 10%, or chance (1/p) plus four binomial standard errors when that is higher (few pairs at a
@@ -174,14 +225,16 @@ impl Sustained {
 /// with sustained criteria (a crossing that falls back is not a phase change):
 /// - **memorised**: the first epoch from which train accuracy stays at 100% for [`SUSTAIN`]
 ///   epochs (or to the end of the run);
-/// - **grokked**: the first epoch from which test accuracy stays ≥ 99.9% for [`SUSTAIN`] epochs
-///   (or to the end of the run); `first_reached` is the first epoch it reached 99.9% at all;
+/// - **grokked**: the first epoch from which test accuracy stays generalised ([`Generalisation`])
+///   for [`SUSTAIN`] epochs (or to the end of the run); `first_reached` is the first epoch it
+///   generalised at all;
 /// - **cleanup starts** at the first epoch at or after memorisation when accuracy on the test
 ///   pairs whose transpose was not trained on (the ones only a general algorithm gets right)
 ///   exceeds [`cleanup_accuracy`] (chance is 1/p); it ends when the model groks. Circuit
 ///   formation is the stretch between memorisation and cleanup.
 ///
-/// A run that reaches 99.9% and later falls below 99% has a **relapse** each time it does.
+/// A run that generalises and later relapses ([`Generalisation::relapsed`]) has a **relapse**
+/// each time it does.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Phases {
     pub memorised: Option<usize>,
@@ -194,22 +247,22 @@ pub struct Phases {
 }
 
 impl Phases {
-    /// The phases of a run's metrics rows (ascending epochs), with the cleanup cut of
-    /// [`cleanup_accuracy`].
-    pub fn find(rows: &[EpochMetrics], cleanup_cut: f32) -> Phases {
+    /// The phases of a run's metrics rows (ascending epochs), with its test set's `rule` and the
+    /// cleanup cut of [`cleanup_accuracy`].
+    pub fn find(rows: &[EpochMetrics], rule: Generalisation, cleanup_cut: f32) -> Phases {
         let (mut memorised, mut grokked) = (Sustained::default(), Sustained::default());
         for m in rows {
             if m.train_acc.is_finite() {
                 memorised.observe(m.epoch, m.train_acc >= 1.0);
             }
             if m.test_acc.is_finite() {
-                grokked.observe(m.epoch, m.test_acc >= GROK_ACCURACY);
+                grokked.observe(m.epoch, rule.reached(m.test_acc));
             }
         }
         let (memorised, grokked) = (memorised.finish(), grokked.finish());
         let first_reached = rows
             .iter()
-            .find(|m| m.test_acc >= GROK_ACCURACY)
+            .find(|m| rule.reached(m.test_acc))
             .map(|m| m.epoch);
         let after_first = || {
             rows.iter().filter(move |m| {
@@ -219,10 +272,10 @@ impl Phases {
         let mut relapses = 0;
         let mut up = true;
         for m in after_first() {
-            if up && m.test_acc < RELAPSE_ACCURACY {
+            if up && rule.relapsed(m.test_acc) {
                 relapses += 1;
                 up = false;
-            } else if !up && m.test_acc >= GROK_ACCURACY {
+            } else if !up && rule.reached(m.test_acc) {
                 up = true;
             }
         }

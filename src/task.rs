@@ -78,6 +78,11 @@ impl Split {
         (frac * (p * p) as f64).round() as usize
     }
 
+    /// How many pairs the test set of [`Split::new`] has.
+    pub fn test_size(p: usize, frac: f64) -> usize {
+        p * p - Split::train_size(p, frac)
+    }
+
     pub fn train_examples(&self) -> Examples {
         Examples::from_pairs(self.p, &self.train)
     }

@@ -12,7 +12,7 @@ use crate::engine::device::Gpu;
 use crate::engine::{self, Engine, MAX_EPOCHS_PER_SUBMIT};
 use crate::metrics;
 use crate::metrics::EpochMetrics;
-use crate::metrics::{Sustained, GROK_ACCURACY, SUSTAIN};
+use crate::metrics::{Generalisation, Sustained, SUSTAIN};
 use crate::model::Params;
 use crate::optim::OptimizerState;
 use crate::run::{ResumePoint, RunConfig, RunDir};
@@ -23,7 +23,7 @@ pub struct Summary {
     pub final_metrics: EpochMetrics,
     /// First epoch from which train accuracy held at 1 ([`crate::metrics`]'s sustained rule).
     pub memorised_at: Option<usize>,
-    /// First epoch from which test accuracy held at ≥ [`GROK_ACCURACY`].
+    /// First epoch from which test accuracy held generalised ([`Generalisation`]).
     pub grokked_at: Option<usize>,
     pub epochs_per_second: f64,
     /// Stopped early by a signal, with a checkpoint and resume point at `epochs`.
@@ -433,7 +433,8 @@ impl PhaseTracker {
         if !m.test_acc.is_finite() || self.grokked.confirmed().is_some() {
             return budget;
         }
-        self.grokked.observe(m.epoch, m.test_acc >= GROK_ACCURACY);
+        let rule = Generalisation::new(Split::test_size(config.model.p, config.frac));
+        self.grokked.observe(m.epoch, rule.reached(m.test_acc));
         match (self.grokked.confirmed(), config.stop_after_grok) {
             (Some(grokked), Some(extra)) => {
                 // Saturating: a stop further away than any budget leaves the budget.

@@ -17,7 +17,7 @@ use bitgrok::analysis::{
     rectification_null,
 };
 use bitgrok::metrics::EpochMetrics;
-use bitgrok::metrics::{self, Phases};
+use bitgrok::metrics::{self, Generalisation, Phases};
 use bitgrok::model::{ActQuant, LinearNorm, ParamId, Params, Weights};
 use bitgrok::reference::quant::rms_norm;
 use bitgrok::report::checkpoint_choice::analysed_checkpoint;
@@ -414,7 +414,9 @@ fn phases_are_sustained_and_relapses_counted() {
             row(e, train, test, unseen)
         })
         .collect();
-    let ph = Phases::find(&rows, 0.1);
+    // 10,000 test pairs: generalised at 99.9%, relapsed below 99%.
+    let rule = Generalisation::new(10_000);
+    let ph = Phases::find(&rows, rule, 0.1);
     assert_eq!(ph.memorised, Some(300));
     assert_eq!(ph.first_reached, Some(1000));
     assert_eq!(ph.grokked, Some(1500));
@@ -423,19 +425,19 @@ fn phases_are_sustained_and_relapses_counted() {
     assert_eq!(ph.cleanup_start, Some(600));
     // A crossing in the last epochs counts: it holds to the end of the run.
     let short: Vec<EpochMetrics> = rows.iter().take(12).cloned().collect();
-    assert_eq!(Phases::find(&short, 0.1).grokked, Some(1000));
+    assert_eq!(Phases::find(&short, rule, 0.1).grokked, Some(1000));
 
     // The analysed checkpoint: the best test accuracy from grokking on, the latest on a tie.
     let checkpoints: Vec<usize> = (0..=40).map(|i| i * 100).collect();
     let (e, why) = analysed_checkpoint(&rows, &ph, &checkpoints).unwrap();
     assert_eq!(e, 4000, "{why}");
-    let never = Phases::find(&rows[..10], 0.1);
+    let never = Phases::find(&rows[..10], rule, 0.1);
     let (e, why) = analysed_checkpoint(&rows[..10], &never, &checkpoints[..10]).unwrap();
     assert_eq!(e, 900);
-    assert!(why.contains("never reached"), "{why}");
+    assert!(why.contains("never generalised"), "{why}");
     // Reached 99.9% but relapsed to the end: the best checkpoint from the first crossing on.
     let relapsing = &rows[..14];
-    let unstable = Phases::find(relapsing, 0.1);
+    let unstable = Phases::find(relapsing, rule, 0.1);
     assert_eq!(
         (unstable.grokked, unstable.first_reached),
         (None, Some(1000))
@@ -443,6 +445,40 @@ fn phases_are_sustained_and_relapses_counted() {
     let (e, why) = analysed_checkpoint(relapsing, &unstable, &checkpoints[..14]).unwrap();
     assert_eq!(e, 1100, "{why}");
     assert!(why.contains("without holding it"), "{why}");
+}
+
+#[test]
+fn generalisation_counts_wrong_pairs() {
+    let accuracy = |n: usize, wrong: usize| (n - wrong) as f32 / n as f32;
+    // From 1,000 test pairs on, the rule is 99.9% and the relapse below 99%, as accuracies.
+    for n in [1000, 1500, 8940, 12769] {
+        let rule = Generalisation::new(n);
+        for wrong in 0..=n / 50 {
+            let acc = accuracy(n, wrong);
+            assert_eq!(
+                rule.reached(acc),
+                wrong as f64 <= 0.001 * n as f64,
+                "{n} pairs, {wrong} wrong"
+            );
+            assert_eq!(
+                rule.relapsed(acc),
+                wrong as f64 > 0.01 * n as f64,
+                "{n} pairs, {wrong} wrong"
+            );
+        }
+    }
+    // Fewer: one wrong pair is allowed (p = 23 with 80% trained has 106 test pairs), and a relapse
+    // is one more, or 1% when that is more.
+    let small = Generalisation::new(106);
+    assert_eq!(small.allowed_errors(), 1);
+    assert!(small.reached(accuracy(106, 1)) && !small.reached(accuracy(106, 2)));
+    assert!(!small.relapsed(accuracy(106, 1)) && small.relapsed(accuracy(106, 2)));
+    let tiny = Generalisation::new(50);
+    assert!(tiny.reached(accuracy(50, 1)) && !tiny.relapsed(accuracy(50, 1)));
+    assert!(tiny.relapsed(accuracy(50, 2)));
+    // No accuracy, or no test pairs, never generalises.
+    assert!(!small.reached(f32::NAN) && !small.relapsed(f32::NAN));
+    assert!(!Generalisation::new(0).reached(1.0));
 }
 
 #[test]

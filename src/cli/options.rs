@@ -84,8 +84,8 @@ pub struct ModelOptions {
     pub eval_every: usize,
     #[arg(long, default_value_t = DEFAULT_CHECKPOINT_EVERY)]
     pub checkpoint_every: usize,
-    /// Stop N epochs after the run groks (test accuracy 99.9% held for 500 epochs), rounded up
-    /// to a checkpoint.
+    /// Stop N epochs after the run groks (generalised, 99.9% of the test pairs right or all but
+    /// one below 1,000 of them, held for 500 epochs), rounded up to a checkpoint.
     #[arg(long)]
     pub stop_after_grok: Option<usize>,
 }

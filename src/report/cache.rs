@@ -17,9 +17,17 @@ use crate::metrics;
 use crate::model::params;
 use crate::run::{RunConfig, RunDir};
 
-/// What an analysis read (`analysis.json`'s `analysed`).
+/// The version of the analysis's rules and measures: a cache of another version is analysed
+/// again. 1: the generalisation rule of [`crate::metrics::Generalisation`] (before it, 99.9%
+/// of the test pairs at every size) and the neurons' readout.
+const ANALYSIS_VERSION: u32 = 1;
+
+/// What an analysis read (`analysis.json`'s `analysed`), and by which version of the analysis.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AnalysedFiles {
+    /// 0 for an analysis written before versions were recorded.
+    #[serde(default)]
+    pub version: u32,
     pub epoch: usize,
     pub checkpoint: String,
     pub config: String,
@@ -41,6 +49,7 @@ impl AnalysedFiles {
             String::new()
         };
         Ok(AnalysedFiles {
+            version: ANALYSIS_VERSION,
             epoch,
             checkpoint: digest(&checkpoint),
             config: digest(serde_json::to_string(config)?.as_bytes()),

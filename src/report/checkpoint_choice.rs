@@ -4,8 +4,8 @@ use crate::metrics::{EpochMetrics, Phases};
 
 /// The checkpoint `analyze` takes when none is named, and why: the one with the best recorded
 /// test accuracy (the latest on a tie: the most cleaned-up of equals) from the epoch the run
-/// grokked (by the sustained rule) on; for a run that reached 99.9% without holding it, from
-/// the first epoch at 99.9% on (a relapsed state is not the algorithm it found); otherwise the
+/// grokked (by the sustained rule) on; for a run that generalised without holding it, from the
+/// first epoch it generalised on (a relapsed state is not the algorithm it found); otherwise the
 /// last checkpoint.
 pub fn analysed_checkpoint(
     rows: &[EpochMetrics],
@@ -17,13 +17,13 @@ pub fn analysed_checkpoint(
         (Some(g), _) => (g, format!("the grokking epoch {g}")),
         (None, Some(f)) => (
             f,
-            format!("epoch {f}, when the run first reached 99.9% without holding it"),
+            format!("epoch {f}, when the run first generalised without holding it"),
         ),
         (None, None) => {
             let why = if !rows.iter().any(|m| m.test_acc.is_finite()) {
                 "the last checkpoint (the run has no accuracy curve)"
             } else {
-                "the last checkpoint (the run never reached 99.9% test accuracy)"
+                "the last checkpoint (the run never generalised)"
             };
             return Some((last, why.into()));
         }

@@ -441,11 +441,12 @@ pub const CLUSTER_CUT: f64 = 0.85;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LevelSummary {
-    /// Reached 99.9% test accuracy (or, without an accuracy curve, 99.9% of all pairs right).
+    /// Generalised ([`crate::metrics::Generalisation`]; without an accuracy curve, the same rule
+    /// over all pairs at the analysed checkpoint).
     pub generalised: bool,
-    /// First epoch at 99.9% test accuracy.
+    /// First epoch it generalised.
     pub reached_at: Option<usize>,
-    /// Falls below 99% after reaching 99.9%.
+    /// Relapses after first generalising ([`crate::metrics::Generalisation::relapsed`]).
     pub relapses: usize,
     /// Features: the key-frequency rule finds a clear set.
     pub sparse_features: bool,
@@ -480,11 +481,12 @@ pub fn key_frequency_algorithm(keys: &[usize], a: &AlgorithmLevel) -> bool {
 impl LevelSummary {
     pub fn of(s: &super::Summary) -> LevelSummary {
         let nl = &s.neuron_level;
-        let threshold = crate::metrics::GROK_ACCURACY as f64;
+        let p = s.config.model.p;
+        let all_pairs = crate::metrics::Generalisation::new(p * p);
         LevelSummary {
             generalised: s.phases.first_reached.is_some()
                 || s.phases.grokked.is_some()
-                || (s.final_test_acc.is_nan() && s.accuracy_all_pairs >= threshold),
+                || (s.final_test_acc.is_nan() && all_pairs.reached(s.accuracy_all_pairs as f32)),
             reached_at: s.phases.first_reached,
             relapses: s.phases.relapses,
             sparse_features: !s.key_frequencies.is_empty(),

@@ -96,10 +96,10 @@ pub struct PhasesJson {
     pub memorised: Option<usize>,
     pub cleanup_start: Option<usize>,
     pub grokked: Option<usize>,
-    /// First epoch test accuracy reached 99.9%, sustained or not.
+    /// First epoch the run generalised, sustained or not.
     #[serde(default)]
     pub first_reached: Option<usize>,
-    /// Falls below 99% after reaching 99.9%.
+    /// Relapses after first generalising.
     #[serde(default)]
     pub relapses: usize,
     #[serde(default)]
@@ -472,6 +472,7 @@ fn phases_of(config: &RunConfig, metrics: &[crate::metrics::EpochMetrics]) -> Ph
     let split = Split::new(c.p, config.frac, config.data_seed);
     Phases::find(
         metrics,
+        metrics::Generalisation::new(split.test.len()),
         metrics::cleanup_accuracy(c.p, split.transpose_unseen_test_pairs()),
     )
 }

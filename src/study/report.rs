@@ -426,9 +426,8 @@ fn markdown(report: &StudyReport, plan: &StudyPlan, out: &Path) -> String {
         }
     }
     md.push_str(
-        "Tables: mean ± standard deviation (median) over the runs that generalised (reached \
-         99.9% test accuracy); held: grokked by the sustained rule. Per-run numbers are in each \
-         arm's sweep.csv; every statistic and effect is in study.json.\n",
+        "Per-run numbers are in each arm's sweep.csv; every statistic and effect is in \
+         study.json.\n",
     );
     md
 }

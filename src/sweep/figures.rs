@@ -12,16 +12,15 @@ use crate::plot::{self, BarChart, Scatter};
 pub(crate) const FIGURES: [(&str, &str); 3] = [
     (
         "grokking_epochs.png",
-        "Epoch each run first reached 99.9% test accuracy, per variant",
+        "Epoch each run first generalised, per variant",
     ),
     (
         "grokked_fraction.png",
-        "Fraction of runs that reached 99.9% test accuracy, and that held it",
+        "Fraction of runs that generalised, and that held it",
     ),
     (
         "algorithm_measures.png",
-        "Every run, per variant, at each level (filled: reached 99.9% test accuracy; hollow: did \
-         not): key frequencies (features); the clock form's share of the logit variance and the \
+        "Every run, per variant, at each level (filled: generalised; hollow: did not): key frequencies (features); the clock form's share of the logit variance and the \
          loss with the key frequencies removed from W_E over chance's (algorithm); neurons \
          clustered pre- and post-ReLU at the 0.85 cut, with the rectification null \
          (implementation)",
@@ -74,7 +73,7 @@ pub(crate) fn figures(variants: &[VariantStats], out: &Path) -> Result<()> {
             &out.join(FIGURES[0].0),
             &[strip(
                 variants,
-                ("Epoch 99.9% test accuracy was reached", "epoch"),
+                ("Epoch the run first generalised", "epoch"),
                 (0.0, 1.0),
                 &|r| r.levels.reached_at.map_or(f64::NAN, |e| e as f64),
             )],
@@ -97,7 +96,7 @@ pub(crate) fn figures(variants: &[VariantStats], out: &Path) -> Result<()> {
     plot::bar_charts(
         &out.join(FIGURES[1].0),
         &[
-            fraction("Reached 99.9% test accuracy", &|v| v.generalised),
+            fraction("Generalised", &|v| v.generalised),
             fraction("Held it (grokked, sustained)", &|v| v.grokked),
         ],
         2,

@@ -27,22 +27,21 @@ const MAJORITY: f64 = 0.8;
 /// Bootstrap resamples of the confidence intervals.
 const BOOTSTRAP_DRAWS: usize = 2000;
 
-/// The runs of one variant and their statistics (level measures over the runs that generalised:
-/// reached 99.9% test accuracy).
+/// The runs of one variant and their statistics (level measures over the runs that generalised,
+/// [`crate::metrics::Generalisation`]).
 #[derive(Debug, Serialize)]
 pub struct VariantStats {
     pub variant: String,
     /// Short label: the settings that vary across the sweep.
     pub label: String,
     pub runs: usize,
-    /// Reached 99.9% test accuracy.
+    /// Generalised.
     pub generalised: usize,
     /// Held it (the sustained rule).
     pub grokked: usize,
-    /// Accuracy on all p² pairs at the analysed checkpoint, over every run (at small p one wrong
-    /// test pair keeps a run under 99.9%).
+    /// Accuracy on all p² pairs at the analysed checkpoint, over every run.
     pub accuracy_all_pairs: SpreadJson,
-    /// First epoch at 99.9%, over the runs that generalised.
+    /// First epoch it generalised, over the runs that did.
     pub generalisation_epoch: SpreadJson,
     pub memorisation_epoch: SpreadJson,
     pub relapses: SpreadJson,

@@ -60,8 +60,8 @@ pub(crate) fn variant_table(variants: &[VariantStats]) -> String {
 
 /// What [`variant_table`]'s columns mean.
 pub(crate) const TABLE_LEGEND: &str =
-    "Mean ± standard deviation (median) over the runs that generalised (reached 99.9% test \
-accuracy); held: grokked by the sustained rule. Clustered: neurons with ≥ 85% of their variance \
+    "Mean ± standard deviation (median) over the runs that generalised; held: grokked by the \
+sustained rule. Clustered: neurons with ≥ 85% of their variance \
 in one frequency, pre- and post-ReLU, and the rectification null's post-ReLU fraction; readout: \
 the same pre-ReLU with the MLP input norm's per-pair scale undone (what a neuron reads from the \
 residual stream; equal to pre-ReLU for a model without that norm).";
@@ -78,9 +78,10 @@ pub(crate) fn p_text(p: f64) -> String {
 }
 
 /// The verdict's criteria, as the report states them.
-pub(crate) const CRITERIA: &str =
-    "Criteria: the level measures are taken over the runs that generalised \
-(reached 99.9% test accuracy; whether they held it is reported as relapses and the grokked \
+pub(crate) const CRITERIA: &str = concat!(
+    "Criteria: the level measures are taken over the runs that generalised (",
+    crate::generalisation_rule!(),
+    "; whether they held it is reported as relapses and the grokked \
 count), and a variant is compared only with at least 3 of them. **Features** agree when at least \
 80% of both variants' runs have a clear set of key frequencies. The **algorithm** agrees when at \
 least 80% of both variants' runs have a loss that depends on the key frequencies alone (removing \
@@ -92,4 +93,5 @@ when the fractions of neurons with ≥ 85% of their pre-ReLU variance in one fre
 two-sided Mann-Whitney test at p < 0.05 after Holm's correction over every test of the report, \
 with at least 20 points between the medians. Effects are differences of medians with percentile \
 bootstrap 95% intervals (2,000 resamples). Which frequencies a run picks depends on its seed, so \
-they are not compared.";
+they are not compared."
+);

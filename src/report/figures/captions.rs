@@ -1,24 +1,25 @@
 //! The captions whose text depends on the run's numbers.
 
-use crate::metrics::SUSTAIN;
+use crate::metrics::{GENERALISATION_RULE, SUSTAIN};
 use crate::report::levels;
 use crate::report::text::{epoch, pct};
 use crate::report::Summary;
 
 pub(super) fn training_curves(s: &Summary) -> String {
     format!(
-        "Train accuracy held 100% from {} on; test accuracy first reached 99.9% at {} and held it \
+        "Train accuracy held 100% from {} on; the run first generalised ({}) at {} and held it \
          (for {} epochs or to the end) from {} on{}. The dashed curves split the test set by \
          whether the transposed pair (b, a) was trained on: a model symmetric in a and b gets \
          those right by memorisation, so only the other group measures generalisation.",
         epoch(s.phases.memorised),
+        GENERALISATION_RULE,
         epoch(s.phases.first_reached),
         SUSTAIN,
         epoch(s.phases.grokked),
         match (s.phases.relapses, s.phases.lowest_after_first) {
             (0, _) => String::new(),
             (n, low) => format!(
-                "; it relapsed below 99% {n} time{} after first reaching it (lowest {:.3})",
+                "; it relapsed below 99% {n} time{} after first generalising (lowest {:.3})",
                 if n == 1 { "" } else { "s" },
                 low.unwrap_or(f32::NAN)
             ),

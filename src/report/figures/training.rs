@@ -15,7 +15,7 @@ pub(super) fn training_curves(an: &Analysis) -> Drawn {
     let marks: Vec<(f64, String)> = [
         ("memorised", an.phases.memorised),
         (
-            "reached 99.9%",
+            "generalised",
             an.phases
                 .first_reached
                 .filter(|&f| Some(f) != an.phases.grokked),
