@@ -97,7 +97,7 @@ fn a_tiny_study_runs_end_to_end_and_reports_its_runs() {
             .count();
     assert_eq!(figures, 0);
 
-    // The report's counts are the run directories': per factor level, the runs and those whose
+    // The report's counts are the run directories': per factor level, the runs and those that
     // generalised.
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("study.json")).unwrap()).unwrap();
