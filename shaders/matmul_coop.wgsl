@@ -14,6 +14,7 @@ var<workgroup> cross_out: array<f32, TILE_ELEMENTS>;
 @compute @workgroup_size(SUBGROUP, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
     let tile = tile_at(wg);
+    prepare_tile(t, SUBGROUP, tile);
     var high = coop_mat16x16<f32, C>();
     var cross = coop_mat16x16<f32, C>();
     for (var k0 = 0u; k0 < tile_k(); k0 += T) {

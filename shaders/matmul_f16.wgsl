@@ -7,6 +7,7 @@
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let tile = tile_at(wg);
     let e = lid.y * T + lid.x;
+    prepare_tile(e, TILE_ELEMENTS, tile);
     var high = 0.0;
     var cross = 0.0;
     for (var k0 = 0u; k0 < tile_k(); k0 += T) {

@@ -475,17 +475,18 @@ fn stacked_models_train_exactly_as_alone() {
 #[test]
 fn integer_products_on_f16_tiles_are_bit_identical() {
     use bitgrok::check::{engine_outputs, odd_width_configs, quantiser_configs};
-    use bitgrok::engine::device::TensorCores;
-    use bitgrok::engine::kernels::Kernel;
+    use bitgrok::engine::device::{FloatProducts, TensorCores};
+    use bitgrok::engine::kernels::{Kernel, TileForm};
     use bitgrok::engine::{Engine, Program};
     use bitgrok::model::{Params, QuantGroup};
     use bitgrok::optim::AdamW;
     use bitgrok::task::Examples;
 
-    let off = Gpu::open(None, TensorCores::Off).expect("an adapter");
-    let mut tiles = vec![Gpu::open(None, TensorCores::Emulated)
+    let open = |tensor_cores| Gpu::open(None, tensor_cores, FloatProducts::F32);
+    let off = open(TensorCores::Off).expect("an adapter");
+    let mut tiles = vec![open(TensorCores::Emulated)
         .unwrap_or_else(|e| panic!("the emulated f16 tiles need f16 arithmetic: {e:#}"))];
-    match Gpu::open(None, TensorCores::On) {
+    match open(TensorCores::On) {
         Ok(gpu) => tiles.push(gpu),
         Err(e) => {
             let message = format!("{e:#}");
@@ -527,7 +528,7 @@ fn integer_products_on_f16_tiles_are_bit_identical() {
             let on_tiles = engine
                 .dispatches(Program::TrainStep)
                 .iter()
-                .filter(|d| matches!(d.kernel, Kernel::Int8Tiles(_)))
+                .filter(|d| matches!(d.kernel, Kernel::F16Tiles(_, TileForm::Int8)))
                 .count();
             assert!(on_tiles > 0, "{what}: no product ran on the tiles");
             let got = engine_outputs(gpu, &params, &examples, &hp).unwrap();
@@ -539,6 +540,73 @@ fn integer_products_on_f16_tiles_are_bit_identical() {
             "{}: {:.1} s",
             check::case_name(config),
             started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// Products with a float operand on f16 tiles (`--float-products split-f16`), each operand split
+/// into two f16 parts, hold every switch combination, odd width and weight quantiser to the f32
+/// tolerances of the check, on the emulated path and on tensor cores where the adapter has them.
+/// Without a tile path the option is an error.
+#[test]
+fn float_products_on_split_f16_tiles_match_reference() {
+    use bitgrok::engine::device::{FloatProducts, TensorCores};
+    use bitgrok::engine::kernels::{Kernel, TileForm};
+    use bitgrok::engine::{Engine, Program};
+    use bitgrok::model::{Params, QuantGroup};
+    use bitgrok::optim::AdamW;
+    use bitgrok::task::Examples;
+
+    let split = |tensor_cores| Gpu::open(None, tensor_cores, FloatProducts::SplitF16);
+    let mut gpus = vec![split(TensorCores::Emulated)
+        .unwrap_or_else(|e| panic!("the emulated f16 tiles need f16 arithmetic: {e:#}"))];
+    if let Ok(gpu) = split(TensorCores::On) {
+        gpus.push(gpu);
+    }
+    let message = match split(TensorCores::Off) {
+        Ok(_) => panic!("split-f16 products without a tile path"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        message.starts_with("--float-products split-f16 runs on f16 tiles"),
+        "{message}"
+    );
+    for gpu in &gpus {
+        let products = gpu.describe_products();
+        assert!(products.contains("float products split"), "{products}");
+        let configs = check::switch_combinations()
+            .into_iter()
+            .chain(check::odd_width_configs())
+            .chain(check::quantiser_configs());
+        let mut rows = Vec::new();
+        for (i, config) in configs.enumerate() {
+            // Every form of float operand runs on the tiles somewhere: floats (with packed
+            // weights where the model quantises) and, where a Linear keeps its input's int8
+            // codes, codes (its weight gradient).
+            let params = Params::init(&config, 900 + i as u64);
+            let examples = Examples::all(config.p);
+            let engine = Engine::new(gpu, &params, &examples, None, &AdamW::default()).unwrap();
+            let forms: Vec<TileForm> = engine
+                .dispatches(Program::TrainStep)
+                .iter()
+                .filter_map(|d| match d.kernel {
+                    Kernel::F16Tiles(_, form) => Some(form),
+                    _ => None,
+                })
+                .collect();
+            let name = check::case_name(&config);
+            assert!(forms.contains(&TileForm::Floats), "{name}: {products}");
+            if [QuantGroup::Attn, QuantGroup::Mlp]
+                .iter()
+                .any(|&g| config.integer_inputs(g))
+            {
+                assert!(forms.contains(&TileForm::Codes), "{name}: {products}");
+            }
+            rows.extend(check::check_against_reference(gpu, &config, 900 + i as u64).unwrap());
+        }
+        assert!(
+            print_table(&rows),
+            "split-f16 products disagree with the reference on {products} (table above)"
         );
     }
 }

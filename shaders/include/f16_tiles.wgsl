@@ -2,15 +2,16 @@
 // matrix kernel (shaders/matmul_coop.wgsl) and its plain-WGSL emulation
 // (shaders/matmul_f16.wgsl). What the tiles multiply comes from an operand source compiled
 // with them:
-// - shaders/include/int8_tile_operands.wgsl, the engine's integer products: int8 activation
-//   codes times binary or ternary weight codes. f16 holds every factor and every product
-//   exactly, and f32 every partial sum (below 2^24), so the result is the exact integer sum
-//   whatever the order of summation.
+// - shaders/include/engine_tile_operands.wgsl, the engine's products: integer ones (int8
+//   activation codes times binary or ternary weight codes; f16 holds every factor and every
+//   product exactly, and f32 every partial sum, below 2^24, so the result is the exact integer
+//   sum whatever the order of summation), and float ones split with a scale per panel.
 // - shaders/include/split_tile_operands.wgsl, f32 operands split as src/f16_split.rs says,
 //   x * scale = hi + lo / LO_SCALE, and C = (A_hi B_hi + (A_hi B_lo + A_lo B_hi) / LO_SCALE) /
 //   (scale_a scale_b) (the conformance launcher of src/engine/f16_tiles.rs).
 // The source defines SPLIT, tile_at (the workgroup's output tile), tile_k (the contraction's
-// length), tile_a and tile_b (elements, zero outside the operands), tile_scales and tile_store.
+// length), tile_a and tile_b (elements, zero outside the operands), prepare_tile (what the
+// workgroup finds before the product: the split's scales), tile_scales and tile_store.
 
 const T: u32 = 16u;
 const TILE_ELEMENTS: u32 = 256u;

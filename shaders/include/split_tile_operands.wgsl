@@ -42,6 +42,9 @@ fn tile_b(tile: TileAt, k: u32, col: u32) -> f32 {
     return 0.0;
 }
 
+// The scales are the launcher's, one per operand.
+fn prepare_tile(t: u32, threads: u32, tile: TileAt) {}
+
 fn tile_scales() -> vec2<f32> {
     return vec2<f32>(tp.scale_a, tp.scale_b);
 }

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
-use crate::engine::device::{Gpu, TensorCores};
+use crate::engine::device::{FloatProducts, Gpu, TensorCores};
 use crate::error::UsageError;
 use crate::model::config::{DEFAULT_D_HEAD, DEFAULT_D_MLP, DEFAULT_D_MODEL, DEFAULT_N_HEADS};
 use crate::model::{Init, LinearNorm, QuantScope, WeightCentre, WeightScale};
@@ -174,10 +174,19 @@ pub struct DeviceOptions {
     /// are exact on every path, so the choice changes the speed, never the result
     #[arg(long, value_enum, default_value_t = TensorCores::Auto)]
     pub tensor_cores: TensorCores,
+    /// How the products with a float operand (every product of full-precision models, the
+    /// gradients of all) run. split-f16 agrees with f32 within `bitgrok check`'s tolerances, not
+    /// bit for bit
+    #[arg(long, value_enum, default_value_t = FloatProducts::F32)]
+    pub float_products: FloatProducts,
 }
 
 impl DeviceOptions {
     pub fn open(&self) -> Result<Gpu> {
-        Gpu::open(self.adapter.as_deref(), self.tensor_cores)
+        Gpu::open(
+            self.adapter.as_deref(),
+            self.tensor_cores,
+            self.float_products,
+        )
     }
 }

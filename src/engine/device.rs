@@ -35,6 +35,21 @@ pub struct Parallelism {
     /// The f16 tile kernel that computes the integer products (int8 activations times binary or
     /// ternary weights) instead of `products`, if any: exact either way, so the same bits.
     pub integer_tiles: Option<TilePath>,
+    /// The f16 tile kernel that computes the products with a float operand, split into f16
+    /// parts, instead of `products`, if any (`--float-products split-f16`).
+    pub float_tiles: Option<TilePath>,
+}
+
+/// How the products with a float operand run (`--float-products`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum FloatProducts {
+    /// In f32 (the tiled or lane kernels)
+    #[default]
+    F32,
+    /// Each operand split into two f16 parts, three f16 products summed in f32 on the tile path
+    /// `--tensor-cores` picks (on or emulated; auto where it finds tensor cores): about 22 bits
+    /// of each operand, within the f32 tolerances of `bitgrok check`
+    SplitF16,
 }
 
 /// Whether the integer products run on tensor cores (`--tensor-cores`).
@@ -132,6 +147,7 @@ impl Parallelism {
         models_together: usize::MAX,
         products: Products::Tiles,
         integer_tiles: None,
+        float_tiles: None,
     };
     /// For CPU adapters: unsplit products passing rows between lanes; a thread per row.
     pub const CPU: Parallelism = Parallelism {
@@ -281,19 +297,35 @@ pub fn choose(adapters: &[wgpu::Adapter], filter: Option<&str>) -> Result<usize>
 }
 
 impl Gpu {
-    /// [`Gpu::open`] with tensor cores where the adapter has them.
+    /// [`Gpu::open`] with tensor cores for the integer products where the adapter has them, and
+    /// the float products in f32.
     pub fn new(filter: Option<&str>) -> Result<Gpu> {
-        Gpu::open(filter, TensorCores::Auto)
+        Gpu::open(filter, TensorCores::Auto, FloatProducts::F32)
     }
 
     /// Opens the chosen adapter with its own limits (large storage buffers are needed at p = 113),
-    /// its integer products on the tile kernel `tensor_cores` asks for.
-    pub fn open(filter: Option<&str>, tensor_cores: TensorCores) -> Result<Gpu> {
+    /// its integer products on the tile kernel `tensor_cores` asks for, and its float products on
+    /// the same kernel when `float_products` splits them.
+    pub fn open(
+        filter: Option<&str>,
+        tensor_cores: TensorCores,
+        float_products: FloatProducts,
+    ) -> Result<Gpu> {
         let adapters = adapters();
         let adapter = &adapters[choose(&adapters, filter)?];
         let info = adapter.get_info();
         let limits = adapter.limits();
         let integer_tiles = tensor_cores.integer_tiles(adapter)?;
+        let float_tiles = match (float_products, integer_tiles) {
+            (FloatProducts::F32, _) => None,
+            (FloatProducts::SplitF16, Some(path)) => Some(path),
+            (FloatProducts::SplitF16, None) => bail!(
+                "--float-products split-f16 runs on f16 tiles, which --tensor-cores {} does not \
+                 give on {}: use --tensor-cores on or emulated",
+                format!("{tensor_cores:?}").to_lowercase(),
+                info.name
+            ),
+        };
         let (device, queue) = open_device(adapter, integer_tiles.map(TilePath::features))?;
         let features = device.features();
         let error = Arc::new(Mutex::new(None));
@@ -320,6 +352,7 @@ impl Gpu {
         });
         let parallelism = Parallelism {
             integer_tiles,
+            float_tiles,
             ..Parallelism::for_adapter(&info, features)
         };
         Ok(Gpu {
@@ -355,13 +388,18 @@ impl Gpu {
             Products::Tiles => "tiled products",
             Products::Lanes => "products in lanes",
         };
-        match self.parallelism.integer_tiles {
-            Some(TilePath::Cooperative) => format!("{products}, integer products on tensor cores"),
-            Some(TilePath::Emulated) => {
-                format!("{products}, integer products on emulated f16 tiles")
-            }
-            None => products.to_string(),
+        let on = |path| match path {
+            TilePath::Cooperative => "tensor cores",
+            TilePath::Emulated => "emulated f16 tiles",
+        };
+        let mut text = products.to_string();
+        if let Some(path) = self.parallelism.integer_tiles {
+            text += &format!(", integer products on {}", on(path));
         }
+        if let Some(path) = self.parallelism.float_tiles {
+            text += &format!(", float products split on {}", on(path));
+        }
+        text
     }
 }
 

@@ -1,8 +1,9 @@
 //! The f16 tile product kernels (shaders/include/f16_tiles.wgsl): on cooperative matrices
 //! (tensor cores) where the adapter reports them, or emulated in plain WGSL where it has f16
-//! arithmetic. The engine runs its integer products on them (the planner's
-//! [`Parallelism::integer_tiles`](super::device::Parallelism)); the conformance launcher here
-//! runs them on plain matrices, for integer codes (exact) or split f32 operands.
+//! arithmetic. The engine runs its integer products on them, and its float products split into
+//! f16 parts when asked (the planner's `integer_tiles` and `float_tiles` of
+//! [`Parallelism`](super::device::Parallelism)); the conformance launcher here runs them on
+//! plain matrices, for integer codes (exact) or split f32 operands.
 
 use anyhow::{bail, Result};
 use wgpu::util::DeviceExt;

@@ -15,8 +15,8 @@ use crate::f16_split::LO_SCALE;
 use crate::model::config::{NORM_EPS, QUANT_EPS};
 
 /// Every shader file, by name. Each is compiled after [`prelude`]; the matrix products share
-/// their operands (shaders/include/matmul_operands.wgsl), and the integer products on f16 tiles
-/// read them through shaders/include/int8_tile_operands.wgsl.
+/// their operands (shaders/include/matmul_operands.wgsl), and the products on f16 tiles read
+/// them through shaders/include/engine_tile_operands.wgsl.
 pub const SHADER_FILES: [(&str, &str); 10] = [
     (
         "matmul",
@@ -36,7 +36,7 @@ pub const SHADER_FILES: [(&str, &str); 10] = [
         "matmul_f16",
         concat!(
             include_str!("../../shaders/include/matmul_operands.wgsl"),
-            include_str!("../../shaders/include/int8_tile_operands.wgsl"),
+            include_str!("../../shaders/include/engine_tile_operands.wgsl"),
             include_str!("../../shaders/include/f16_tiles.wgsl"),
             include_str!("../../shaders/matmul_f16.wgsl")
         ),
@@ -45,7 +45,7 @@ pub const SHADER_FILES: [(&str, &str); 10] = [
         "matmul_coop",
         concat!(
             include_str!("../../shaders/include/matmul_operands.wgsl"),
-            include_str!("../../shaders/include/int8_tile_operands.wgsl"),
+            include_str!("../../shaders/include/engine_tile_operands.wgsl"),
             include_str!("../../shaders/include/f16_tiles.wgsl"),
             include_str!("../../shaders/matmul_coop.wgsl")
         ),
@@ -113,12 +113,24 @@ pub enum Kernel {
     QueryGrad,
     ExampleLoss,
     ReduceMetrics,
-    /// `int8_main`'s product on f16 tiles: on tensor cores, or emulated.
-    Int8Tiles(TilePath),
+    /// A product on f16 tiles (on tensor cores, or emulated), with the operands of `form`.
+    F16Tiles(TilePath, TileForm),
+}
+
+/// The operands of a product on f16 tiles (TILE_FORM of
+/// shaders/include/engine_tile_operands.wgsl): those of an entry point of shaders/matmul.wgsl.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TileForm {
+    /// `int8_main`'s: int8 codes times packed weight codes, exact.
+    Int8 = 0,
+    /// `main`'s: floats (B possibly a packed weight matrix), split into f16 parts.
+    Floats = 1,
+    /// `main_codes`'s: int8 codes read as code × step, times floats, split.
+    Codes = 2,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 23] = [
+    pub const ALL: [Kernel; 27] = [
         Kernel::Matmul,
         Kernel::MatmulCodes,
         Kernel::MatmulInt8,
@@ -140,8 +152,12 @@ impl Kernel {
         Kernel::QueryGrad,
         Kernel::ExampleLoss,
         Kernel::ReduceMetrics,
-        Kernel::Int8Tiles(TilePath::Cooperative),
-        Kernel::Int8Tiles(TilePath::Emulated),
+        Kernel::F16Tiles(TilePath::Cooperative, TileForm::Int8),
+        Kernel::F16Tiles(TilePath::Cooperative, TileForm::Floats),
+        Kernel::F16Tiles(TilePath::Cooperative, TileForm::Codes),
+        Kernel::F16Tiles(TilePath::Emulated, TileForm::Int8),
+        Kernel::F16Tiles(TilePath::Emulated, TileForm::Floats),
+        Kernel::F16Tiles(TilePath::Emulated, TileForm::Codes),
     ];
 
     /// Shader file and entry point.
@@ -168,7 +184,7 @@ impl Kernel {
             Kernel::QueryGrad => ("attention", "query_grad"),
             Kernel::ExampleLoss => ("loss", "per_example_loss"),
             Kernel::ReduceMetrics => ("loss", "reduce"),
-            Kernel::Int8Tiles(path) => (path.file(), "main"),
+            Kernel::F16Tiles(path, _) => (path.file(), "main"),
         }
     }
 
@@ -181,7 +197,7 @@ impl Kernel {
                 | Kernel::MatmulInt8
                 | Kernel::ReduceSplit
                 | Kernel::LaneMatmul
-                | Kernel::Int8Tiles(_)
+                | Kernel::F16Tiles(..)
         )
     }
 
@@ -192,7 +208,8 @@ impl Kernel {
                 parallelism.products == Products::Tiles
             }
             Kernel::LaneMatmul => parallelism.products == Products::Lanes,
-            Kernel::Int8Tiles(path) => parallelism.integer_tiles == Some(path),
+            Kernel::F16Tiles(path, TileForm::Int8) => parallelism.integer_tiles == Some(path),
+            Kernel::F16Tiles(path, _) => parallelism.float_tiles == Some(path),
             _ => true,
         }
     }
@@ -231,6 +248,9 @@ impl Kernel {
         }
         if let Some(form) = spec.form {
             constants.push(("FORM", form as u32 as f64));
+        }
+        if let Kernel::F16Tiles(_, form) = self {
+            constants.push(("TILE_FORM", form as u32 as f64));
         }
         constants
     }

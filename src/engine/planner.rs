@@ -3,8 +3,9 @@
 //! recorder in products.rs binds the buffers).
 
 use super::device::{Parallelism, Products};
+use super::f16_tiles::TilePath;
 use super::f16_tiles::TILE_EDGE;
-use super::kernels::{Kernel, LaneForm, Specialisation};
+use super::kernels::{Kernel, LaneForm, Specialisation, TileForm};
 
 /// Contraction steps per tile of shaders/matmul.wgsl (TK), and its output tile (TILE x TILE).
 pub(super) const MATMUL_TK: usize = 16;
@@ -141,14 +142,25 @@ fn kernel_form(reads: Reads) -> (Kernel, LaneForm) {
     }
 }
 
+/// The f16 tile kernel and operand form a product reading `reads` runs on, if `parallelism`
+/// puts it on tiles.
+fn tiles(parallelism: &Parallelism, reads: Reads) -> Option<(TilePath, TileForm)> {
+    match reads {
+        Reads::Int8 => parallelism.integer_tiles.map(|path| (path, TileForm::Int8)),
+        Reads::Floats { .. } => parallelism.float_tiles.map(|path| (path, TileForm::Floats)),
+        Reads::Codes => parallelism.float_tiles.map(|path| (path, TileForm::Codes)),
+    }
+}
+
 /// The dispatches of product `shape` reading `reads`, adding what `flags` says.
 pub(super) fn plan(parallelism: &Parallelism, shape: Shape, reads: Reads, flags: u32) -> Plan {
     let Shape { batch, m, n, k } = shape;
-    if let (Reads::Int8, Some(path)) = (reads, parallelism.integer_tiles) {
-        // A 16 x 16 output tile per workgroup, the contraction unsplit like every integer sum.
+    if let Some((path, form)) = tiles(parallelism, reads) {
+        // A 16 x 16 output tile per workgroup, the contraction unsplit: integer sums are exact
+        // only unsplit, and a split panel's scale covers the whole contraction.
         return Plan {
             kernel: (
-                Kernel::Int8Tiles(path),
+                Kernel::F16Tiles(path, form),
                 Specialisation { flags, form: None },
             ),
             grid: [
@@ -296,30 +308,51 @@ mod tests {
         }
     }
 
+    /// `reads` on tiles of `path` in the form `form`: a 16 x 16 tile per workgroup, unsplit.
+    fn assert_on_tiles(par: &Parallelism, s: Shape, reads: Reads, path: TilePath, form: TileForm) {
+        let p = plan(par, s, reads, MM_ADD_RESIDUAL);
+        let spec = Specialisation {
+            flags: MM_ADD_RESIDUAL,
+            form: None,
+        };
+        assert_eq!(p.kernel, (Kernel::F16Tiles(path, form), spec), "{s:?}");
+        assert_eq!((p.splits, p.k_chunk, p.reduce), (1, s.k, None), "{s:?}");
+        let [x, y, z] = p.grid.map(|g| g as usize);
+        assert!(x * 16 >= s.n && (x - 1) * 16 < s.n, "{s:?}: {x} columns");
+        assert!(y * 16 >= s.m && (y - 1) * 16 < s.m, "{s:?}: {y} rows");
+        assert_eq!(z, s.batch);
+    }
+
     #[test]
-    fn integer_products_on_f16_tiles_when_the_layout_says() {
-        use crate::engine::f16_tiles::TilePath;
+    fn products_on_f16_tiles_when_the_layout_says() {
+        let packed = Reads::Floats {
+            packed: Some((1, 64)),
+            k_split: true,
+        };
         for path in TilePath::ALL {
             for base in [Parallelism::GPU, Parallelism::CPU] {
-                let par = Parallelism {
+                let integer = Parallelism {
                     integer_tiles: Some(path),
                     ..base
                 };
+                let float = Parallelism {
+                    float_tiles: Some(path),
+                    ..base
+                };
                 for s in shapes() {
-                    let p = plan(&par, s, Reads::Int8, MM_ADD_RESIDUAL);
-                    let spec = Specialisation {
-                        flags: MM_ADD_RESIDUAL,
-                        form: None,
-                    };
-                    assert_eq!(p.kernel, (Kernel::Int8Tiles(path), spec), "{s:?}");
-                    assert_eq!((p.splits, p.k_chunk, p.reduce), (1, s.k, None), "{s:?}");
-                    let [x, y, z] = p.grid.map(|g| g as usize);
-                    assert!(x * 16 >= s.n && (x - 1) * 16 < s.n, "{s:?}: {x} columns");
-                    assert!(y * 16 >= s.m && (y - 1) * 16 < s.m, "{s:?}: {y} rows");
-                    assert_eq!(z, s.batch);
-                    // Products with a float operand keep the layout's kernels.
-                    let floats = plan(&par, s, FLOATS, 0);
-                    assert_eq!(floats, plan(&base, s, FLOATS, 0), "{s:?}");
+                    assert_on_tiles(&integer, s, Reads::Int8, path, TileForm::Int8);
+                    // Products with a float operand keep the layout's kernels unless floats go
+                    // on tiles too, and then the integer ones keep theirs.
+                    for reads in [FLOATS, packed, Reads::Codes] {
+                        assert_eq!(plan(&integer, s, reads, 0), plan(&base, s, reads, 0));
+                    }
+                    assert_eq!(
+                        plan(&float, s, Reads::Int8, 0),
+                        plan(&base, s, Reads::Int8, 0)
+                    );
+                    assert_on_tiles(&float, s, FLOATS, path, TileForm::Floats);
+                    assert_on_tiles(&float, s, packed, path, TileForm::Floats);
+                    assert_on_tiles(&float, s, Reads::Codes, path, TileForm::Codes);
                 }
             }
         }

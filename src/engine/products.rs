@@ -437,8 +437,8 @@ impl Recorder<'_> {
             (matmul::A_CODES, &int8.rows.codes),
             (matmul::A_STEPS, &int8.rows.steps),
         ];
-        if plan.kernel.0 == Kernel::LaneMatmul {
-            // Its one entry point names the float operands' bindings too.
+        if matches!(plan.kernel.0, Kernel::LaneMatmul | Kernel::F16Tiles(..)) {
+            // Their one source, for every operand form, names the float operands' bindings too.
             buffers.extend([
                 (matmul::A_BUF, &self.shared.one),
                 (matmul::B_BUF, &self.shared.one),
