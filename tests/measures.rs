@@ -374,6 +374,84 @@ fn ablating_a_frequency_removes_it_and_nothing_else() {
     assert!((removed - f(false)).abs().max() < 1e-12);
 }
 
+/// The algorithm level of a model that quantises everything (`--quantize all`): its MLP-output
+/// ablations unembed with the quantised W_U, so that nothing ablated gives the model's own loss,
+/// and its embedding ablations edit the quantised embedding the model reads, which keeps none of
+/// the removed frequency.
+#[test]
+fn ablations_of_a_fully_quantised_model_edit_what_it_reads() {
+    use bitgrok::model::QuantScope;
+    let mut config = common::tiny_config(
+        Weights::Ternary,
+        ActQuant::None,
+        LinearNorm::None,
+        true,
+        true,
+        true,
+    );
+    config.quantize = QuantScope::ALL;
+    config.biases = true;
+    let (p, d) = (config.p, config.d_model);
+    let params = Params::init(&config, 11).with_random_biases(11);
+    let tokens: Vec<[usize; 3]> = (0..p * p).map(|i| [i / p, i % p, p]).collect();
+    let labels = analysis::measures::pair_labels(p);
+    let loss_of = |params: &Params| {
+        let fwd = bitgrok::reference::forward(params, &tokens);
+        let logits = DMatrix::from_row_slice(p * p, config.d_vocab_out(), &fwd.logits);
+        analysis::measures::cross_entropy(&logits, &labels)
+    };
+    let fwd = bitgrok::reference::forward(&params, &tokens);
+    let logits = DMatrix::from_row_slice(p * p, config.d_vocab_out(), &fwd.logits);
+    let mid = DMatrix::from_row_slice(p * p, d, &fwd.resid_mid);
+    let last = DMatrix::from_row_slice(p * p, d, &fwd.resid_final);
+    let basis = analysis::basis(p);
+    let mut ablated_models = Vec::new();
+    let level = levels::algorithm_level(
+        &params,
+        &basis,
+        &[1],
+        &levels::Residuals {
+            logits: &logits,
+            mid: &mid,
+            last: &last,
+        },
+        &mut |ablated| {
+            ablated_models.push(ablated.clone());
+            Ok(loss_of(ablated))
+        },
+    )
+    .unwrap();
+    assert!(
+        (level.mlp_baseline_loss - level.loss).abs() < 1e-9,
+        "{} against {}",
+        level.mlp_baseline_loss,
+        level.loss
+    );
+    // The first ablation removes frequency 1 from the embedding: the one the model reads, as it
+    // reads it (the quantiser off for it), keeps none of it and the rest unchanged.
+    let ablated = &ablated_models[0];
+    assert!(!ablated
+        .config
+        .quantises_group(bitgrok::model::QuantGroup::Embed));
+    let read = |params: &Params| {
+        let effective = bitgrok::reference::quant::effective_params(params);
+        basis.transform(&analysis::number_embeddings(&effective))
+    };
+    let (before, after) = (read(&params), read(ablated));
+    let removed = basis.rows_of(1);
+    for r in 0..p {
+        let expected = if removed.contains(&r) { 0.0 } else { 1.0 };
+        for j in 0..d {
+            assert!(
+                (after[(r, j)] - expected * before[(r, j)]).abs() < 1e-12,
+                "basis row {r}, column {j}: {} from {}",
+                after[(r, j)],
+                before[(r, j)]
+            );
+        }
+    }
+}
+
 #[test]
 fn clock_and_pizza_need_both_metrics() {
     assert_eq!(levels::classify(0.95, 0.2), "clock");

@@ -109,6 +109,10 @@ impl QuantScope {
     pub fn contains(self, group: QuantGroup) -> bool {
         self.0 & group.bit() != 0
     }
+
+    pub fn without(self, group: QuantGroup) -> Self {
+        QuantScope(self.0 & !group.bit())
+    }
 }
 
 impl Default for QuantScope {

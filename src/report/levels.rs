@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::{
     self, fourier::FourierBasis, logit_algorithm, neuron_measures, rectification_null, stats,
 };
-use crate::model::{LinearNorm, ParamId, Params};
+use crate::model::{LinearNorm, ParamId, Params, QuantGroup};
 use crate::reference;
 
 /// Seed of the rectification null's noise.
@@ -256,7 +256,8 @@ pub struct Residuals<'a> {
 }
 
 /// `loss_with(params)` runs the model with other parameters over all pairs and returns its loss
-/// (the report runs it on the GPU).
+/// (the report runs it on the GPU); their configuration is the model's, but for a model that
+/// quantises its embedding, whose ablations come with the embedding's quantiser off.
 pub fn algorithm_level(
     params: &Params,
     basis: &FourierBasis,
@@ -269,9 +270,11 @@ pub fn algorithm_level(
     let labels = analysis::measures::pair_labels(p);
     let label_logits = resid.logits.columns(0, p).into_owned();
     let loss = analysis::measures::cross_entropy(resid.logits, &labels);
+    let effective = reference::quant::effective_params(params);
+    let read = embedding_as_read(params, &effective);
     let embedding_without = |freqs: &[usize]| {
-        let mut ablated = params.clone();
-        let mut w_e = analysis::number_embeddings(params);
+        let mut ablated = read.clone();
+        let mut w_e = analysis::number_embeddings(&read);
         for &k in freqs {
             w_e = logit_algorithm::remove_frequency(&w_e, basis, k);
         }
@@ -290,7 +293,7 @@ pub fn algorithm_level(
             removed = logit_algorithm::remove_frequency_2d(&removed, basis, k);
         }
         let x2 = resid.mid + removed;
-        analysis::measures::cross_entropy(&unembed(params, &x2), &labels)
+        analysis::measures::cross_entropy(&unembed(&effective, &x2), &labels)
     };
     let mut ablations = Vec::new();
     for &k in keys {
@@ -315,9 +318,31 @@ pub fn algorithm_level(
     })
 }
 
-/// The logits (`n x d_vocab_out`) of residual-stream rows `x2` (`n x d_model`): the final norm
+/// `params` with the embedding as the model reads it, what the embedding ablations edit: for a
+/// model that quantises W_E and W_pos, their quantised values, in a configuration that leaves them
+/// as they are. (Edited before the quantiser, an ablation would be quantised afresh, which moves
+/// every frequency of the embedding, not only the one removed.)
+fn embedding_as_read(params: &Params, effective: &Params) -> Params {
+    let c = &params.config;
+    if !c.quantises_group(QuantGroup::Embed) {
+        return params.clone();
+    }
+    let mut read = params.clone();
+    read.config.quantize = c.quantize.without(QuantGroup::Embed);
+    for id in [ParamId::WE, ParamId::WPos]
+        .into_iter()
+        .filter(|id| id.present(c))
+    {
+        read.get_mut(id).copy_from_slice(effective.get(id));
+    }
+    read
+}
+
+/// The logits (`n x d_vocab_out`) of residual-stream rows `x2` (`n x d_model`) of a model whose
+/// `effective` parameters are given (W_U quantised where the model quantises it): the final norm
 /// with its gain when the model has one, then `W_U` (and `b_U`).
-fn unembed(params: &Params, x2: &DMatrix<f64>) -> DMatrix<f64> {
+fn unembed(effective: &Params, x2: &DMatrix<f64>) -> DMatrix<f64> {
+    let params = effective;
     let c = &params.config;
     let mut input = x2.clone();
     if c.final_norm {

@@ -314,6 +314,7 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     let clusters = analysis::neurons::clusters(&neuron_fractions, CLUSTER_THRESHOLD);
     let neuron_fractions_pre = analysis::neurons::frequency_fractions(&mlp_pre, &basis);
     let resid_mid = to_matrix(n, c.d_model, &acts.resid_mid);
+    let mut ablation_engine = None;
     let neuron_level = levels::neuron_level(
         &mlp_pre,
         (&neuron_fractions_pre, &neuron_fractions),
@@ -332,6 +333,15 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
             last: &resid_final,
         },
         &mut |ablated| {
+            // Ablations of a quantised embedding leave it unquantised: another model.
+            let engine = if ablated.config == c {
+                &mut engine
+            } else {
+                if ablation_engine.is_none() {
+                    ablation_engine = Some(Engine::new(gpu, ablated, &all, None, &config.adamw)?);
+                }
+                ablation_engine.as_mut().expect("built above")
+            };
             engine.set_params(0, ablated)?;
             engine.evaluate()?;
             let logits = to_matrix(n, c.d_vocab_out(), &engine.train_logits(0)?);
