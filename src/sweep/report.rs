@@ -246,8 +246,17 @@ impl VariantStats {
                 100.0 * reference.sparse_share
             )
         };
+        let either = |x: f64, y: f64| x >= MAJORITY || y >= MAJORITY;
         let algorithm = if few {
             too_few()
+        } else if !either(self.key_algorithm_share, reference.key_algorithm_share) {
+            format!(
+                "undecided: neither is a key-frequency algorithm in {:.0}% of its runs (the loss \
+                 depends on the key frequencies alone in {:.0}% against {:.0}%)",
+                100.0 * MAJORITY,
+                100.0 * self.key_algorithm_share,
+                100.0 * reference.key_algorithm_share
+            )
         } else if !both(self.key_algorithm_share, reference.key_algorithm_share) {
             format!(
                 "different: the loss depends on the key frequencies alone in {:.0}% of runs against {:.0}%",
@@ -577,5 +586,19 @@ mod tests {
         }
         let few = VariantStats::new("few".into(), "few".into(), few.rows);
         assert!(versus(&few, &fp).features.starts_with("too few"));
+        // The loss depends on the key frequencies alone in 2 of 5 runs: different from a
+        // variant where it does in all, undecided against another where it does in 2 of 5.
+        let partial = |weights| {
+            let mut v = variant(weights, [0.7, 0.75, 0.8, 0.72, 0.78], "clock");
+            for r in &mut v.rows[2..] {
+                r.levels.key_algorithm = false;
+            }
+            VariantStats::new(format!("{weights:?}"), format!("{weights:?}"), v.rows)
+        };
+        let (ternary, binary) = (partial(Weights::Ternary), partial(Weights::Binary));
+        let c = versus(&ternary, &fp);
+        assert!(c.algorithm.starts_with("different"), "{}", c.algorithm);
+        let c = versus(&binary, &ternary);
+        assert!(c.algorithm.starts_with("undecided"), "{}", c.algorithm);
     }
 }

@@ -88,7 +88,8 @@ least 80% of both variants' runs have a loss that depends on the key frequencies
 them from W_E, and from the MLP output, leaves the model no better than chance, ln p; removing \
 every other frequency from W_E raises the loss by less than 0.1 ln p) and the majority kind is \
 the same (clock: distance irrelevance ≥ 0.6 and gradient symmetricity < 0.9; pizza: distance \
-irrelevance < 0.4 and gradient symmetricity ≥ 0.9; else mixed). The **implementation** differs \
+irrelevance < 0.4 and gradient symmetricity ≥ 0.9; else mixed); it is undecided when neither \
+variant reaches 80%. The **implementation** differs \
 when the fractions of neurons with ≥ 85% of their pre-ReLU variance in one frequency differ by a \
 two-sided Mann-Whitney test at p < 0.05 after Holm's correction over every test of the report, \
 with at least 20 points between the medians. Effects are differences of medians with percentile \
