@@ -154,7 +154,8 @@ fn a_models_readout_is_w_in_times_the_residual() {
         let pre = DMatrix::from_fn(p * p, m, |i, n| {
             (normed.row(i) * w_in.column(n))[(0, 0)] + b_in[n]
         });
-        let readout = levels::readout(&params, &pre, &mid, &basis);
+        let pre_fractions = neurons::frequency_fractions(&pre, &basis);
+        let readout = levels::readout(&params, (&pre, &pre_fractions), &mid, &basis);
         let expected = neurons::frequency_fractions(&(&mid * &w_in), &basis);
         assert!(
             (&readout.fractions - &expected).abs().max() < 1e-9,

@@ -99,29 +99,36 @@ pub struct Readout {
     pub scale_variation: Option<f64>,
 }
 
-/// The readout of a model's neurons from `pre` (`p² x M`) and `mid` (`p² x d_model`, the
-/// residual stream the MLP reads, whose RMS the model's linear norm divides by).
+/// The readout of a model's neurons from `pre` (`p² x M`, with its [`frequency_fractions`]) and
+/// `mid` (`p² x d_model`, the residual stream the MLP reads, whose RMS the model's linear norm
+/// divides by). Without that norm the readout is `pre` less its bias, with `pre`'s fractions.
+///
+/// [`frequency_fractions`]: analysis::neurons::frequency_fractions
 pub fn readout(
     params: &Params,
-    pre: &DMatrix<f64>,
+    (pre, pre_fractions): (&DMatrix<f64>, &DMatrix<f64>),
     mid: &DMatrix<f64>,
     basis: &FourierBasis,
 ) -> Readout {
     let c = &params.config;
-    let scale: Option<Vec<f64>> = (c.linear_norm == LinearNorm::Rms).then(|| {
-        mid.row_iter()
-            .map(|row| {
-                let values: Vec<f64> = row.iter().copied().collect();
-                1.0 / reference::quant::rms_norm(&values).1
-            })
-            .collect()
-    });
+    if c.linear_norm == LinearNorm::None {
+        return Readout {
+            fractions: pre_fractions.clone(),
+            scale_variation: None,
+        };
+    }
+    let scale: Vec<f64> = mid
+        .row_iter()
+        .map(|row| {
+            let values: Vec<f64> = row.iter().copied().collect();
+            1.0 / reference::quant::rms_norm(&values).1
+        })
+        .collect();
     let bias = c.biases.then(|| params.get(ParamId::BIn));
-    let ones = vec![1.0; pre.nrows()];
-    let read = neuron_measures::readout(pre, bias, scale.as_deref().unwrap_or(&ones));
+    let read = neuron_measures::readout(pre, bias, &scale);
     Readout {
         fractions: analysis::neurons::frequency_fractions(&read, basis),
-        scale_variation: scale.as_deref().map(neuron_measures::variation),
+        scale_variation: Some(neuron_measures::variation(&scale)),
     }
 }
 

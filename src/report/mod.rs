@@ -318,7 +318,12 @@ pub fn analyze(gpu: &Gpu, run: &Path, epoch: Option<usize>, progress: bool) -> R
     let neuron_level = levels::neuron_level(
         &mlp_pre,
         (&neuron_fractions_pre, &neuron_fractions),
-        &levels::readout(&params, &mlp_pre, &resid_mid, &basis),
+        &levels::readout(
+            &params,
+            (&mlp_pre, &neuron_fractions_pre),
+            &resid_mid,
+            &basis,
+        ),
         &analysis::neuron_logit_map(&params),
         &basis,
     );
