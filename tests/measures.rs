@@ -381,16 +381,7 @@ fn ablating_a_frequency_removes_it_and_nothing_else() {
 /// the removed frequency.
 #[test]
 fn ablations_of_a_fully_quantised_model_edit_what_it_reads() {
-    use bitgrok::model::QuantScope;
-    let mut config = common::tiny_config(
-        Weights::Ternary,
-        ActQuant::None,
-        LinearNorm::None,
-        true,
-        true,
-        true,
-    );
-    config.quantize = QuantScope::ALL;
+    let mut config = common::tiny_fully_quantised(true);
     config.biases = true;
     let (p, d) = (config.p, config.d_model);
     let params = Params::init(&config, 11).with_random_biases(11);

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use bitgrok::model::config::N_CTX;
 use bitgrok::model::{ActQuant, LinearNorm, ModelConfig, ParamId, Params, Weights};
-use bitgrok::model::{QuantScope, WeightCentre, WeightQuantiser, WeightScale};
+use bitgrok::model::{WeightCentre, WeightQuantiser, WeightScale};
 use bitgrok::optim::AdamW;
 use bitgrok::reference::{self, quant, ActRow, Exact, Quantiser, Site};
 use bitgrok::task::Examples;
@@ -546,15 +546,7 @@ fn gradients_of_every_weight_quantiser_match_the_frozen_offset_surrogate() {
 /// the check above could fail without the centring.
 #[test]
 fn centred_gradients_sum_to_zero_and_differ_from_straight_through() {
-    let mut config = common::tiny_config(
-        Weights::Ternary,
-        ActQuant::None,
-        LinearNorm::None,
-        true,
-        true,
-        false,
-    );
-    config.quantize = QuantScope::ALL;
+    let mut config = common::tiny_fully_quantised(false);
     let (tokens, labels) = all_examples(config.p);
     let params = Params::init(&config, 7);
     let (_, plain) = reference::loss_and_grads(&params, &tokens, &labels);

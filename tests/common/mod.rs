@@ -135,3 +135,20 @@ pub fn tiny_config(
         ..ModelConfig::preset(Preset::Nanda, 5)
     }
 }
+
+/// [`tiny_config`] with ternary weights everywhere (`--quantize all`), positional embeddings and
+/// causal attention.
+pub fn tiny_fully_quantised(final_norm: bool) -> bitgrok::model::ModelConfig {
+    use bitgrok::model::{ActQuant, LinearNorm, QuantScope, Weights};
+    bitgrok::model::ModelConfig {
+        quantize: QuantScope::ALL,
+        ..tiny_config(
+            Weights::Ternary,
+            ActQuant::None,
+            LinearNorm::None,
+            true,
+            true,
+            final_norm,
+        )
+    }
+}
