@@ -413,6 +413,9 @@ fn ablations_of_a_fully_quantised_model_edit_what_it_reads() {
         },
     )
     .unwrap();
+    // Every frequency's embedding ablation, the key ones' among them.
+    assert_eq!(level.embedding_losses.len(), basis.num_frequencies());
+    assert_eq!(level.ablations[0].embedding_loss, level.embedding_losses[0]);
     assert!(
         (level.mlp_baseline_loss - level.loss).abs() < 1e-9,
         "{} against {}",
@@ -442,6 +445,18 @@ fn ablations_of_a_fully_quantised_model_edit_what_it_reads() {
             );
         }
     }
+}
+
+#[test]
+fn needed_frequencies_are_those_whose_ablation_costs_a_tenth_of_chance() {
+    // ln p = 3: a frequency is needed when removing it raises the loss by 0.3 or more.
+    let a = levels::AlgorithmLevel {
+        chance_loss: 3.0,
+        loss: 0.1,
+        embedding_losses: vec![0.1, 0.5, 0.39, 2.0, 0.4],
+        ..Default::default()
+    };
+    assert_eq!(levels::needed(&a), vec![2, 4, 5]);
 }
 
 #[test]

@@ -21,8 +21,8 @@ use crate::run::{RunConfig, RunDir};
 /// again. 1: the generalisation rule of [`crate::metrics::Generalisation`] (before it, 99.9%
 /// of the test pairs at every size) and the neurons' readout; 2: the algorithm level's
 /// ablations of a model that quantises its embedding or unembedding edit, and unembed with,
-/// the quantised matrices.
-const ANALYSIS_VERSION: u32 = 2;
+/// the quantised matrices; 3: every frequency's embedding ablation.
+const ANALYSIS_VERSION: u32 = 3;
 
 /// What an analysis read (`analysis.json`'s `analysed`), and by which version of the analysis.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

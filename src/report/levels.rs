@@ -231,6 +231,10 @@ pub struct AlgorithmLevel {
     pub loss: f64,
     /// Per key frequency, the loss over all pairs with it ablated.
     pub ablations: Vec<FrequencyAblation>,
+    /// Per frequency `1..=K`, key or not, the loss over all pairs with it alone removed from the
+    /// embedding (empty in analyses written before it).
+    #[serde(default)]
+    pub embedding_losses: Vec<f64>,
     /// All key frequencies ablated from the embedding at once.
     pub embedding_all_keys_loss: f64,
     /// Every frequency but the key ones ablated from the embedding.
@@ -302,14 +306,18 @@ pub fn algorithm_level(
         let x2 = resid.mid + removed;
         analysis::measures::cross_entropy(&unembed(&effective, &x2), &labels)
     };
-    let mut ablations = Vec::new();
-    for &k in keys {
-        ablations.push(FrequencyAblation {
+    // Every frequency alone, key or not: which the loss needs, whatever the energies say.
+    let embedding_losses = (1..=basis.num_frequencies())
+        .map(|k| loss_with(&embedding_without(&[k])))
+        .collect::<Result<Vec<f64>>>()?;
+    let ablations = keys
+        .iter()
+        .map(|&k| FrequencyAblation {
             frequency: k,
-            embedding_loss: loss_with(&embedding_without(&[k]))?,
+            embedding_loss: embedding_losses[k - 1],
             mlp_loss: mlp_without(&[k]),
-        });
-    }
+        })
+        .collect();
     let non_keys: Vec<usize> = (1..=basis.num_frequencies())
         .filter(|k| !keys.contains(k))
         .collect();
@@ -318,6 +326,7 @@ pub fn algorithm_level(
         chance_loss: (p as f64).ln(),
         loss,
         ablations,
+        embedding_losses,
         embedding_all_keys_loss: loss_with(&embedding_without(keys))?,
         embedding_non_keys_loss: loss_with(&embedding_without(&non_keys))?,
         mlp_all_keys_loss: mlp_without(keys),
@@ -487,6 +496,10 @@ pub struct LevelSummary {
     pub clock_form_fraction: f64,
     /// Loss with all key frequencies removed from W_E, over ln p.
     pub all_keys_ablated_over_chance: f64,
+    /// Frequencies whose removal alone from W_E raises the loss by at least
+    /// [`SUFFICIENT_RISE`] · ln p, and how many of them are not key frequencies.
+    pub needed_frequencies: usize,
+    pub needed_outside_keys: usize,
     /// "clock", "pizza" or "mixed" ([`classify`]).
     pub kind: String,
     /// Implementation: clustered fractions at the 0.85 cut.
@@ -498,6 +511,17 @@ pub struct LevelSummary {
     pub clustered_readout: f64,
     pub median_frequencies_needed_pre: f64,
     pub median_firing_rate: f64,
+}
+
+/// The frequencies (1-based) whose removal alone from W_E raises the loss by at least
+/// [`SUFFICIENT_RISE`] · ln p: the ones the loss needs, found by ablation rather than energy.
+pub fn needed(a: &AlgorithmLevel) -> Vec<usize> {
+    a.embedding_losses
+        .iter()
+        .enumerate()
+        .filter(|(_, &l)| l - a.loss >= SUFFICIENT_RISE * a.chance_loss)
+        .map(|(i, _)| i + 1)
+        .collect()
 }
 
 /// The loss depends on the key frequencies alone: removing them from W_E, and from the MLP
@@ -526,6 +550,11 @@ impl LevelSummary {
             clock_form_fraction: s.algorithm.clock_form_fraction,
             all_keys_ablated_over_chance: s.algorithm.embedding_all_keys_loss
                 / s.algorithm.chance_loss,
+            needed_frequencies: needed(&s.algorithm).len(),
+            needed_outside_keys: needed(&s.algorithm)
+                .iter()
+                .filter(|k| !s.key_frequencies.contains(k))
+                .count(),
             kind: if s.clock_pizza.kind.is_empty() {
                 "unclassified".into()
             } else {

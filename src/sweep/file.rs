@@ -117,6 +117,7 @@ impl SweepFile {
              n_key_frequencies,key_frequency_share,clustered_fraction,restricted_loss,\
              excluded_loss,distance_irrelevance,gradient_symmetricity,kind,reached_at,relapses,\
              sparse_features,key_algorithm,clock_form_fraction,all_keys_ablated_over_chance,\
+             needed_frequencies,needed_outside_keys,\
              clustered_pre,clustered_post,clustered_null,clustered_pre_weighted,\
              clustered_readout,median_frequencies_needed_pre,median_firing_rate,axes\n",
         );
@@ -126,7 +127,7 @@ impl SweepFile {
             let freqs: Vec<String> = r.key_frequencies.iter().map(|f| f.to_string()).collect();
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{},{},{},{},{},{:e},{:e},{},{},{},{},{},{:e},{:e},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{:e},{:e},{},{},{},{},{},{:e},{:e},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 s.name,
                 name_of(s.weights),
                 name_of(s.act_quant),
@@ -156,6 +157,8 @@ impl SweepFile {
                 r.levels.key_algorithm,
                 r.levels.clock_form_fraction,
                 r.levels.all_keys_ablated_over_chance,
+                r.levels.needed_frequencies,
+                r.levels.needed_outside_keys,
                 r.levels.clustered_pre,
                 r.levels.clustered_post,
                 r.levels.clustered_null,
