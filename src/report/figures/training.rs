@@ -25,6 +25,7 @@ pub(super) fn training_curves(an: &Analysis) -> Drawn {
     .into_iter()
     .filter_map(|(name, e)| e.map(|e| (e as f64, name.to_string())))
     .collect();
+    let marks = merge_close(marks, an.metrics.last().map_or(0.0, |m| m.epoch as f64));
     let curve = |f: &dyn Fn(&crate::metrics::EpochMetrics) -> f32| -> Vec<(f64, f64)> {
         an.metrics
             .iter()
@@ -168,9 +169,41 @@ fn phase_spans(ph: &Phases, end: f64) -> Vec<(f64, f64, String)> {
     spans
 }
 
+/// Phase marks closer than 3% of the run's `end` drawn as one line, labelled with each name
+/// (their labels would print over each other; the caption gives every epoch).
+fn merge_close(mut marks: Vec<(f64, String)>, end: f64) -> Vec<(f64, String)> {
+    marks.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut merged: Vec<(f64, String)> = Vec::new();
+    for (epoch, name) in marks {
+        match merged.last_mut() {
+            Some((last, names)) if epoch - *last < 0.03 * end => *names += &format!(", {name}"),
+            _ => merged.push((epoch, name)),
+        }
+    }
+    merged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_phase_marks_share_a_line() {
+        let marks = |m: &[(f64, &str)]| m.iter().map(|&(e, n)| (e, n.to_string())).collect();
+        // Grokked two epochs before memorisation held (seen at p = 23), and far from both.
+        assert_eq!(
+            merge_close(
+                marks(&[
+                    (1123.0, "memorised"),
+                    (828.0, "generalised"),
+                    (1121.0, "grokked")
+                ]),
+                3000.0
+            ),
+            marks(&[(828.0, "generalised"), (1121.0, "grokked, memorised")])
+        );
+        assert_eq!(merge_close(Vec::new(), 0.0), Vec::new());
+    }
 
     #[test]
     fn phases_without_epochs_are_left_out() {
