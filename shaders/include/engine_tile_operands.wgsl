@@ -31,6 +31,16 @@ fn tile_k() -> u32 {
     return prm.k;
 }
 
+// Offset of contraction step k in an operand with strides s_lo (k_lo) and s_hi (k_hi): the
+// division into (k_hi, k_lo) only for a product whose contraction is split (k_div < k), since a
+// division per element would cost more than the element's share of the product.
+fn k_offset(k: u32, s_lo: u32, s_hi: u32) -> u32 {
+    if prm.k_div >= prm.k {
+        return k * s_lo;
+    }
+    return k_at(k_pos(k), s_lo, s_hi);
+}
+
 fn tile_a(tile: TileAt, row: u32, k: u32) -> f32 {
     if row >= prm.m || k >= prm.k {
         return 0.0;
@@ -39,7 +49,7 @@ fn tile_a(tile: TileAt, row: u32, k: u32) -> f32 {
     if TILE_FORM == INT8_TILES {
         return f32(a_code(base + row * prm.a.s_row + k));
     }
-    let off = row * prm.a.s_row + k_at(k_pos(k), prm.a.s_col, prm.a_k_hi);
+    let off = row * prm.a.s_row + k_offset(k, prm.a.s_col, prm.a_k_hi);
     return a_element(base + off, row, k, TILE_FORM == CODE_TILES);
 }
 
@@ -52,7 +62,7 @@ fn tile_b(tile: TileAt, k: u32, col: u32) -> f32 {
         let base = prm.b.off + tile.batch * prm.b.s_batch - prm.b_param_off;
         return f32(weight_code(base + k * prm.b.s_row + col * prm.b.s_col));
     }
-    let off = k_at(k_pos(k), prm.b.s_row, prm.b_k_hi) + col * prm.b.s_col;
+    let off = k_offset(k, prm.b.s_row, prm.b_k_hi) + col * prm.b.s_col;
     return b_element(prm.b.off + tile.batch * prm.b.s_batch + off, prm.b_packed != 0u);
 }
 
